@@ -1,0 +1,46 @@
+# Weir: a Kafka wire-protocol-compatible broker.
+#
+#   make help    this list (the default)
+#   make setup   install system packages and the Python test venv (idempotent)
+#   make build   build the broker (release) and the test crates
+#   make run     run a single broker: 127.0.0.1:9092, data in ./data
+#   make test    setup + build + unit tests + protocol tests (Rust, kcat, Python clients)
+#   make lint    cargo fmt --check and clippy with -D warnings
+#   make bench   rdkafka_performance against a fresh broker (see scripts/bench.sh)
+#   make clean   remove build output and ./data
+
+CARGO ?= cargo
+PYTEST_ARGS ?=
+
+.PHONY: help setup build run test test-rust test-python lint bench clean
+
+help:
+	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
+
+setup:
+	./scripts/setup.sh
+
+build:
+	$(CARGO) build --release --workspace --all-targets
+
+run:
+	$(CARGO) run --release -p weir --bin weir
+
+test: setup build test-rust test-python
+
+test-rust:
+	$(CARGO) test --release --workspace -- --test-threads=2
+
+test-python:
+	.venv/bin/python -m pytest -q protocol-tests/python $(PYTEST_ARGS)
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --all-targets -- -D warnings
+
+bench: build
+	./scripts/bench.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf data

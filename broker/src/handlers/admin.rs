@@ -1,0 +1,369 @@
+//! CreateTopics, DeleteTopics and DescribeConfigs.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::{
+    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    DescribeConfigsRequest, DescribeConfigsResponse, TopicName,
+};
+use uuid::Uuid;
+
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::config::{ConfigSource, ConfigType, BROKER_CONFIGS};
+use crate::log::{TopicConfig, TOPIC_CONFIGS};
+use crate::metadata::{MetadataError, NewTopic, TopicRecord};
+use crate::protocol::ErrorCode;
+
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+
+pub fn create_topics(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: CreateTopicsRequest,
+) -> CreateTopicsResponse {
+    let mut seen = HashSet::new();
+    let duplicates: HashSet<String> = request
+        .topics
+        .iter()
+        .filter(|t| !seen.insert(t.name.0.to_string()))
+        .map(|t| t.name.0.to_string())
+        .collect();
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = topic.name.0.to_string();
+            let result = CreatableTopicResult::default().with_name(topic.name.clone());
+            if duplicates.contains(&name) {
+                return failed(
+                    result,
+                    version,
+                    ErrorCode::InvalidRequest,
+                    format!("Duplicate topic name: {name}"),
+                );
+            }
+            let new_topic = NewTopic {
+                name: name.clone(),
+                partitions: topic.num_partitions,
+                replication_factor: topic.replication_factor,
+                assignments: topic
+                    .assignments
+                    .iter()
+                    .map(|a| {
+                        (
+                            a.partition_index,
+                            a.broker_ids.iter().map(|b| b.0).collect(),
+                        )
+                    })
+                    .collect(),
+                configs: topic
+                    .configs
+                    .iter()
+                    .filter_map(|c| {
+                        c.value
+                            .as_ref()
+                            .map(|v| (c.name.to_string(), v.to_string()))
+                    })
+                    .collect(),
+            };
+            match broker
+                .controller
+                .create_topic(new_topic, request.validate_only)
+            {
+                Ok(record) if version >= 5 => result
+                    .with_topic_id(if request.validate_only || version < 7 {
+                        Uuid::nil()
+                    } else {
+                        record.id
+                    })
+                    .with_num_partitions(record.partitions)
+                    .with_replication_factor(record.replication_factor)
+                    .with_configs(Some(created_configs(broker, &record))),
+                Ok(_) => result,
+                Err(e) => failed(result, version, e.code(), e.to_string()),
+            }
+        })
+        .collect();
+    CreateTopicsResponse::default().with_topics(topics)
+}
+
+fn failed(
+    result: CreatableTopicResult,
+    version: i16,
+    code: ErrorCode,
+    message: String,
+) -> CreatableTopicResult {
+    let result = result
+        .with_error_code(code.code())
+        .with_error_message(Some(str_bytes(message)));
+    if version >= 5 {
+        result.with_num_partitions(-1).with_replication_factor(-1)
+    } else {
+        result
+    }
+}
+
+fn created_configs(broker: &Arc<Broker>, record: &TopicRecord) -> Vec<CreatableTopicConfigs> {
+    TOPIC_CONFIGS
+        .iter()
+        .filter_map(|def| {
+            let (value, source) = topic_value(broker, &record.configs, def.name)?;
+            Some(
+                CreatableTopicConfigs::default()
+                    .with_name(str_bytes(def.name))
+                    .with_value(Some(str_bytes(value)))
+                    .with_config_source(source),
+            )
+        })
+        .collect()
+}
+
+/// A topic config's effective value and its DescribeConfigs source code.
+fn topic_value(
+    broker: &Arc<Broker>,
+    overrides: &BTreeMap<String, String>,
+    key: &str,
+) -> Option<(String, i8)> {
+    let (value, from_topic) = TopicConfig::effective(&broker.config, overrides, key)?;
+    let source = if from_topic {
+        SOURCE_DYNAMIC_TOPIC
+    } else {
+        broker_synonym_source(broker, key).describe_code()
+    };
+    Some((value, source))
+}
+
+fn broker_synonym_source(broker: &Arc<Broker>, key: &str) -> ConfigSource {
+    TOPIC_CONFIGS
+        .iter()
+        .find(|d| d.name == key)
+        .and_then(|d| d.broker_synonym)
+        .and_then(|k| broker.config.value(k))
+        .map(|(_, source)| source)
+        .unwrap_or(ConfigSource::Default)
+}
+
+pub fn delete_topics(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
+    let mut targets: Vec<(Option<String>, Uuid)> = request
+        .topic_names
+        .iter()
+        .map(|n| (Some(n.0.to_string()), Uuid::nil()))
+        .collect();
+    targets.extend(
+        request
+            .topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)),
+    );
+    let responses = targets
+        .into_iter()
+        .map(|(name, id)| {
+            let resolved = match (&name, id) {
+                (Some(name), _) => Ok(name.clone()),
+                (None, id) => broker
+                    .controller
+                    .image()
+                    .topic_by_id(&id)
+                    .map(|r| r.name.clone())
+                    .ok_or(MetadataError::UnknownTopicId),
+            };
+            let outcome = resolved.and_then(|n| broker.controller.delete_topic(&n));
+            let result = DeletableTopicResult::default()
+                .with_name(name.clone().map(|n| TopicName(str_bytes(n))))
+                .with_topic_id(id);
+            match outcome {
+                Ok(record) => result
+                    .with_name(Some(TopicName(str_bytes(record.name.clone()))))
+                    .with_topic_id(if version >= 6 { record.id } else { id }),
+                Err(e) if version >= 5 => result
+                    .with_error_code(e.code().code())
+                    .with_error_message(Some(str_bytes(e.to_string()))),
+                Err(e) => result.with_error_code(e.code().code()),
+            }
+        })
+        .collect();
+    DeleteTopicsResponse::default().with_responses(responses)
+}
+
+pub fn describe_configs(
+    broker: &Arc<Broker>,
+    version: i16,
+    mut request: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
+    let resources = std::mem::take(&mut request.resources);
+    let results = resources
+        .into_iter()
+        .map(|resource| {
+            let wanted: Option<HashSet<String>> = resource
+                .configuration_keys
+                .map(|keys| keys.iter().map(|k| k.to_string()).collect());
+            let keep = |name: &str| wanted.as_ref().is_none_or(|w| w.contains(name));
+            let result = DescribeConfigsResult::default()
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name.clone());
+            let name = resource.resource_name.to_string();
+            let configs = match resource.resource_type {
+                RESOURCE_TOPIC => describe_topic_configs(broker, &name, &request, &keep),
+                RESOURCE_BROKER => describe_broker_configs(broker, &name, &request, &keep),
+                other => Err((
+                    ErrorCode::InvalidRequest,
+                    format!("Unsupported resource type {other}"),
+                )),
+            };
+            match configs {
+                Ok(mut configs) => {
+                    if version < 3 {
+                        for c in &mut configs {
+                            c.config_type = 0;
+                            c.documentation = None;
+                        }
+                    }
+                    result.with_configs(configs)
+                }
+                Err((code, message)) => result
+                    .with_error_code(code.code())
+                    .with_error_message(Some(str_bytes(message))),
+            }
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+type Described = Result<Vec<DescribeConfigsResourceResult>, (ErrorCode, String)>;
+
+fn describe_topic_configs(
+    broker: &Arc<Broker>,
+    topic: &str,
+    request: &DescribeConfigsRequest,
+    keep: &dyn Fn(&str) -> bool,
+) -> Described {
+    let record = broker.controller.image().topic(topic).cloned().ok_or((
+        ErrorCode::UnknownTopicOrPartition,
+        format!("Topic {topic} does not exist."),
+    ))?;
+    Ok(TOPIC_CONFIGS
+        .iter()
+        .filter(|def| keep(def.name))
+        .filter_map(|def| {
+            let (value, source) = topic_value(broker, &record.configs, def.name)?;
+            let mut entry = config_entry(
+                def.name,
+                Some(value.clone()),
+                source,
+                false,
+                false,
+                def.kind,
+                def.doc,
+                request,
+            );
+            if request.include_synonyms {
+                if source == SOURCE_DYNAMIC_TOPIC {
+                    entry
+                        .synonyms
+                        .push(synonym(def.name, &value, SOURCE_DYNAMIC_TOPIC));
+                }
+                if let Some(key) = def.broker_synonym {
+                    if let Some((v, ConfigSource::StaticBroker)) = broker.config.value(key) {
+                        entry.synonyms.push(synonym(
+                            key,
+                            v,
+                            ConfigSource::StaticBroker.describe_code(),
+                        ));
+                    }
+                    let default = def.default.to_string();
+                    entry.synonyms.push(synonym(
+                        key,
+                        &default,
+                        ConfigSource::Default.describe_code(),
+                    ));
+                }
+            }
+            Some(entry)
+        })
+        .collect())
+}
+
+fn describe_broker_configs(
+    broker: &Arc<Broker>,
+    name: &str,
+    request: &DescribeConfigsRequest,
+    keep: &dyn Fn(&str) -> bool,
+) -> Described {
+    let node = broker.config.node_id.to_string();
+    if !name.is_empty() && name != node {
+        return Err((
+            ErrorCode::InvalidRequest,
+            format!("Unexpected broker id, expected {node} or empty string, but received {name}"),
+        ));
+    }
+    let mut out = Vec::new();
+    for (key, value, source) in broker.config.entries() {
+        if !keep(key) {
+            continue;
+        }
+        let def = BROKER_CONFIGS.iter().find(|d| d.name == key);
+        let kind = def.map(|d| d.kind).unwrap_or(ConfigType::String);
+        let sensitive = kind == ConfigType::Password;
+        let shown = (!sensitive).then(|| value.to_string());
+        let mut entry = config_entry(
+            key,
+            shown,
+            source.describe_code(),
+            true,
+            sensitive,
+            kind,
+            def.map(|d| d.doc).unwrap_or(""),
+            request,
+        );
+        if request.include_synonyms && !sensitive {
+            entry
+                .synonyms
+                .push(synonym(key, value, source.describe_code()));
+        }
+        out.push(entry);
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn config_entry(
+    name: &str,
+    value: Option<String>,
+    source: i8,
+    read_only: bool,
+    sensitive: bool,
+    kind: ConfigType,
+    doc: &str,
+    request: &DescribeConfigsRequest,
+) -> DescribeConfigsResourceResult {
+    DescribeConfigsResourceResult::default()
+        .with_name(str_bytes(name))
+        .with_value(value.map(str_bytes))
+        .with_read_only(read_only)
+        .with_config_source(source)
+        .with_is_sensitive(sensitive)
+        .with_config_type(kind.describe_code())
+        .with_documentation(request.include_documentation.then(|| str_bytes(doc)))
+}
+
+fn synonym(name: &str, value: &str, source: i8) -> DescribeConfigsSynonym {
+    DescribeConfigsSynonym::default()
+        .with_name(str_bytes(name))
+        .with_value(Some(str_bytes(value)))
+        .with_source(source)
+}

@@ -1,0 +1,423 @@
+//! Fetch, ListOffsets and OffsetForLeaderEpoch.
+//!
+//! A fetch reads whole stored batches up to the high watermark (or the last stable offset
+//! for read_committed). If fewer than `min_bytes` are there it waits, woken by any append to
+//! its partitions, until `max_wait_ms`. The first partition with data always gets at least
+//! one whole batch even past the byte limits, so a consumer can never be stuck on a large
+//! batch; after that `max_bytes` and each partition's `partition_max_bytes` hold.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::select_all;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{
+    FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, ResponseKind, TopicName,
+};
+use uuid::Uuid;
+
+use super::{str_bytes, Reply};
+use crate::broker::Broker;
+use crate::protocol::ErrorCode;
+use crate::replication::fetch_session::{FetchTarget, PartitionView};
+use crate::replication::Partition;
+
+const READ_COMMITTED: i8 = 1;
+const EARLIEST_TIMESTAMP: i64 = -2;
+const LATEST_TIMESTAMP: i64 = -1;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+const LATEST_TIERED_TIMESTAMP: i64 = -5;
+
+/// Checks a client's view of the leader epoch against the partition's.
+fn check_leader_epoch(partition: &Partition, client_epoch: i32) -> Result<(), ErrorCode> {
+    match client_epoch {
+        e if e < 0 || e == partition.leader_epoch => Ok(()),
+        e if e > partition.leader_epoch => Err(ErrorCode::UnknownLeaderEpoch),
+        _ => Err(ErrorCode::FencedLeaderEpoch),
+    }
+}
+
+/// One partition of a fetch, with what was read for it.
+struct FetchSlot {
+    target: FetchTarget,
+    partition: Option<Arc<Partition>>,
+    error: ErrorCode,
+    records: Bytes,
+}
+
+pub fn fetch(broker: &Arc<Broker>, version: i16, request: FetchRequest) -> Reply {
+    let broker = Arc::clone(broker);
+    Reply::Pending(Box::pin(async move {
+        ResponseKind::Fetch(run_fetch(&broker, version, request).await)
+    }))
+}
+
+async fn run_fetch(broker: &Arc<Broker>, version: i16, request: FetchRequest) -> FetchResponse {
+    let image = broker.controller.image();
+    let resolve = |name: &TopicName, id: Uuid| -> (Arc<str>, Uuid) {
+        if version >= 13 {
+            match image.topic_by_id(&id) {
+                Some(record) => (Arc::from(record.name.as_str()), id),
+                None => (Arc::from(""), id),
+            }
+        } else {
+            let id = image.topic(&name.0).map(|r| r.id).unwrap_or_default();
+            (Arc::from(name.0.as_str()), id)
+        }
+    };
+    let mut updates = Vec::new();
+    for topic in &request.topics {
+        let (name, id) = resolve(&topic.topic, topic.topic_id);
+        for p in &topic.partitions {
+            updates.push(FetchTarget {
+                topic: Arc::clone(&name),
+                topic_id: id,
+                partition: p.partition,
+                fetch_offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes,
+            });
+        }
+    }
+    let forgotten = request
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|t| {
+            let (name, _) = resolve(&t.topic, t.topic_id);
+            t.partitions.iter().map(move |p| (Arc::clone(&name), *p))
+        })
+        .collect();
+    let now = broker.clock.now_ms();
+    let session = match broker.fetch_sessions.begin(
+        request.session_id,
+        request.session_epoch,
+        updates,
+        forgotten,
+        now,
+    ) {
+        Ok(session) => session,
+        Err(code) => return fetch_error(code),
+    };
+    let client_epochs: HashMap<(Arc<str>, i32), i32> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            let (name, _) = resolve(&t.topic, t.topic_id);
+            t.partitions
+                .iter()
+                .map(move |p| ((Arc::clone(&name), p.partition), p.current_leader_epoch))
+        })
+        .collect();
+    let mut slots: Vec<FetchSlot> = session
+        .targets
+        .into_iter()
+        .map(|target| {
+            let partition = broker.replicas.partition(&target.topic, target.partition);
+            let error = match &partition {
+                None if version >= 13 && target.topic.is_empty() => ErrorCode::UnknownTopicId,
+                None => ErrorCode::UnknownTopicOrPartition,
+                Some(p) => {
+                    let epoch = client_epochs
+                        .get(&(Arc::clone(&target.topic), target.partition))
+                        .copied()
+                        .unwrap_or(-1);
+                    check_leader_epoch(p, epoch)
+                        .err()
+                        .unwrap_or(ErrorCode::None)
+                }
+            };
+            FetchSlot {
+                target,
+                partition,
+                error,
+                records: Bytes::new(),
+            }
+        })
+        .collect();
+
+    let read_committed = request.isolation_level == READ_COMMITTED;
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    let min_bytes = request.min_bytes.max(0) as usize;
+    let max_bytes = if request.max_bytes <= 0 {
+        i32::MAX as usize
+    } else {
+        request.max_bytes as usize
+    };
+    loop {
+        let partitions: Vec<Arc<Partition>> =
+            slots.iter().filter_map(|s| s.partition.clone()).collect();
+        let mut wakeups: Vec<_> = partitions.iter().map(|p| Box::pin(p.appended())).collect();
+        for w in &mut wakeups {
+            w.as_mut().enable();
+        }
+        let total = read_slots(&mut slots, read_committed, max_bytes);
+        let errors = slots.iter().any(|s| s.error != ErrorCode::None);
+        if total >= min_bytes
+            || errors
+            || wakeups.is_empty()
+            || tokio::time::Instant::now() >= deadline
+        {
+            break;
+        }
+        if tokio::time::timeout_at(deadline, select_all(wakeups))
+            .await
+            .is_err()
+        {
+            read_slots(&mut slots, read_committed, max_bytes);
+            break;
+        }
+    }
+    build_response(
+        broker,
+        version,
+        session.session_id,
+        session.incremental,
+        read_committed,
+        slots,
+    )
+}
+
+/// Reads every slot from its fetch offset; returns the total bytes read.
+fn read_slots(slots: &mut [FetchSlot], read_committed: bool, max_bytes: usize) -> usize {
+    let mut total = 0usize;
+    for slot in slots.iter_mut() {
+        slot.records = Bytes::new();
+        let Some(partition) = &slot.partition else {
+            continue;
+        };
+        if slot.error != ErrorCode::None && slot.error != ErrorCode::OffsetOutOfRange {
+            continue;
+        }
+        let upper = if read_committed {
+            partition.last_stable_offset()
+        } else {
+            partition.high_watermark()
+        };
+        let remaining = max_bytes.saturating_sub(total);
+        if remaining == 0 && total > 0 {
+            continue;
+        }
+        let limit = remaining.min(slot.target.max_bytes.max(0) as usize);
+        // With nothing read yet a batch above the limits is still returned whole.
+        let limit = if total == 0 { limit.max(1) } else { limit };
+        let read = partition
+            .plan_read(slot.target.fetch_offset, upper, limit)
+            .and_then(|plan| plan.map(|p| p.read()).transpose());
+        match read {
+            Ok(Some(data)) => {
+                if total > 0 && data.records.len() > limit {
+                    continue;
+                }
+                total += data.records.len();
+                slot.records = data.records;
+                slot.error = ErrorCode::None;
+            }
+            Ok(None) => slot.error = ErrorCode::None,
+            Err(e) => slot.error = e.code(),
+        }
+    }
+    total
+}
+
+fn build_response(
+    broker: &Arc<Broker>,
+    version: i16,
+    session_id: i32,
+    incremental: bool,
+    read_committed: bool,
+    slots: Vec<FetchSlot>,
+) -> FetchResponse {
+    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    for slot in slots {
+        let (hw, lso, log_start) = match &slot.partition {
+            Some(p) => (
+                p.high_watermark(),
+                p.last_stable_offset(),
+                p.log_start_offset(),
+            ),
+            None => (-1, -1, -1),
+        };
+        let view = PartitionView {
+            high_watermark: hw,
+            last_stable_offset: lso,
+            log_start_offset: log_start,
+        };
+        let has_news = !slot.records.is_empty() || slot.error != ErrorCode::None;
+        if incremental
+            && !broker.fetch_sessions.note_response(
+                session_id,
+                &slot.target.topic,
+                slot.target.partition,
+                view,
+                has_news,
+            )
+        {
+            continue;
+        }
+        if !incremental {
+            broker.fetch_sessions.note_response(
+                session_id,
+                &slot.target.topic,
+                slot.target.partition,
+                view,
+                has_news,
+            );
+        }
+        let data = PartitionData::default()
+            .with_partition_index(slot.target.partition)
+            .with_error_code(slot.error.code())
+            .with_high_watermark(hw)
+            .with_last_stable_offset(lso)
+            .with_log_start_offset(if version >= 5 { log_start } else { -1 })
+            .with_aborted_transactions(read_committed.then(Vec::new))
+            .with_records(Some(slot.records));
+        match topics.last_mut() {
+            Some(t) if fetch_topic_matches(t, &slot.target, version) => t.partitions.push(data),
+            _ => {
+                let topic = FetchableTopicResponse::default().with_partitions(vec![data]);
+                topics.push(if version >= 13 {
+                    topic.with_topic_id(slot.target.topic_id)
+                } else {
+                    topic.with_topic(TopicName(str_bytes(slot.target.topic.to_string())))
+                });
+            }
+        }
+    }
+    FetchResponse::default()
+        .with_session_id(session_id)
+        .with_responses(topics)
+}
+
+/// A top-level fetch error (v7+, where sessions exist).
+fn fetch_error(code: ErrorCode) -> FetchResponse {
+    FetchResponse::default().with_error_code(code.code())
+}
+
+fn fetch_topic_matches(topic: &FetchableTopicResponse, target: &FetchTarget, version: i16) -> bool {
+    if version >= 13 {
+        topic.topic_id == target.topic_id
+    } else {
+        *topic.topic.0 == *target.topic
+    }
+}
+
+pub fn list_offsets(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: ListOffsetsRequest,
+) -> ListOffsetsResponse {
+    let read_committed = request.isolation_level == READ_COMMITTED;
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let response = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index);
+                    let Some(partition) =
+                        broker.replicas.partition(&topic.name.0, p.partition_index)
+                    else {
+                        return response.with_error_code(ErrorCode::UnknownTopicOrPartition.code());
+                    };
+                    if let Err(code) = check_leader_epoch(&partition, p.current_leader_epoch) {
+                        return response.with_error_code(code.code());
+                    }
+                    match offset_for_timestamp(&partition, p.timestamp, read_committed) {
+                        Ok((timestamp, offset)) => response
+                            .with_timestamp(timestamp)
+                            .with_offset(offset)
+                            .with_leader_epoch(if version >= 4 {
+                                partition.leader_epoch
+                            } else {
+                                -1
+                            }),
+                        Err(code) => response.with_error_code(code.code()),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// The (timestamp, offset) ListOffsets answers for a target timestamp or sentinel.
+fn offset_for_timestamp(
+    partition: &Partition,
+    timestamp: i64,
+    read_committed: bool,
+) -> Result<(i64, i64), ErrorCode> {
+    let upper = if read_committed {
+        partition.last_stable_offset()
+    } else {
+        partition.high_watermark()
+    };
+    let found = match timestamp {
+        EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
+            return Ok((-1, partition.log_start_offset()))
+        }
+        LATEST_TIMESTAMP => return Ok((-1, upper)),
+        LATEST_TIERED_TIMESTAMP => return Ok((-1, partition.log_start_offset() - 1)),
+        MAX_TIMESTAMP => partition.max_timestamp(),
+        t if t >= 0 => partition.lookup_timestamp(t),
+        _ => return Err(ErrorCode::InvalidRequest),
+    };
+    match found {
+        Ok(Some(hit)) if hit.offset < upper => Ok((hit.timestamp, hit.offset)),
+        Ok(_) => Ok((-1, -1)),
+        Err(e) => Err(e.code()),
+    }
+}
+
+pub fn offset_for_leader_epoch(
+    broker: &Arc<Broker>,
+    request: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let response = EpochEndOffset::default().with_partition(p.partition);
+                    let Some(partition) = broker.replicas.partition(&topic.topic.0, p.partition)
+                    else {
+                        return response.with_error_code(ErrorCode::UnknownTopicOrPartition.code());
+                    };
+                    if let Err(code) = check_leader_epoch(&partition, p.current_leader_epoch) {
+                        return response.with_error_code(code.code());
+                    }
+                    // One epoch so far, starting at offset 0: it ends at the log end offset.
+                    if p.leader_epoch == partition.leader_epoch {
+                        response
+                            .with_leader_epoch(partition.leader_epoch)
+                            .with_end_offset(partition.log_end_offset())
+                    } else {
+                        response.with_leader_epoch(-1).with_end_offset(-1)
+                    }
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default()
+                .with_topic(topic.topic)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetForLeaderEpochResponse::default().with_topics(topics)
+}

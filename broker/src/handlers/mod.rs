@@ -1,0 +1,88 @@
+//! Request handlers: decode, call one subsystem, encode. No state lives here.
+//!
+//! [`handle`] runs on the connection's reader in request order, so the part of a handler
+//! that changes state (appending a produce) happens in the order requests arrived. What a
+//! handler must wait for (a long-polling fetch, an fsync for acks) it returns as
+//! [`Reply::Pending`], which the connection's writer awaits in order.
+
+mod admin;
+mod api_versions;
+mod cluster;
+mod fetch;
+mod produce;
+mod producer_id;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::Broker;
+
+pub use api_versions::unsupported_version_response;
+
+/// A response still being worked out.
+pub type ResponseFuture = Pin<Box<dyn Future<Output = ResponseKind> + Send>>;
+
+/// What a handler gives back to the connection.
+pub enum Reply {
+    Ready(ResponseKind),
+    Pending(ResponseFuture),
+    /// No response is sent (Produce with acks=0).
+    Silent,
+    /// Close the connection (Produce with acks=0 that failed, as Kafka does).
+    Close(String),
+}
+
+/// Dispatches one decoded request. Only APIs of the version table reach here.
+pub fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: RequestKind) -> Reply {
+    let version = header.request_api_version;
+    match request {
+        RequestKind::ApiVersions(_) => {
+            Reply::Ready(ResponseKind::ApiVersions(api_versions::handle(version)))
+        }
+        RequestKind::Metadata(r) => Reply::Ready(ResponseKind::Metadata(cluster::metadata(
+            broker, version, r,
+        ))),
+        RequestKind::DescribeCluster(r) => Reply::Ready(ResponseKind::DescribeCluster(
+            cluster::describe_cluster(broker, version, r),
+        )),
+        RequestKind::CreateTopics(r) => Reply::Ready(ResponseKind::CreateTopics(
+            admin::create_topics(broker, version, r),
+        )),
+        RequestKind::DeleteTopics(r) => Reply::Ready(ResponseKind::DeleteTopics(
+            admin::delete_topics(broker, version, r),
+        )),
+        RequestKind::DescribeConfigs(r) => Reply::Ready(ResponseKind::DescribeConfigs(
+            admin::describe_configs(broker, version, r),
+        )),
+        RequestKind::InitProducerId(r) => Reply::Ready(ResponseKind::InitProducerId(
+            producer_id::init_producer_id(broker, r),
+        )),
+        RequestKind::Produce(r) => produce::produce(broker, version, r),
+        RequestKind::Fetch(r) => fetch::fetch(broker, version, r),
+        RequestKind::ListOffsets(r) => Reply::Ready(ResponseKind::ListOffsets(
+            fetch::list_offsets(broker, version, r),
+        )),
+        RequestKind::OffsetForLeaderEpoch(r) => Reply::Ready(ResponseKind::OffsetForLeaderEpoch(
+            fetch::offset_for_leader_epoch(broker, r),
+        )),
+        other => Reply::Close(format!(
+            "no handler for {:?}",
+            std::mem::discriminant(&other)
+        )),
+    }
+}
+
+pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+/// Kafka's "all operations" bitfields, for the authorized-operations fields. Without
+/// authorization configured every operation is allowed.
+pub(crate) const TOPIC_OPERATIONS_ALL: i32 =
+    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+pub(crate) const CLUSTER_OPERATIONS_ALL: i32 =
+    (1 << 4) | (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);

@@ -1,0 +1,135 @@
+//! Produce: append in request order, then acknowledge per the acks policy.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind, TopicName};
+
+use super::{str_bytes, Reply};
+use crate::broker::Broker;
+use crate::protocol::ErrorCode;
+use crate::replication::Partition;
+
+/// A partition's append waiting for its fsync before it may be acknowledged.
+struct PendingFlush {
+    topic: usize,
+    partition: usize,
+    target: Arc<Partition>,
+    offset: i64,
+}
+
+pub fn produce(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> Reply {
+    let now = broker.clock.now_ms();
+    let acks = request.acks;
+    let mut first_error: Option<String> = None;
+    let mut pending = Vec::new();
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    for (t, topic) in request.topic_data.into_iter().enumerate() {
+        let image = broker.controller.image();
+        let name = if version >= 13 {
+            image.topic_by_id(&topic.topic_id).map(|r| r.name.clone())
+        } else {
+            Some(topic.name.0.to_string())
+        };
+        let unknown = if version >= 13 {
+            ErrorCode::UnknownTopicId
+        } else {
+            ErrorCode::UnknownTopicOrPartition
+        };
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for (p, data) in topic.partition_data.into_iter().enumerate() {
+            let response = PartitionProduceResponse::default().with_index(data.index);
+            let target = name
+                .as_deref()
+                .and_then(|n| broker.replicas.partition(n, data.index));
+            let has_records = data.records.is_some();
+            let (Some(target), Some(records)) = (target, data.records) else {
+                let code = if has_records {
+                    unknown
+                } else {
+                    ErrorCode::InvalidRecord
+                };
+                first_error.get_or_insert_with(|| format!("{code:?}"));
+                partitions.push(response.with_error_code(code.code()));
+                continue;
+            };
+            if request.transactional_id.is_some() {
+                first_error.get_or_insert_with(|| "transactional produce".into());
+                partitions.push(response.with_error_code(ErrorCode::InvalidRequest.code()));
+                continue;
+            }
+            match target.append(records, acks, now) {
+                Ok((append, flush_to)) => {
+                    if append.rolled {
+                        broker.replicas.checkpoint_partition(&target);
+                    }
+                    if let Some(offset) = flush_to {
+                        pending.push(PendingFlush {
+                            topic: t,
+                            partition: p,
+                            target: Arc::clone(&target),
+                            offset,
+                        });
+                    }
+                    partitions.push(
+                        response
+                            .with_base_offset(append.base_offset)
+                            .with_log_append_time_ms(append.log_append_time_ms)
+                            .with_log_start_offset(if version >= 5 {
+                                target.log_start_offset()
+                            } else {
+                                -1
+                            }),
+                    );
+                }
+                Err(e) => {
+                    tracing::debug!(topic = %target.topic, partition = target.index, error = %e, "produce refused");
+                    first_error.get_or_insert_with(|| e.to_string());
+                    let response = response.with_error_code(e.code().code());
+                    partitions.push(if version >= 8 {
+                        response
+                            .with_error_message(Some(str_bytes(e.to_string())))
+                            .with_log_start_offset(target.log_start_offset())
+                    } else if version >= 5 {
+                        response.with_log_start_offset(target.log_start_offset())
+                    } else {
+                        response
+                    });
+                }
+            }
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(TopicName(topic.name.0))
+                .with_topic_id(topic.topic_id)
+                .with_partition_responses(partitions),
+        );
+    }
+    if acks == 0 {
+        // The client reads no response; Kafka closes the connection so that it notices.
+        return match first_error {
+            Some(error) => Reply::Close(format!("acks=0 produce failed: {error}")),
+            None => Reply::Silent,
+        };
+    }
+    let response = ProduceResponse::default().with_responses(responses);
+    if pending.is_empty() {
+        return Reply::Ready(ResponseKind::Produce(response));
+    }
+    let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
+    Reply::Pending(Box::pin(async move {
+        let mut response = response;
+        for wait in pending {
+            if let Err(e) = wait.target.wait_flushed(wait.offset, timeout).await {
+                let partition =
+                    &mut response.responses[wait.topic].partition_responses[wait.partition];
+                partition.error_code = e.code().code();
+                if version >= 8 {
+                    partition.error_message = Some(str_bytes(e.to_string()));
+                }
+            }
+        }
+        ResponseKind::Produce(response)
+    }))
+}

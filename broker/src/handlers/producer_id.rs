@@ -1,0 +1,39 @@
+//! InitProducerId for idempotent producers.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+
+use crate::broker::Broker;
+use crate::protocol::ErrorCode;
+
+pub fn init_producer_id(
+    broker: &Arc<Broker>,
+    request: InitProducerIdRequest,
+) -> InitProducerIdResponse {
+    let response = InitProducerIdResponse::default();
+    if request.transactional_id.is_some() {
+        tracing::info!(
+            "InitProducerId with a transactional id refused: transactions are not supported yet"
+        );
+        return response.with_error_code(ErrorCode::InvalidRequest.code());
+    }
+    // KIP-360: an idempotent producer may ask to bump its epoch after an error.
+    if request.producer_id.0 >= 0
+        && request.producer_epoch >= 0
+        && request.producer_epoch < i16::MAX - 1
+    {
+        return response
+            .with_producer_id(request.producer_id)
+            .with_producer_epoch(request.producer_epoch + 1);
+    }
+    match broker.controller.allocate_producer_id() {
+        Ok(id) => response
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(0),
+        Err(e) => {
+            tracing::warn!(error = %e, "producer id allocation failed");
+            response.with_error_code(ErrorCode::CoordinatorNotAvailable.code())
+        }
+    }
+}

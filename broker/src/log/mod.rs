@@ -1,0 +1,87 @@
+//! The partition log: segment files, offset and time indexes, producer state, recovery.
+//!
+//! All record-data file I/O of the broker lives below this module. A partition's data is in
+//! `<log.dirs>/<topic>-<partition>/` as Kafka lays it out: segments named by their 20-digit
+//! base offset (`.log`, `.index`, `.timeindex`) and a `leader-epoch-checkpoint`, so Kafka's
+//! own `kafka-dump-log.sh` reads them. Offsets are dense and strictly increasing; a batch's
+//! base offset is the log end offset at its append.
+
+mod partition_log;
+mod producer_state;
+mod segment;
+mod topic_config;
+
+pub use partition_log::{
+    FetchedData, LogAppend, LogOptions, PartitionLog, PreparedAppend, ReadPlan, TimestampLookup,
+};
+pub use producer_state::{ProducerBatch, ProducerState, ProducerStateError};
+pub use topic_config::{TopicConfig, TopicConfigDef, TOPIC_CONFIGS};
+
+use crate::protocol::records::BatchError;
+use crate::protocol::ErrorCode;
+
+/// What can go wrong appending to or reading from a partition log.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+    #[error(transparent)]
+    Producer(#[from] ProducerStateError),
+    #[error("offset {offset} is outside the log [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    },
+    #[error("batch of {size} bytes is larger than max.message.bytes {max}")]
+    MessageTooLarge { size: usize, max: i32 },
+    #[error("a record on a compacted topic has no key")]
+    CompactedWithoutKey,
+}
+
+impl LogError {
+    pub fn io(path: &std::path::Path, source: std::io::Error) -> LogError {
+        LogError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            LogError::Io { .. } => ErrorCode::KafkaStorageError,
+            LogError::Batch(BatchError::Corrupt(_)) => ErrorCode::CorruptMessage,
+            LogError::Batch(BatchError::InvalidRecord(_)) => ErrorCode::InvalidRecord,
+            LogError::Batch(BatchError::UnsupportedCompression(_)) => {
+                ErrorCode::UnsupportedCompressionType
+            }
+            LogError::Batch(BatchError::UnsupportedMagic(_)) => {
+                ErrorCode::UnsupportedForMessageFormat
+            }
+            LogError::Producer(ProducerStateError::OutOfOrderSequence { .. }) => {
+                ErrorCode::OutOfOrderSequenceNumber
+            }
+            LogError::Producer(ProducerStateError::InvalidProducerEpoch { .. }) => {
+                ErrorCode::InvalidProducerEpoch
+            }
+            LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+            LogError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
+            LogError::CompactedWithoutKey => ErrorCode::InvalidRecord,
+        }
+    }
+}
+
+/// The directory name of a partition, as Kafka names it.
+pub fn partition_dir_name(topic: &str, partition: i32) -> String {
+    format!("{topic}-{partition}")
+}
+
+/// A segment file name: the base offset in 20 digits plus the suffix.
+pub fn segment_file_name(base_offset: i64, suffix: &str) -> String {
+    format!("{base_offset:020}{suffix}")
+}

@@ -1,0 +1,386 @@
+//! One log segment: a `.log` file of batches and its sparse `.index` and `.timeindex`.
+//!
+//! The index formats are Kafka's: `.index` entries are (relative offset: i32, position:
+//! i32) and `.timeindex` entries are (timestamp: i64, relative offset: i32), big-endian.
+//! Both are kept in memory for lookups and appended to their files as they grow; on an
+//! unclean start the active segment's are rebuilt from the log itself.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::protocol::records::{BatchHeader, BATCH_HEADER_BYTES, LOG_OVERHEAD};
+
+use super::{segment_file_name, LogError};
+
+const INDEX_ENTRY_BYTES: usize = 8;
+const TIME_INDEX_ENTRY_BYTES: usize = 12;
+
+/// A batch's header and where it sits in its segment.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLocation {
+    pub header: BatchHeader,
+    pub position: u64,
+}
+
+pub struct Segment {
+    pub base_offset: i64,
+    dir: PathBuf,
+    log: Arc<File>,
+    /// Bytes of whole batches in the log file.
+    size: u64,
+    /// The offset after the last batch of this segment.
+    pub next_offset: i64,
+    index: Vec<(u32, u32)>,
+    index_file: File,
+    time_index: Vec<(i64, u32)>,
+    time_index_file: File,
+    bytes_since_index_entry: u32,
+    /// The largest timestamp in the segment and the offset of the batch that holds it.
+    pub max_timestamp: i64,
+    pub max_timestamp_batch_offset: i64,
+    /// When the segment was created (ms since the epoch), for `segment.ms` rolls.
+    pub created_ms: i64,
+}
+
+impl Segment {
+    /// Creates an empty segment at `base_offset`.
+    pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> Result<Segment, LogError> {
+        let log_path = dir.join(segment_file_name(base_offset, ".log"));
+        let log = open_rw(&log_path, true)?;
+        let index_file = open_rw(&dir.join(segment_file_name(base_offset, ".index")), true)?;
+        let time_index_file = open_rw(
+            &dir.join(segment_file_name(base_offset, ".timeindex")),
+            true,
+        )?;
+        Ok(Segment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            log: Arc::new(log),
+            size: 0,
+            next_offset: base_offset,
+            index: Vec::new(),
+            index_file,
+            time_index: Vec::new(),
+            time_index_file,
+            bytes_since_index_entry: 0,
+            max_timestamp: -1,
+            max_timestamp_batch_offset: -1,
+            created_ms: now_ms,
+        })
+    }
+
+    /// Opens an existing segment. With `recover`, every batch is validated, a torn or
+    /// corrupt tail is truncated and the indexes rebuilt; otherwise the index files are
+    /// trusted when they look whole, and only headers are read.
+    pub fn open(
+        dir: &Path,
+        base_offset: i64,
+        recover: bool,
+        index_interval_bytes: u32,
+    ) -> Result<Segment, LogError> {
+        let log_path = dir.join(segment_file_name(base_offset, ".log"));
+        let log = open_rw(&log_path, false)?;
+        let created_ms = log
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let index_file = open_rw(&dir.join(segment_file_name(base_offset, ".index")), false)?;
+        let time_index_file = open_rw(
+            &dir.join(segment_file_name(base_offset, ".timeindex")),
+            false,
+        )?;
+        let mut segment = Segment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            log: Arc::new(log),
+            size: 0,
+            next_offset: base_offset,
+            index: Vec::new(),
+            index_file,
+            time_index: Vec::new(),
+            time_index_file,
+            bytes_since_index_entry: 0,
+            max_timestamp: -1,
+            max_timestamp_batch_offset: -1,
+            created_ms,
+        };
+        segment.rebuild(recover, index_interval_bytes)?;
+        Ok(segment)
+    }
+
+    /// Scans the log file, truncating at the first batch that is torn (or, with
+    /// `validate`, fails its CRC), and rebuilds both indexes.
+    fn rebuild(&mut self, validate: bool, index_interval_bytes: u32) -> Result<(), LogError> {
+        let file_len = self.log.metadata().map_err(|e| self.io(".log", e))?.len();
+        let mut position = 0u64;
+        let mut header_buf = [0u8; BATCH_HEADER_BYTES];
+        let mut batch_buf = Vec::new();
+        self.index.clear();
+        self.time_index.clear();
+        self.bytes_since_index_entry = 0;
+        let mut expected_offset = self.base_offset;
+        while position + BATCH_HEADER_BYTES as u64 <= file_len {
+            if self.log.read_exact_at(&mut header_buf, position).is_err() {
+                break;
+            }
+            let Ok(header) = BatchHeader::parse(&header_buf) else {
+                break;
+            };
+            let total = header.total_bytes() as u64;
+            if position + total > file_len || header.base_offset < expected_offset {
+                break;
+            }
+            if validate {
+                batch_buf.resize(total as usize, 0);
+                if self.log.read_exact_at(&mut batch_buf, position).is_err()
+                    || crate::protocol::records::validate_batch(&batch_buf, &header).is_err()
+                {
+                    break;
+                }
+            }
+            self.note_batch(&header, position, total as u32, index_interval_bytes);
+            expected_offset = header.last_offset() + 1;
+            position += total;
+        }
+        if position < file_len {
+            tracing::warn!(
+                segment = %self.dir.join(segment_file_name(self.base_offset, ".log")).display(),
+                valid_bytes = position,
+                file_bytes = file_len,
+                "truncating torn or corrupt tail of log segment"
+            );
+            self.log.set_len(position).map_err(|e| self.io(".log", e))?;
+        }
+        self.size = position;
+        self.next_offset = expected_offset;
+        self.rewrite_index_files()
+    }
+
+    fn rewrite_index_files(&mut self) -> Result<(), LogError> {
+        let mut index = Vec::with_capacity(self.index.len() * INDEX_ENTRY_BYTES);
+        for (rel, pos) in &self.index {
+            index.extend_from_slice(&rel.to_be_bytes());
+            index.extend_from_slice(&pos.to_be_bytes());
+        }
+        let mut time_index = Vec::with_capacity(self.time_index.len() * TIME_INDEX_ENTRY_BYTES);
+        for (ts, rel) in &self.time_index {
+            time_index.extend_from_slice(&ts.to_be_bytes());
+            time_index.extend_from_slice(&rel.to_be_bytes());
+        }
+        for (file, bytes, suffix) in [
+            (&self.index_file, index, ".index"),
+            (&self.time_index_file, time_index, ".timeindex"),
+        ] {
+            file.set_len(0).map_err(|e| self.io(suffix, e))?;
+            file.write_all_at(&bytes, 0)
+                .map_err(|e| self.io(suffix, e))?;
+        }
+        Ok(())
+    }
+
+    /// Updates the in-memory indexes for a batch at `position`; returns whether index
+    /// entries were added (and so must be written).
+    fn note_batch(
+        &mut self,
+        header: &BatchHeader,
+        position: u64,
+        bytes: u32,
+        index_interval_bytes: u32,
+    ) -> bool {
+        if header.max_timestamp > self.max_timestamp {
+            self.max_timestamp = header.max_timestamp;
+            self.max_timestamp_batch_offset = header.base_offset;
+        }
+        self.bytes_since_index_entry = self.bytes_since_index_entry.saturating_add(bytes);
+        if self.bytes_since_index_entry < index_interval_bytes && position != 0 {
+            return false;
+        }
+        self.bytes_since_index_entry = 0;
+        let relative = (header.last_offset() - self.base_offset) as u32;
+        self.index.push((
+            (header.base_offset - self.base_offset) as u32,
+            position as u32,
+        ));
+        if self
+            .time_index
+            .last()
+            .is_none_or(|(ts, _)| self.max_timestamp > *ts)
+        {
+            self.time_index.push((self.max_timestamp, relative));
+        }
+        true
+    }
+
+    /// Appends a batch whose base offset was assigned. Writes go to the page cache; the
+    /// flush policy decides when they are fsynced.
+    pub fn append(
+        &mut self,
+        batch: &[u8],
+        header: &BatchHeader,
+        index_interval_bytes: u32,
+    ) -> Result<(), LogError> {
+        let position = self.size;
+        self.log
+            .write_all_at(batch, position)
+            .map_err(|e| self.io(".log", e))?;
+        self.size += batch.len() as u64;
+        self.next_offset = header.last_offset() + 1;
+        let index_len = self.index.len();
+        let time_len = self.time_index.len();
+        if self.note_batch(header, position, batch.len() as u32, index_interval_bytes) {
+            self.write_new_index_entries(index_len, time_len)?;
+        }
+        Ok(())
+    }
+
+    fn write_new_index_entries(
+        &mut self,
+        index_from: usize,
+        time_from: usize,
+    ) -> Result<(), LogError> {
+        let mut entry = Vec::with_capacity(TIME_INDEX_ENTRY_BYTES);
+        for (rel, pos) in &self.index[index_from..] {
+            entry.extend_from_slice(&rel.to_be_bytes());
+            entry.extend_from_slice(&pos.to_be_bytes());
+        }
+        self.index_file
+            .write_all(&entry)
+            .map_err(|e| self.io(".index", e))?;
+        entry.clear();
+        for (ts, rel) in &self.time_index[time_from..] {
+            entry.extend_from_slice(&ts.to_be_bytes());
+            entry.extend_from_slice(&rel.to_be_bytes());
+        }
+        self.time_index_file
+            .write_all(&entry)
+            .map_err(|e| self.io(".timeindex", e))
+    }
+
+    /// Called when the segment stops being active: the time index gets its final entry,
+    /// as Kafka does on roll, so it always ends with the segment's max timestamp.
+    pub fn seal(&mut self) -> Result<(), LogError> {
+        if self.next_offset > self.base_offset
+            && self
+                .time_index
+                .last()
+                .is_none_or(|(ts, _)| self.max_timestamp > *ts)
+        {
+            let from = self.time_index.len();
+            self.time_index.push((
+                self.max_timestamp,
+                (self.next_offset - 1 - self.base_offset) as u32,
+            ));
+            self.write_new_index_entries(self.index.len(), from)?;
+        }
+        Ok(())
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    /// A handle on the log file for reads and fsyncs outside the partition lock.
+    pub fn file(&self) -> Arc<File> {
+        Arc::clone(&self.log)
+    }
+
+    /// The position from which to scan for `offset`: the last index entry at or below it.
+    pub fn lookup_position(&self, offset: i64) -> u64 {
+        let relative = (offset - self.base_offset).max(0) as u32;
+        match self.index.partition_point(|(rel, _)| *rel <= relative) {
+            0 => 0,
+            i => self.index[i - 1].1 as u64,
+        }
+    }
+
+    /// The position from which to scan for the first timestamp at or after `target_ms`.
+    pub fn lookup_time_position(&self, target_ms: i64) -> u64 {
+        match self.time_index.partition_point(|(ts, _)| *ts < target_ms) {
+            0 => 0,
+            i => self.lookup_position(self.base_offset + self.time_index[i - 1].1 as i64 + 1),
+        }
+    }
+
+    /// Finds the first batch whose last offset is at or after `offset`, scanning headers
+    /// from the index position.
+    pub fn find_batch(&self, offset: i64) -> Result<Option<BatchLocation>, LogError> {
+        let mut position = self.lookup_position(offset);
+        while let Some(header) = self.header_at(position)? {
+            if header.last_offset() >= offset {
+                return Ok(Some(BatchLocation { header, position }));
+            }
+            position += header.total_bytes() as u64;
+        }
+        Ok(None)
+    }
+
+    /// The header of the batch at `position`, or None at the end of the segment.
+    pub fn header_at(&self, position: u64) -> Result<Option<BatchHeader>, LogError> {
+        if position + BATCH_HEADER_BYTES as u64 > self.size {
+            return Ok(None);
+        }
+        let mut buf = [0u8; BATCH_HEADER_BYTES];
+        self.log
+            .read_exact_at(&mut buf, position)
+            .map_err(|e| self.io(".log", e))?;
+        BatchHeader::parse(&buf).map(Some).map_err(LogError::from)
+    }
+
+    /// Reads the whole batch at `location`.
+    pub fn read_batch(&self, location: &BatchLocation) -> Result<Vec<u8>, LogError> {
+        let mut buf = vec![0u8; location.header.total_bytes()];
+        self.log
+            .read_exact_at(&mut buf, location.position)
+            .map_err(|e| self.io(".log", e))?;
+        Ok(buf)
+    }
+
+    fn io(&self, suffix: &str, source: std::io::Error) -> LogError {
+        LogError::io(
+            &self.dir.join(segment_file_name(self.base_offset, suffix)),
+            source,
+        )
+    }
+}
+
+fn open_rw(path: &Path, create: bool) -> Result<File, LogError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .append(path.extension().is_some_and(|e| e != "log"))
+        .create(create || path.extension().is_some_and(|e| e != "log"))
+        .truncate(false)
+        .open(path)
+        .map_err(|e| LogError::io(path, e))
+}
+
+/// Walks whole batches in `bytes` read from `start` and returns how many bytes of them to
+/// send: whole batches only, none at or beyond `max_offset`, at most `max_bytes` unless the
+/// first batch alone is larger.
+pub fn whole_batches_len(bytes: &[u8], max_offset: i64, max_bytes: usize) -> usize {
+    let mut position = 0usize;
+    while position + LOG_OVERHEAD <= bytes.len() {
+        let Ok(header) = BatchHeader::parse(&bytes[position..]) else {
+            break;
+        };
+        let end = position + header.total_bytes();
+        if header.base_offset >= max_offset
+            || end > bytes.len()
+            || (position > 0 && end > max_bytes)
+        {
+            break;
+        }
+        position = end;
+    }
+    position
+}

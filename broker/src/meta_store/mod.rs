@@ -1,0 +1,59 @@
+//! The broker's local metadata store: a small ordered key-value interface.
+//!
+//! RocksDB backs it in the broker ([`rocks::RocksStore`]); unit tests use [`MemoryStore`].
+//! It holds what the broker must remember across restarts that is not record data: the
+//! cluster id, topics with their ids and configs, the producer id block, and producer state
+//! checkpoints. Keys are namespaced by a prefix (`topic/`, `producer_state/`, ...).
+
+pub mod rocks;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// A failed read or write of the metadata store.
+#[derive(Debug, thiserror::Error)]
+#[error("metadata store: {0}")]
+pub struct StoreError(pub String);
+
+/// An ordered key-value store; every write is durable when it returns.
+pub trait MetaStore: Send + Sync {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// All pairs whose key starts with `prefix`, in key order.
+    fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+}
+
+/// An in-memory store for tests of the layers above.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    map: Mutex<BTreeMap<String, Vec<u8>>>,
+}
+
+impl MetaStore for MemoryStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.map.lock().expect("store lock").get(key).cloned())
+    }
+
+    fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.map
+            .lock()
+            .expect("store lock")
+            .insert(key.to_string(), value.to_vec());
+        Ok(())
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.map.lock().expect("store lock").remove(key);
+        Ok(())
+    }
+
+    fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let map = self.map.lock().expect("store lock");
+        Ok(map
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+}

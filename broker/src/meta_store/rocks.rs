@@ -1,0 +1,69 @@
+//! The RocksDB-backed [`MetaStore`], in `<log.dirs>/__weir_meta`.
+//!
+//! Writes are synced (WAL fsync) because what lands here is what the broker acknowledged
+//! as created: a topic, a config change, a producer id block.
+
+use std::path::Path;
+
+use rocksdb::{Direction, IteratorMode, Options, WriteOptions, DB};
+
+use super::{MetaStore, StoreError};
+
+pub struct RocksStore {
+    db: DB,
+}
+
+impl RocksStore {
+    pub fn open(path: &Path) -> Result<RocksStore, StoreError> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.set_max_background_jobs(1);
+        options.set_keep_log_file_num(2);
+        options.set_max_log_file_size(1 << 20);
+        options.set_write_buffer_size(4 << 20);
+        let db = DB::open(&options, path)
+            .map_err(|e| StoreError(format!("open {}: {e}", path.display())))?;
+        Ok(RocksStore { db })
+    }
+
+    fn synced() -> WriteOptions {
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        options
+    }
+}
+
+impl MetaStore for RocksStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db
+            .get(key.as_bytes())
+            .map_err(|e| StoreError(e.to_string()))
+    }
+
+    fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.db
+            .put_opt(key.as_bytes(), value, &Self::synced())
+            .map_err(|e| StoreError(e.to_string()))
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.db
+            .delete_opt(key.as_bytes(), &Self::synced())
+            .map_err(|e| StoreError(e.to_string()))
+    }
+
+    fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator(IteratorMode::From(prefix.as_bytes(), Direction::Forward))
+        {
+            let (key, value) = item.map_err(|e| StoreError(e.to_string()))?;
+            if !key.starts_with(prefix.as_bytes()) {
+                break;
+            }
+            out.push((String::from_utf8_lossy(&key).into_owned(), value.to_vec()));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,421 @@
+//! Cluster metadata: the image every request reads, and the controller that changes it.
+//!
+//! The [`MetadataImage`] is immutable and swapped whole, so a Metadata request sees one
+//! consistent view. The [`Controller`] turns admin requests into topic records, persists
+//! them in the metadata store, swaps in a new image and publishes the change to the
+//! [`ReplicaManager`], which opens or removes partition logs. In a single-node cluster the
+//! store is the record of truth; a quorum (KRaft-style) takes that role when there are
+//! several nodes, with the same image and publisher.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::config::BrokerConfig;
+use crate::log::{LogError, TopicConfig};
+use crate::meta_store::{MetaStore, StoreError};
+use crate::protocol::ErrorCode;
+use crate::replication::ReplicaManager;
+
+/// The longest topic name Kafka accepts.
+pub const TOPIC_NAME_LENGTH_MAX: usize = 249;
+/// Producer ids are handed out in blocks, one store write per block.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+/// A topic as persisted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicRecord {
+    pub name: String,
+    pub id: Uuid,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// A broker as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerInfo {
+    pub node_id: i32,
+    pub host: String,
+    pub port: i32,
+}
+
+/// One consistent view of the cluster.
+#[derive(Debug, Clone, Default)]
+pub struct MetadataImage {
+    pub cluster_id: String,
+    pub controller_id: i32,
+    pub brokers: Vec<BrokerInfo>,
+    pub topics: BTreeMap<String, Arc<TopicRecord>>,
+    pub topic_ids: HashMap<Uuid, String>,
+}
+
+impl MetadataImage {
+    pub fn topic(&self, name: &str) -> Option<&Arc<TopicRecord>> {
+        self.topics.get(name)
+    }
+
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<&Arc<TopicRecord>> {
+        self.topic_ids
+            .get(id)
+            .and_then(|name| self.topics.get(name))
+    }
+}
+
+/// Why a metadata change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    #[error("{0}")]
+    InvalidTopic(String),
+    #[error("Topic '{0}' already exists.")]
+    TopicAlreadyExists(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("This server does not host this topic-partition.")]
+    UnknownTopicOrPartition,
+    #[error("This server does not host this topic ID.")]
+    UnknownTopicId,
+    #[error("Topic deletion is disabled.")]
+    TopicDeletionDisabled,
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+impl MetadataError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            MetadataError::InvalidTopic(_) => ErrorCode::InvalidTopicException,
+            MetadataError::TopicAlreadyExists(_) => ErrorCode::TopicAlreadyExists,
+            MetadataError::InvalidPartitions(_) => ErrorCode::InvalidPartitions,
+            MetadataError::InvalidReplicationFactor(_) => ErrorCode::InvalidReplicationFactor,
+            MetadataError::InvalidReplicaAssignment(_) => ErrorCode::InvalidReplicaAssignment,
+            MetadataError::InvalidConfig(_) => ErrorCode::InvalidConfig,
+            MetadataError::UnknownTopicOrPartition => ErrorCode::UnknownTopicOrPartition,
+            MetadataError::UnknownTopicId => ErrorCode::UnknownTopicId,
+            MetadataError::TopicDeletionDisabled => ErrorCode::TopicDeletionDisabled,
+            MetadataError::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            MetadataError::Store(_) => ErrorCode::UnknownServerError,
+            MetadataError::Log(e) => e.code(),
+        }
+    }
+}
+
+/// Checks a topic name as Kafka's `Topic.validate` does.
+pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
+    if name.is_empty() {
+        return Err(MetadataError::InvalidTopic(
+            "Topic name is illegal, it can't be empty".into(),
+        ));
+    }
+    if name == "." || name == ".." {
+        return Err(MetadataError::InvalidTopic(
+            "Topic name cannot be \".\" or \"..\"".into(),
+        ));
+    }
+    if name.len() > TOPIC_NAME_LENGTH_MAX {
+        return Err(MetadataError::InvalidTopic(format!(
+            "Topic name is illegal, it can't be longer than {TOPIC_NAME_LENGTH_MAX} characters, topic name: {name}"
+        )));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return Err(MetadataError::InvalidTopic(format!(
+            "Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+        )));
+    }
+    Ok(())
+}
+
+/// A topic creation request, after decoding.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    /// -1: `num.partitions`.
+    pub partitions: i32,
+    /// -1: `default.replication.factor`.
+    pub replication_factor: i16,
+    /// Explicit assignment: partition index to broker ids.
+    pub assignments: BTreeMap<i32, Vec<i32>>,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// The single-node controller: owns topic records and producer id blocks.
+pub struct Controller {
+    config: Arc<BrokerConfig>,
+    store: Arc<dyn MetaStore>,
+    replicas: Arc<ReplicaManager>,
+    image: RwLock<Arc<MetadataImage>>,
+    /// Serializes changes, so two creates of one name cannot both succeed.
+    changes: Mutex<()>,
+    producer_ids: Mutex<(i64, i64)>,
+}
+
+impl Controller {
+    /// Loads the persisted topics and opens their partitions.
+    pub fn start(
+        config: Arc<BrokerConfig>,
+        store: Arc<dyn MetaStore>,
+        replicas: Arc<ReplicaManager>,
+    ) -> Result<Controller, MetadataError> {
+        let cluster_id = match store.get("cluster/id")? {
+            Some(id) => String::from_utf8_lossy(&id).into_owned(),
+            None => {
+                let id =
+                    std::env::var("CLUSTER_ID").unwrap_or_else(|_| base64_uuid(Uuid::new_v4()));
+                store.put("cluster/id", id.as_bytes())?;
+                id
+            }
+        };
+        let brokers = config
+            .advertised_listeners
+            .iter()
+            .take(1)
+            .map(|l| BrokerInfo {
+                node_id: config.node_id,
+                host: if l.host.is_empty() || l.host == "0.0.0.0" {
+                    "localhost".into()
+                } else {
+                    l.host.clone()
+                },
+                port: l.port as i32,
+            })
+            .collect();
+        let mut image = MetadataImage {
+            cluster_id,
+            controller_id: config.node_id,
+            brokers,
+            ..MetadataImage::default()
+        };
+        for (_, value) in store.scan_prefix("topic/")? {
+            let record: TopicRecord = serde_json::from_slice(&value)
+                .map_err(|e| StoreError(format!("damaged topic record: {e}")))?;
+            let topic_config = TopicConfig::resolve(&config, record.configs.clone());
+            replicas.host_topic(&record.name, record.id, record.partitions, &topic_config)?;
+            image.topic_ids.insert(record.id, record.name.clone());
+            image.topics.insert(record.name.clone(), Arc::new(record));
+        }
+        Ok(Controller {
+            config,
+            store,
+            replicas,
+            image: RwLock::new(Arc::new(image)),
+            changes: Mutex::new(()),
+            producer_ids: Mutex::new((0, 0)),
+        })
+    }
+
+    /// The current image.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        Arc::clone(&self.image.read().expect("image lock"))
+    }
+
+    pub fn broker_config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    /// Checks a new topic and, unless `validate_only`, creates it.
+    pub fn create_topic(
+        &self,
+        topic: NewTopic,
+        validate_only: bool,
+    ) -> Result<Arc<TopicRecord>, MetadataError> {
+        let _guard = self.changes.lock().expect("controller lock");
+        validate_topic_name(&topic.name)?;
+        if self.image().topic(&topic.name).is_some() {
+            return Err(MetadataError::TopicAlreadyExists(topic.name));
+        }
+        let record = self.check_new_topic(topic)?;
+        if validate_only {
+            return Ok(Arc::new(record));
+        }
+        let topic_config = TopicConfig::resolve(&self.config, record.configs.clone());
+        self.store.put(
+            &format!("topic/{}", record.name),
+            &serde_json::to_vec(&record).expect("record serializes"),
+        )?;
+        self.replicas
+            .host_topic(&record.name, record.id, record.partitions, &topic_config)?;
+        let record = Arc::new(record);
+        self.publish(|image| {
+            image.topic_ids.insert(record.id, record.name.clone());
+            image
+                .topics
+                .insert(record.name.clone(), Arc::clone(&record));
+        });
+        tracing::info!(topic = %record.name, partitions = record.partitions, "created topic");
+        Ok(record)
+    }
+
+    fn check_new_topic(&self, topic: NewTopic) -> Result<TopicRecord, MetadataError> {
+        let node_id = self.config.node_id;
+        let (partitions, replication_factor) = if topic.assignments.is_empty() {
+            let partitions = if topic.partitions == -1 {
+                self.config.num_partitions
+            } else {
+                topic.partitions
+            };
+            let replication_factor = if topic.replication_factor == -1 {
+                self.config.default_replication_factor
+            } else {
+                topic.replication_factor
+            };
+            if partitions <= 0 {
+                return Err(MetadataError::InvalidPartitions(
+                    "Number of partitions must be larger than 0.".into(),
+                ));
+            }
+            if replication_factor <= 0 {
+                return Err(MetadataError::InvalidReplicationFactor(
+                    "Replication factor must be larger than 0.".into(),
+                ));
+            }
+            if replication_factor > 1 {
+                return Err(MetadataError::InvalidReplicationFactor(format!(
+                    "Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only 1 broker(s) are registered."
+                )));
+            }
+            (partitions, replication_factor)
+        } else {
+            if topic.partitions != -1 || topic.replication_factor != -1 {
+                return Err(MetadataError::InvalidRequest(
+                    "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
+                ));
+            }
+            let expected: Vec<i32> = (0..topic.assignments.len() as i32).collect();
+            if topic.assignments.keys().copied().collect::<Vec<_>>() != expected {
+                return Err(MetadataError::InvalidReplicaAssignment(
+                    "Partitions should be a consecutive 0-based integer sequence".into(),
+                ));
+            }
+            for replicas in topic.assignments.values() {
+                if replicas.is_empty()
+                    || replicas.iter().any(|r| *r != node_id)
+                    || replicas.len() > 1
+                {
+                    return Err(MetadataError::InvalidReplicaAssignment(format!(
+                        "The manual partition assignment includes a broker that is not registered or a repeated broker: {replicas:?}"
+                    )));
+                }
+            }
+            (topic.assignments.len() as i32, 1)
+        };
+        for (key, value) in &topic.configs {
+            TopicConfig::validate(key, value).map_err(MetadataError::InvalidConfig)?;
+        }
+        Ok(TopicRecord {
+            name: topic.name,
+            id: Uuid::new_v4(),
+            partitions,
+            replication_factor,
+            configs: topic.configs,
+        })
+    }
+
+    /// Deletes a topic by name.
+    pub fn delete_topic(&self, name: &str) -> Result<Arc<TopicRecord>, MetadataError> {
+        let _guard = self.changes.lock().expect("controller lock");
+        if !self.config.delete_topic_enable {
+            return Err(MetadataError::TopicDeletionDisabled);
+        }
+        let record = self
+            .image()
+            .topic(name)
+            .cloned()
+            .ok_or(MetadataError::UnknownTopicOrPartition)?;
+        self.store.delete(&format!("topic/{name}"))?;
+        self.publish(|image| {
+            image.topics.remove(name);
+            image.topic_ids.remove(&record.id);
+        });
+        let delay = TopicConfig::effective(&self.config, &record.configs, "file.delete.delay.ms")
+            .and_then(|(v, _)| v.parse().ok())
+            .unwrap_or(60_000);
+        self.replicas.remove_topic(name, delay);
+        tracing::info!(topic = %name, "deleted topic");
+        Ok(record)
+    }
+
+    fn publish(&self, change: impl FnOnce(&mut MetadataImage)) {
+        let mut guard = self.image.write().expect("image lock");
+        let mut next = MetadataImage::clone(&guard);
+        change(&mut next);
+        *guard = Arc::new(next);
+    }
+
+    /// Hands out a new producer id, persisting a block of them at a time.
+    pub fn allocate_producer_id(&self) -> Result<i64, MetadataError> {
+        let mut ids = self.producer_ids.lock().expect("producer id lock");
+        if ids.0 >= ids.1 {
+            let start = match self.store.get("producer_ids/next_block")? {
+                Some(bytes) if bytes.len() == 8 => {
+                    i64::from_be_bytes(bytes.try_into().expect("8 bytes"))
+                }
+                _ => 0,
+            };
+            let end = start + PRODUCER_ID_BLOCK;
+            self.store
+                .put("producer_ids/next_block", &end.to_be_bytes())?;
+            *ids = (start, end);
+        }
+        let id = ids.0;
+        ids.0 += 1;
+        Ok(id)
+    }
+}
+
+/// A cluster id as Kafka prints them: a UUID in URL-safe base64 without padding.
+fn base64_uuid(id: Uuid) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = id.as_bytes();
+    let mut out = String::with_capacity(22);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_are_checked_as_kafka_does() {
+        assert!(validate_topic_name("orders.v1_x-2").is_ok());
+        for bad in ["", ".", "..", "a/b", "with space", &"x".repeat(250)] {
+            assert!(
+                matches!(
+                    validate_topic_name(bad),
+                    Err(MetadataError::InvalidTopic(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert!(validate_topic_name(&"x".repeat(249)).is_ok());
+    }
+
+    #[test]
+    fn cluster_ids_look_like_kafkas() {
+        let id = base64_uuid(Uuid::from_u128(0));
+        assert_eq!(id, "AAAAAAAAAAAAAAAAAAAAAA");
+    }
+}

@@ -1,0 +1,201 @@
+//! The one API version table, and request/response framing around kafka-protocol's codecs.
+//!
+//! [`API_TABLE`] lists every API this broker serves with the versions it serves. ApiVersions
+//! is answered from it and [`check_version`] gates dispatch by it, so the two cannot
+//! disagree. An API not in the table is absent from ApiVersions and its requests are
+//! refused before their bodies are decoded.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+/// One served API: the versions advertised and the versions actually decoded.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiEntry {
+    pub key: ApiKey,
+    /// The minimum advertised in ApiVersions.
+    pub advertised_min: i16,
+    /// The minimum this broker decodes. Differs from `advertised_min` only for Produce: Kafka
+    /// advertises v0 (librdkafka turns compression off when the advertised minimum is above 0)
+    /// while refusing v0-2 (KIP-896).
+    pub served_min: i16,
+    pub max: i16,
+}
+
+const fn api(key: ApiKey, min: i16, max: i16) -> ApiEntry {
+    ApiEntry {
+        key,
+        advertised_min: min,
+        served_min: min,
+        max,
+    }
+}
+
+/// The APIs served, at Apache Kafka 4.1's version ranges.
+pub static API_TABLE: &[ApiEntry] = &[
+    ApiEntry {
+        key: ApiKey::Produce,
+        advertised_min: 0,
+        served_min: 3,
+        max: 13,
+    },
+    api(ApiKey::Fetch, 4, 18),
+    api(ApiKey::ListOffsets, 1, 10),
+    api(ApiKey::Metadata, 0, 13),
+    api(ApiKey::ApiVersions, 0, 4),
+    api(ApiKey::CreateTopics, 2, 7),
+    api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::InitProducerId, 0, 6),
+    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::DescribeCluster, 0, 2),
+];
+
+/// The table entry for an API key, if this broker serves it.
+pub fn entry(key: ApiKey) -> Option<&'static ApiEntry> {
+    API_TABLE.iter().find(|e| e.key == key)
+}
+
+/// Why a request could not be taken apart.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame of {0} bytes is too short for a request header")]
+    TooShort(usize),
+    #[error("unknown api key {0}")]
+    UnknownApiKey(i16),
+    #[error("api {key:?} is not served")]
+    NotServed { key: ApiKey },
+    #[error("api {key:?} version {version} is not served")]
+    UnsupportedVersion { key: ApiKey, version: i16 },
+    #[error("malformed {key:?} v{version} request: {reason}")]
+    Malformed {
+        key: ApiKey,
+        version: i16,
+        reason: String,
+    },
+}
+
+/// Checks a request's version against the table.
+pub fn check_version(key: ApiKey, version: i16) -> Result<(), FrameError> {
+    let entry = entry(key).ok_or(FrameError::NotServed { key })?;
+    if version < entry.served_min || version > entry.max {
+        return Err(FrameError::UnsupportedVersion { key, version });
+    }
+    Ok(())
+}
+
+/// The key and version at the front of a frame, read before anything else.
+pub fn peek_key_version(frame: &[u8]) -> Result<(ApiKey, i16), FrameError> {
+    if frame.len() < 8 {
+        return Err(FrameError::TooShort(frame.len()));
+    }
+    let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let key = ApiKey::try_from(raw_key).map_err(|_| FrameError::UnknownApiKey(raw_key))?;
+    Ok((key, version))
+}
+
+/// Decodes the header and body of a request frame whose version was checked.
+pub fn decode_request(
+    key: ApiKey,
+    version: i16,
+    mut frame: Bytes,
+) -> Result<(RequestHeader, RequestKind), FrameError> {
+    let malformed = |reason: anyhow::Error| FrameError::Malformed {
+        key,
+        version,
+        reason: reason.to_string(),
+    };
+    let header = RequestHeader::decode(&mut frame, key.request_header_version(version))
+        .map_err(malformed)?;
+    let body = RequestKind::decode(key, &mut frame, version).map_err(malformed)?;
+    Ok((header, body))
+}
+
+/// Decodes just the header (used to answer a request whose body is not decoded).
+pub fn decode_header(
+    key: ApiKey,
+    version: i16,
+    mut frame: Bytes,
+) -> Result<RequestHeader, FrameError> {
+    let header_version = if key == ApiKey::ApiVersions && version > 4 {
+        // A future ApiVersions: its header shape is the newest one we know (KIP-511).
+        key.request_header_version(4)
+    } else {
+        key.request_header_version(version)
+    };
+    RequestHeader::decode(&mut frame, header_version).map_err(|e| FrameError::Malformed {
+        key,
+        version,
+        reason: e.to_string(),
+    })
+}
+
+/// Encodes a response, length prefix included. ApiVersions always uses response header v0.
+pub fn encode_response(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &ResponseKind,
+) -> anyhow::Result<Bytes> {
+    let header_version = if key == ApiKey::ApiVersions {
+        0
+    } else {
+        key.response_header_version(version)
+    };
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let size = header.compute_size(header_version)? + body_size(body, version)?;
+    let mut out = BytesMut::with_capacity(4 + size);
+    out.put_i32(size as i32);
+    header.encode(&mut out, header_version)?;
+    body.encode(&mut out, version)?;
+    Ok(out.freeze())
+}
+
+fn body_size(body: &ResponseKind, version: i16) -> anyhow::Result<usize> {
+    Ok(match body {
+        ResponseKind::Produce(r) => r.compute_size(version)?,
+        ResponseKind::Fetch(r) => r.compute_size(version)?,
+        ResponseKind::ListOffsets(r) => r.compute_size(version)?,
+        ResponseKind::Metadata(r) => r.compute_size(version)?,
+        ResponseKind::ApiVersions(r) => r.compute_size(version)?,
+        ResponseKind::CreateTopics(r) => r.compute_size(version)?,
+        ResponseKind::DeleteTopics(r) => r.compute_size(version)?,
+        ResponseKind::InitProducerId(r) => r.compute_size(version)?,
+        ResponseKind::OffsetForLeaderEpoch(r) => r.compute_size(version)?,
+        ResponseKind::DescribeConfigs(r) => r.compute_size(version)?,
+        ResponseKind::DescribeCluster(r) => r.compute_size(version)?,
+        // Only the APIs of API_TABLE produce responses; the rest are sized on demand.
+        other => {
+            let mut scratch = BytesMut::new();
+            other.encode(&mut scratch, version)?;
+            scratch.len()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_matches_the_codec_ranges() {
+        for e in API_TABLE {
+            let codec = e.key.valid_versions();
+            assert!(
+                e.served_min >= codec.min && e.max <= codec.max,
+                "{:?}",
+                e.key
+            );
+            assert!(e.advertised_min <= e.served_min);
+        }
+    }
+
+    #[test]
+    fn produce_is_advertised_from_zero_but_served_from_three() {
+        let produce = entry(ApiKey::Produce).unwrap();
+        assert_eq!(produce.advertised_min, 0);
+        assert!(check_version(ApiKey::Produce, 2).is_err());
+        assert!(check_version(ApiKey::Produce, 3).is_ok());
+    }
+}

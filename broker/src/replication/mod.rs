@@ -1,0 +1,438 @@
+//! Partition replicas hosted by this broker: their logs, high watermarks and the acks policy.
+//!
+//! A [`Partition`] owns its log behind a lock and publishes its offsets in atomics so that
+//! Metadata, ListOffsets and fetch planning read them without the lock. With one replica the
+//! ISR is the leader alone and the high watermark follows the log end offset at append;
+//! replication extends this type (follower fetchers, ISR tracking) without changing its
+//! callers.
+//!
+//! Durability follows Kafka's flush policy: with `flush.messages`/`flush.ms` at their
+//! defaults nothing waits for an fsync. When the policy makes a flush due, the partition's
+//! flusher task fsyncs once for every append that arrived meanwhile (group commit), and
+//! produces wait for it before they are acknowledged.
+
+pub mod fetch_session;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{watch, Notify};
+use uuid::Uuid;
+
+use crate::log::{
+    LogAppend, LogError, LogOptions, PartitionLog, ProducerState, ReadPlan, TopicConfig,
+};
+use crate::meta_store::MetaStore;
+use crate::protocol::ErrorCode;
+
+/// Why a produce to a partition failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("acks must be -1, 0 or 1, got {0}")]
+    InvalidRequiredAcks(i16),
+    #[error("in-sync replicas {isr} are fewer than min.insync.replicas {min}")]
+    NotEnoughReplicas { isr: i32, min: i32 },
+    #[error("the write was not made durable within the request timeout")]
+    Timeout,
+}
+
+impl ProduceError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ProduceError::Log(e) => e.code(),
+            ProduceError::InvalidRequiredAcks(_) => ErrorCode::InvalidRequiredAcks,
+            ProduceError::NotEnoughReplicas { .. } => ErrorCode::NotEnoughReplicas,
+            ProduceError::Timeout => ErrorCode::RequestTimedOut,
+        }
+    }
+}
+
+/// One partition replica on this broker.
+pub struct Partition {
+    pub topic: Arc<str>,
+    pub topic_id: Uuid,
+    pub index: i32,
+    pub leader_epoch: i32,
+    log: Mutex<PartitionLog>,
+    high_watermark: AtomicI64,
+    log_start_offset: AtomicI64,
+    /// Woken on every append, for long-polling fetches.
+    appended: Notify,
+    /// The offset below which everything is fsynced.
+    flushed: watch::Sender<i64>,
+    flush_requested: Notify,
+    deleted: AtomicBool,
+}
+
+impl Partition {
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+
+    /// With one replica the log end offset is the high watermark.
+    pub fn log_end_offset(&self) -> i64 {
+        self.high_watermark()
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset.load(Ordering::Acquire)
+    }
+
+    /// The last stable offset; with no transactions yet it is the high watermark.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.high_watermark()
+    }
+
+    /// A future that resolves on the next append; enable it before checking for data.
+    pub fn appended(&self) -> tokio::sync::futures::Notified<'_> {
+        self.appended.notified()
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
+    pub fn config(&self) -> TopicConfig {
+        self.lock().config().clone()
+    }
+
+    pub fn set_config(&self, config: TopicConfig) {
+        self.lock().set_config(config);
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.lock().size_bytes()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PartitionLog> {
+        // A panic while holding the lock is a bug; the log itself stays consistent on disk.
+        self.log
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Validates and appends `records` (synchronously, so a connection's produces append
+    /// in request order). Returns the append and, if the flush policy demands it, the
+    /// offset that must be fsynced before the produce is acknowledged.
+    pub fn append(
+        &self,
+        records: Bytes,
+        acks: i16,
+        now_ms: i64,
+    ) -> Result<(LogAppend, Option<i64>), ProduceError> {
+        if !matches!(acks, -1..=1) {
+            return Err(ProduceError::InvalidRequiredAcks(acks));
+        }
+        let config = self.config();
+        if acks == -1 && config.min_insync_replicas > 1 {
+            return Err(ProduceError::NotEnoughReplicas {
+                isr: 1,
+                min: config.min_insync_replicas,
+            });
+        }
+        let prepared = PartitionLog::prepare(&config, records, now_ms)?;
+        let (append, flush_due) = {
+            let mut log = self.lock();
+            let append = log.append(prepared, now_ms)?;
+            let leo = log.log_end_offset();
+            assert!(
+                self.log_start_offset() <= leo,
+                "log start offset above log end offset"
+            );
+            self.high_watermark.store(leo, Ordering::Release);
+            (append, log.flush_due(now_ms))
+        };
+        if append.record_count > 0 {
+            self.appended.notify_waiters();
+        }
+        let wait_for = flush_due.then(|| {
+            self.flush_requested.notify_one();
+            append.last_offset + 1
+        });
+        Ok((append, wait_for))
+    }
+
+    /// Waits until everything below `offset` is fsynced, or the timeout.
+    pub async fn wait_flushed(&self, offset: i64, timeout: Duration) -> Result<(), ProduceError> {
+        let mut flushed = self.flushed.subscribe();
+        let reached = tokio::time::timeout(timeout, async {
+            flushed.wait_for(|f| *f >= offset).await.is_ok()
+        })
+        .await;
+        match reached {
+            Ok(true) => Ok(()),
+            _ => Err(ProduceError::Timeout),
+        }
+    }
+
+    /// Plans a read from `offset` up to `max_offset` (exclusive).
+    pub fn plan_read(
+        &self,
+        offset: i64,
+        max_offset: i64,
+        max_bytes: usize,
+    ) -> Result<Option<ReadPlan>, LogError> {
+        self.lock().plan_read(offset, max_offset, max_bytes)
+    }
+
+    pub fn lookup_timestamp(
+        &self,
+        target_ms: i64,
+    ) -> Result<Option<crate::log::TimestampLookup>, LogError> {
+        self.lock().lookup_timestamp(target_ms)
+    }
+
+    pub fn max_timestamp(&self) -> Result<Option<crate::log::TimestampLookup>, LogError> {
+        self.lock().max_timestamp()
+    }
+
+    fn producer_checkpoint(&self) -> (i64, Vec<u8>) {
+        self.lock().producer_checkpoint()
+    }
+
+    /// Fsyncs what the flush policy left unflushed; the group-commit step.
+    async fn flush_once(self: &Arc<Self>, now_ms: i64) {
+        let (files, offset) = self.lock().begin_flush(now_ms);
+        let result =
+            tokio::task::spawn_blocking(move || files.iter().try_for_each(|f| f.sync_data())).await;
+        match result {
+            Ok(Ok(())) => {
+                self.flushed.send_if_modified(|f| {
+                    let advanced = offset > *f;
+                    *f = (*f).max(offset);
+                    advanced
+                });
+            }
+            Ok(Err(e)) => {
+                tracing::error!(topic = %self.topic, partition = self.index, error = %e, "fsync failed")
+            }
+            Err(e) => {
+                tracing::error!(topic = %self.topic, partition = self.index, error = %e, "fsync task failed")
+            }
+        }
+    }
+
+    /// The partition's flusher: one fsync at a time, each covering every append before it.
+    async fn run_flusher(self: Arc<Self>, clock: crate::Clock) {
+        while !self.is_deleted() {
+            self.flush_requested.notified().await;
+            if self.is_deleted() {
+                break;
+            }
+            self.flush_once(clock.now_ms()).await;
+        }
+    }
+}
+
+/// Identifies a partition by topic name and index.
+pub type TopicPartition = (Arc<str>, i32);
+
+/// All partitions hosted here.
+pub struct ReplicaManager {
+    log_dir: PathBuf,
+    store: Arc<dyn MetaStore>,
+    clock: crate::Clock,
+    partitions: RwLock<HashMap<Arc<str>, Vec<Arc<Partition>>>>,
+    clean_shutdown: bool,
+}
+
+impl ReplicaManager {
+    pub fn new(
+        log_dir: &Path,
+        store: Arc<dyn MetaStore>,
+        clock: crate::Clock,
+        clean_shutdown: bool,
+    ) -> ReplicaManager {
+        ReplicaManager {
+            log_dir: log_dir.to_path_buf(),
+            store,
+            clock,
+            partitions: RwLock::new(HashMap::new()),
+            clean_shutdown,
+        }
+    }
+
+    /// The partitions of a topic, if it is hosted here.
+    pub fn topic(&self, topic: &str) -> Option<Vec<Arc<Partition>>> {
+        self.partitions
+            .read()
+            .expect("partitions lock")
+            .get(topic)
+            .cloned()
+    }
+
+    pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        let partitions = self.partitions.read().expect("partitions lock");
+        partitions
+            .get(topic)?
+            .get(usize::try_from(index).ok()?)
+            .cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Partition>> {
+        self.partitions
+            .read()
+            .expect("partitions lock")
+            .values()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
+    /// Opens (creating if needed) partitions `0..count` of a topic.
+    pub fn host_topic(
+        &self,
+        topic: &str,
+        topic_id: Uuid,
+        count: i32,
+        config: &TopicConfig,
+    ) -> Result<(), LogError> {
+        let name: Arc<str> = Arc::from(topic);
+        let mut opened = self.topic(topic).unwrap_or_default();
+        for index in opened.len() as i32..count {
+            opened.push(self.open_partition(&name, topic_id, index, config)?);
+        }
+        self.partitions
+            .write()
+            .expect("partitions lock")
+            .insert(name, opened);
+        Ok(())
+    }
+
+    fn open_partition(
+        &self,
+        topic: &Arc<str>,
+        topic_id: Uuid,
+        index: i32,
+        config: &TopicConfig,
+    ) -> Result<Arc<Partition>, LogError> {
+        let dir = self
+            .log_dir
+            .join(crate::log::partition_dir_name(topic, index));
+        let checkpoint = self
+            .store
+            .get(&producer_state_key(topic, index))
+            .ok()
+            .flatten()
+            .and_then(|bytes| decode_checkpoint(&bytes));
+        let options = LogOptions {
+            config: config.clone(),
+            clean_shutdown: self.clean_shutdown,
+            leader_epoch: 0,
+        };
+        let log = PartitionLog::open(&dir, options, checkpoint, self.clock.now_ms())?;
+        let leo = log.log_end_offset();
+        let partition = Arc::new(Partition {
+            topic: Arc::clone(topic),
+            topic_id,
+            index,
+            leader_epoch: 0,
+            high_watermark: AtomicI64::new(leo),
+            log_start_offset: AtomicI64::new(log.log_start_offset()),
+            log: Mutex::new(log),
+            appended: Notify::new(),
+            flushed: watch::Sender::new(leo),
+            flush_requested: Notify::new(),
+            deleted: AtomicBool::new(false),
+        });
+        tokio::spawn(Arc::clone(&partition).run_flusher(self.clock.clone()));
+        Ok(partition)
+    }
+
+    /// Stops hosting a topic; its directories are renamed `<dir>.<id>-delete` at once and
+    /// removed after `file.delete.delay.ms`, as Kafka does.
+    pub fn remove_topic(&self, topic: &str, delete_delay_ms: i64) {
+        let Some(partitions) = self
+            .partitions
+            .write()
+            .expect("partitions lock")
+            .remove(topic)
+        else {
+            return;
+        };
+        for partition in partitions {
+            partition.deleted.store(true, Ordering::Release);
+            partition.flush_requested.notify_one();
+            partition.appended.notify_waiters();
+            let _ = self
+                .store
+                .delete(&producer_state_key(topic, partition.index));
+            let dir = self
+                .log_dir
+                .join(crate::log::partition_dir_name(topic, partition.index));
+            let doomed = self.log_dir.join(format!(
+                "{}.{}-delete",
+                crate::log::partition_dir_name(topic, partition.index),
+                partition.topic_id.simple()
+            ));
+            if let Err(e) = std::fs::rename(&dir, &doomed) {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not mark a deleted partition directory");
+                continue;
+            }
+            let delay = Duration::from_millis(delete_delay_ms.max(0) as u64);
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                if let Err(e) = tokio::fs::remove_dir_all(&doomed).await {
+                    tracing::warn!(dir = %doomed.display(), error = %e, "could not remove a deleted partition directory");
+                }
+            });
+        }
+    }
+
+    /// Writes every partition's producer state checkpoint.
+    pub fn checkpoint_producer_state(&self) {
+        for partition in self.all() {
+            self.checkpoint_partition(&partition);
+        }
+    }
+
+    /// Writes one partition's producer state checkpoint (after a roll, and at shutdown).
+    pub fn checkpoint_partition(&self, partition: &Partition) {
+        let (offset, state) = partition.producer_checkpoint();
+        let mut value = offset.to_be_bytes().to_vec();
+        value.extend_from_slice(&state);
+        if let Err(e) = self.store.put(
+            &producer_state_key(&partition.topic, partition.index),
+            &value,
+        ) {
+            tracing::warn!(topic = %partition.topic, partition = partition.index, error = %e, "producer state checkpoint failed");
+        }
+    }
+
+    /// Flushes partitions whose `flush.ms` has passed; run by a periodic task.
+    pub fn flush_due_partitions(&self) {
+        let now = self.clock.now_ms();
+        for partition in self.all() {
+            if partition.lock().flush_due(now) {
+                partition.flush_requested.notify_one();
+            }
+        }
+    }
+
+    /// Clean shutdown: fsync every log, seal active segments and checkpoint producer state.
+    pub async fn shutdown(&self) {
+        let now = self.clock.now_ms();
+        for partition in self.all() {
+            partition.flush_once(now).await;
+            if let Err(e) = partition.lock().close() {
+                tracing::warn!(topic = %partition.topic, partition = partition.index, error = %e, "closing a log failed");
+            }
+        }
+        self.checkpoint_producer_state();
+    }
+}
+
+fn producer_state_key(topic: &str, partition: i32) -> String {
+    format!("producer_state/{topic}/{partition}")
+}
+
+fn decode_checkpoint(bytes: &[u8]) -> Option<(i64, ProducerState)> {
+    let (offset, state) = bytes.split_first_chunk::<8>()?;
+    Some((i64::from_be_bytes(*offset), ProducerState::decode(state)?))
+}

@@ -1,0 +1,207 @@
+//! The network server: listeners, connections, request framing and graceful shutdown.
+//!
+//! Each connection has a reader and a writer. The reader takes length-prefixed frames
+//! (at most `socket.request.max.bytes`), decodes them and runs their handlers in order; it
+//! hands each reply to the writer through a channel bounded by `queued.max.requests`, so a
+//! client that pipelines many requests is paced instead of buffered without limit. The writer
+//! awaits pending replies in request order and writes them, flushing when it has nothing
+//! more ready, so pipelined responses share system calls.
+//!
+//! Bad input closes only its own connection, with one log line: an oversized or truncated
+//! frame, an unknown API key or version, a body that does not decode.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use kafka_protocol::messages::{ApiKey, ResponseKind};
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::broker::Broker;
+use crate::handlers::{self, Reply, ResponseFuture};
+use crate::protocol::api::{self, FrameError};
+
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+
+/// A reply on its way to the socket, in request order.
+enum Outgoing {
+    Ready(Bytes),
+    Pending {
+        future: ResponseFuture,
+        key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+    },
+}
+
+/// Binds every listener; returns the bound addresses (port 0 becomes the real port).
+pub async fn bind(broker: &Broker) -> anyhow::Result<Vec<TcpListener>> {
+    let mut listeners = Vec::new();
+    for listener in &broker.config.listeners {
+        let host = if listener.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            listener.host.as_str()
+        };
+        let bound = TcpListener::bind((host, listener.port))
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot bind listener {}://{host}:{}: {e}",
+                    listener.name,
+                    listener.port
+                )
+            })?;
+        tracing::info!(listener = %listener.name, address = %bound.local_addr()?, "listening");
+        listeners.push(bound);
+    }
+    Ok(listeners)
+}
+
+/// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
+pub async fn run(broker: Arc<Broker>, listeners: Vec<TcpListener>, shutdown: CancellationToken) {
+    let connections = TaskTracker::new();
+    let mut accepts = Vec::new();
+    for listener in listeners {
+        let broker = Arc::clone(&broker);
+        let shutdown = shutdown.clone();
+        let connections = connections.clone();
+        accepts.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, peer)) => {
+                            connections.spawn(serve_connection(Arc::clone(&broker), stream, peer, shutdown.clone()));
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        }
+                    },
+                }
+            }
+        }));
+    }
+    shutdown.cancelled().await;
+    for accept in accepts {
+        let _ = accept.await;
+    }
+    connections.close();
+    connections.wait().await;
+}
+
+async fn serve_connection(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let (reader, writer) = stream.into_split();
+    let codec = LengthDelimitedCodec::builder()
+        .length_field_length(4)
+        .max_frame_length(broker.config.socket_request_max_bytes)
+        .new_codec();
+    let mut frames = FramedRead::with_capacity(reader, codec, 64 * 1024);
+    let (tx, rx) = mpsc::channel(broker.config.queued_max_requests);
+    let writer_task = tokio::spawn(write_replies(writer, rx, peer));
+    loop {
+        let frame = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            frame = frames.next() => frame,
+        };
+        let frame = match frame {
+            None => break,
+            Some(Ok(frame)) => frame.freeze(),
+            Some(Err(e)) => {
+                tracing::warn!(%peer, error = %e, "closing connection: unreadable frame");
+                break;
+            }
+        };
+        let outgoing = match take_request(&broker, frame) {
+            Ok(Some(outgoing)) => outgoing,
+            Ok(None) => continue,
+            Err(reason) => {
+                tracing::warn!(%peer, reason = %reason, "closing connection");
+                break;
+            }
+        };
+        if tx.send(outgoing).await.is_err() {
+            break;
+        }
+    }
+    // Dropping the sender lets the writer finish what is queued, then close.
+    drop(tx);
+    let _ = writer_task.await;
+}
+
+/// Decodes and handles one frame. Ok(None): nothing to send. Err: close the connection.
+fn take_request(broker: &Arc<Broker>, frame: Bytes) -> Result<Option<Outgoing>, String> {
+    let (key, version) = api::peek_key_version(&frame).map_err(|e| e.to_string())?;
+    if let Err(e) = api::check_version(key, version) {
+        if key == ApiKey::ApiVersions {
+            let header = api::decode_header(key, version, frame).map_err(|e| e.to_string())?;
+            let body = ResponseKind::ApiVersions(handlers::unsupported_version_response());
+            let bytes = api::encode_response(key, 0, header.correlation_id, &body)
+                .map_err(|e| e.to_string())?;
+            return Ok(Some(Outgoing::Ready(bytes)));
+        }
+        return Err(e.to_string());
+    }
+    let (header, request) =
+        api::decode_request(key, version, frame).map_err(|e: FrameError| e.to_string())?;
+    let correlation_id = header.correlation_id;
+    match handlers::handle(broker, &header, request) {
+        Reply::Ready(body) => api::encode_response(key, version, correlation_id, &body)
+            .map(|bytes| Some(Outgoing::Ready(bytes)))
+            .map_err(|e| format!("cannot encode {key:?} v{version} response: {e}")),
+        Reply::Pending(future) => Ok(Some(Outgoing::Pending {
+            future,
+            key,
+            version,
+            correlation_id,
+        })),
+        Reply::Silent => Ok(None),
+        Reply::Close(reason) => Err(reason),
+    }
+}
+
+async fn write_replies(writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, peer: SocketAddr) {
+    let mut writer = BufWriter::with_capacity(WRITE_BUFFER_BYTES, writer);
+    while let Some(outgoing) = rx.recv().await {
+        let bytes = match outgoing {
+            Outgoing::Ready(bytes) => bytes,
+            Outgoing::Pending {
+                future,
+                key,
+                version,
+                correlation_id,
+            } => {
+                let body = future.await;
+                match api::encode_response(key, version, correlation_id, &body) {
+                    Ok(bytes) => bytes,
+                    Err(e) => {
+                        tracing::error!(%peer, api = ?key, version, error = %e, "cannot encode response; closing");
+                        return;
+                    }
+                }
+            }
+        };
+        if writer.write_all(&bytes).await.is_err() {
+            return;
+        }
+        if rx.is_empty() && writer.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = writer.flush().await;
+    let _ = writer.shutdown().await;
+}
