@@ -62,6 +62,8 @@ pub fn consume(
 ) -> Vec<Received> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
+        // librdkafka's assign() wants a group id; nothing is committed to it.
+        .set("group.id", "protocol-tests-reader")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")

@@ -43,7 +43,7 @@ fn values(records: &[protocol_tests::clients::Received]) -> Vec<usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_survives_graceful_and_crash_restarts() {
-    let mut broker = Broker::start(&[("log.segment.bytes", "65536")]);
+    let mut broker = Broker::start(&[("log.segment.bytes", "4096")]);
     create_topic(&broker.bootstrap(), "durable", 2, &[]).await;
     produce_values(&broker.bootstrap(), "durable", 0..3000, &[("acks", "all")]).await;
     assert_eq!(broker.stop(), Some(0), "SIGTERM exits cleanly");
@@ -103,7 +103,8 @@ async fn kill_9_during_acks_all_loses_no_acknowledged_record() {
     }
     let mut acknowledged = Vec::new();
     for (i, d) in deliveries {
-        if let Ok(Ok((_, offset))) = d.await {
+        if let Ok(Ok(delivery)) = d.await {
+            let offset = delivery.offset;
             acknowledged.push((offset, i));
         }
     }

@@ -26,14 +26,14 @@ async fn round_trip(broker: &Broker, topic: &str, codec: &str, acks: &str) {
         );
     }
     for d in deliveries {
-        let (partition, offset) = d
+        let delivery = d
             .await
             .expect("delivery")
             .map_err(|(e, _)| e)
             .expect("delivered");
-        assert_eq!(partition, 0);
+        assert_eq!(delivery.partition, 0);
         if acks != "0" {
-            assert!(offset >= 0);
+            assert!(delivery.offset >= 0);
         }
     }
     let records = consume(&broker.bootstrap(), topic, 1, count, TIMEOUT);

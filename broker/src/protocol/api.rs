@@ -118,9 +118,10 @@ pub fn decode_header(
     version: i16,
     mut frame: Bytes,
 ) -> Result<RequestHeader, FrameError> {
-    let header_version = if key == ApiKey::ApiVersions && version > 4 {
-        // A future ApiVersions: its header shape is the newest one we know (KIP-511).
-        key.request_header_version(4)
+    let header_version = if key == ApiKey::ApiVersions {
+        // KIP-511 fallback: only the correlation id is needed and the body is never read,
+        // so the header is read as v1 and whatever follows (tagged fields) is ignored.
+        1
     } else {
         key.request_header_version(version)
     };
