@@ -15,9 +15,10 @@ def test_admin_create_describe_delete(broker):
         pass
     assert "kp-admin" in admin.list_topics()
     described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "kp-admin")])
-    resources = described[0].resources if hasattr(described[0], "resources") else described[0].to_object()["resources"]
-    text = str(resources)
-    assert "max.message.bytes" in text and "2000000" in text
+    entry = described["topic"]["kp-admin"]["max.message.bytes"]
+    assert entry["value"] == "2000000"
+    assert entry["config_source"] == "DYNAMIC_TOPIC_CONFIG"
+    assert entry["config_type"] == "INT"
     admin.delete_topics(["kp-admin"])
     assert "kp-admin" not in admin.list_topics()
     admin.close()
