@@ -64,8 +64,6 @@ fn read_response(stream: &mut TcpStream) -> bytes::Bytes {
 /// A valid uncompressed v2 batch of one record.
 fn batch() -> BytesMut {
     let mut record = BytesMut::new();
-    record.put_slice(&[0, 0, 0, 0]); // attributes, timestamp delta, offset delta, key length... as varints below
-    record.clear();
     record.put_u8(0); // attributes
     record.put_u8(0); // timestamp delta 0
     record.put_u8(0); // offset delta 0
@@ -109,7 +107,7 @@ fn produce_request(topic: &str, records: BytesMut) -> ProduceRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_connections_do_not_disturb_a_working_client() {
-    let max = 1_000_000;
+    let max: i32 = 1_000_000;
     let mut broker = Broker::start(&[("socket.request.max.bytes", &max.to_string())]);
     create_topic(&broker.bootstrap(), "steady", 1, &[]).await;
     create_topic(&broker.bootstrap(), "target", 1, &[]).await;
@@ -147,7 +145,7 @@ async fn bad_connections_do_not_disturb_a_working_client() {
 
     // A length above socket.request.max.bytes.
     let mut s = connect(&broker);
-    s.write_all(&((max + 1) as i32).to_be_bytes()).unwrap();
+    s.write_all(&(max + 1i32).to_be_bytes()).unwrap();
     assert!(closed_by_peer(s), "oversized frame closes the connection");
 
     // A negative length.

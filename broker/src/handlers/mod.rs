@@ -28,7 +28,8 @@ pub type ResponseFuture = Pin<Box<dyn Future<Output = ResponseKind> + Send>>;
 
 /// What a handler gives back to the connection.
 pub enum Reply {
-    Ready(ResponseKind),
+    /// Boxed: responses are large and most replies are small.
+    Ready(Box<ResponseKind>),
     Pending(ResponseFuture),
     /// No response is sent (Produce with acks=0).
     Silent,
@@ -41,32 +42,32 @@ pub fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: RequestKind
     let version = header.request_api_version;
     match request {
         RequestKind::ApiVersions(_) => {
-            Reply::Ready(ResponseKind::ApiVersions(api_versions::handle(version)))
+            ready(ResponseKind::ApiVersions(api_versions::handle(version)))
         }
-        RequestKind::Metadata(r) => Reply::Ready(ResponseKind::Metadata(cluster::metadata(
+        RequestKind::Metadata(r) => ready(ResponseKind::Metadata(cluster::metadata(
             broker, version, r,
         ))),
-        RequestKind::DescribeCluster(r) => Reply::Ready(ResponseKind::DescribeCluster(
+        RequestKind::DescribeCluster(r) => ready(ResponseKind::DescribeCluster(
             cluster::describe_cluster(broker, version, r),
         )),
-        RequestKind::CreateTopics(r) => Reply::Ready(ResponseKind::CreateTopics(
+        RequestKind::CreateTopics(r) => ready(ResponseKind::CreateTopics(
             admin::create_topics(broker, version, r),
         )),
-        RequestKind::DeleteTopics(r) => Reply::Ready(ResponseKind::DeleteTopics(
+        RequestKind::DeleteTopics(r) => ready(ResponseKind::DeleteTopics(
             admin::delete_topics(broker, version, r),
         )),
-        RequestKind::DescribeConfigs(r) => Reply::Ready(ResponseKind::DescribeConfigs(
+        RequestKind::DescribeConfigs(r) => ready(ResponseKind::DescribeConfigs(
             admin::describe_configs(broker, version, r),
         )),
-        RequestKind::InitProducerId(r) => Reply::Ready(ResponseKind::InitProducerId(
+        RequestKind::InitProducerId(r) => ready(ResponseKind::InitProducerId(
             producer_id::init_producer_id(broker, r),
         )),
         RequestKind::Produce(r) => produce::produce(broker, version, r),
         RequestKind::Fetch(r) => fetch::fetch(broker, version, r),
-        RequestKind::ListOffsets(r) => Reply::Ready(ResponseKind::ListOffsets(
+        RequestKind::ListOffsets(r) => ready(ResponseKind::ListOffsets(
             fetch::list_offsets(broker, version, r),
         )),
-        RequestKind::OffsetForLeaderEpoch(r) => Reply::Ready(ResponseKind::OffsetForLeaderEpoch(
+        RequestKind::OffsetForLeaderEpoch(r) => ready(ResponseKind::OffsetForLeaderEpoch(
             fetch::offset_for_leader_epoch(broker, r),
         )),
         other => Reply::Close(format!(
@@ -74,6 +75,10 @@ pub fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: RequestKind
             std::mem::discriminant(&other)
         )),
     }
+}
+
+fn ready(response: ResponseKind) -> Reply {
+    Reply::Ready(Box::new(response))
 }
 
 pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {

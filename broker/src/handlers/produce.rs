@@ -115,7 +115,7 @@ pub fn produce(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> R
     }
     let response = ProduceResponse::default().with_responses(responses);
     if pending.is_empty() {
-        return Reply::Ready(ResponseKind::Produce(response));
+        return Reply::Ready(Box::new(ResponseKind::Produce(response)));
     }
     let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
     Reply::Pending(Box::pin(async move {
