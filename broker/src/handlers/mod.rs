@@ -50,12 +50,12 @@ pub fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: RequestKind
         RequestKind::DescribeCluster(r) => ready(ResponseKind::DescribeCluster(
             cluster::describe_cluster(broker, version, r),
         )),
-        RequestKind::CreateTopics(r) => ready(ResponseKind::CreateTopics(
-            admin::create_topics(broker, version, r),
-        )),
-        RequestKind::DeleteTopics(r) => ready(ResponseKind::DeleteTopics(
-            admin::delete_topics(broker, version, r),
-        )),
+        RequestKind::CreateTopics(r) => ready(ResponseKind::CreateTopics(admin::create_topics(
+            broker, version, r,
+        ))),
+        RequestKind::DeleteTopics(r) => ready(ResponseKind::DeleteTopics(admin::delete_topics(
+            broker, version, r,
+        ))),
         RequestKind::DescribeConfigs(r) => ready(ResponseKind::DescribeConfigs(
             admin::describe_configs(broker, version, r),
         )),
@@ -64,9 +64,9 @@ pub fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: RequestKind
         )),
         RequestKind::Produce(r) => produce::produce(broker, version, r),
         RequestKind::Fetch(r) => fetch::fetch(broker, version, r),
-        RequestKind::ListOffsets(r) => ready(ResponseKind::ListOffsets(
-            fetch::list_offsets(broker, version, r),
-        )),
+        RequestKind::ListOffsets(r) => ready(ResponseKind::ListOffsets(fetch::list_offsets(
+            broker, version, r,
+        ))),
         RequestKind::OffsetForLeaderEpoch(r) => ready(ResponseKind::OffsetForLeaderEpoch(
             fetch::offset_for_leader_epoch(broker, r),
         )),
