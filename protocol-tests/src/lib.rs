@@ -231,3 +231,4 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
 }
 
 pub mod clients;
+pub mod raw;

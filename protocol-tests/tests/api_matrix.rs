@@ -1,10 +1,6 @@
 //! Every API at every version the broker advertises answers with a response that decodes
 //! at that version: no field a version lacks, no closed connection, correlation kept.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
@@ -17,64 +13,9 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
 };
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
+use protocol_tests::raw::Client;
 use protocol_tests::Broker;
-
-struct Client {
-    stream: TcpStream,
-    correlation: i32,
-}
-
-impl Client {
-    fn connect(broker: &Broker) -> Client {
-        let stream = TcpStream::connect(broker.bootstrap()).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        Client {
-            stream,
-            correlation: 0,
-        }
-    }
-
-    fn call(&mut self, key: ApiKey, version: i16, body: &RequestKind) -> ResponseKind {
-        self.correlation += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation)
-            .with_client_id(Some(StrBytes::from_static_str("matrix")));
-        let mut buf = BytesMut::new();
-        header
-            .encode(&mut buf, key.request_header_version(version))
-            .unwrap();
-        body.encode(&mut buf, version).unwrap();
-        let mut frame = (buf.len() as i32).to_be_bytes().to_vec();
-        frame.extend_from_slice(&buf);
-        self.stream.write_all(&frame).unwrap();
-        let mut len = [0u8; 4];
-        self.stream
-            .read_exact(&mut len)
-            .unwrap_or_else(|e| panic!("{key:?} v{version}: no response ({e})"));
-        let mut payload = vec![0u8; i32::from_be_bytes(len) as usize];
-        self.stream.read_exact(&mut payload).unwrap();
-        let mut payload = Bytes::from(payload);
-        let header_version = if key == ApiKey::ApiVersions {
-            0
-        } else {
-            key.response_header_version(version)
-        };
-        let header = ResponseHeader::decode(&mut payload, header_version).unwrap();
-        assert_eq!(
-            header.correlation_id, self.correlation,
-            "{key:?} v{version}"
-        );
-        let response = ResponseKind::decode(key, &mut payload, version)
-            .unwrap_or_else(|e| panic!("{key:?} v{version}: response does not decode: {e}"));
-        assert!(payload.is_empty(), "{key:?} v{version}: trailing bytes");
-        response
-    }
-}
 
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
