@@ -34,9 +34,11 @@ pub struct LogAppend {
     pub rolled: bool,
 }
 
-/// Batches validated and ready to append.
+/// Batches validated and ready to append. Unless the broker had to rewrite a batch
+/// (recompression, LogAppendTime), its bytes are a slice of the request frame: the append
+/// writes them from there, patching only the offset and epoch header in a small buffer.
 pub struct PreparedAppend {
-    batches: Vec<(BytesMut, BatchHeader)>,
+    batches: Vec<(Bytes, BatchHeader)>,
     log_append_time_ms: i64,
 }
 
@@ -216,7 +218,7 @@ impl PartitionLog {
         let mut position = 0usize;
         for header in headers {
             let total = header.total_bytes();
-            let raw = &records[position..position + total];
+            let raw = records.slice(position..position + total);
             position += total;
             if total > config.max_message_bytes.max(0) as usize {
                 return Err(LogError::MessageTooLarge {
@@ -225,17 +227,24 @@ impl PartitionLog {
                 });
             }
             if config.compact {
-                check_keys(raw, &header)?;
+                check_keys(&raw, &header)?;
             }
-            let mut batch = match config.compression {
+            let recompressed = match config.compression {
                 Some(target) if target != header.compression()? => {
-                    records::recompress(raw, &header, target)?
+                    Some(records::recompress(&raw, &header, target)?)
                 }
-                _ => BytesMut::from(raw),
+                _ => None,
             };
-            if config.log_append_time {
-                records::stamp_log_append_time(&mut batch, now_ms);
-            }
+            let batch = match (recompressed, config.log_append_time) {
+                (None, false) => raw,
+                (rewritten, _) => {
+                    let mut owned = rewritten.unwrap_or_else(|| BytesMut::from(&raw[..]));
+                    if config.log_append_time {
+                        records::stamp_log_append_time(&mut owned, now_ms);
+                    }
+                    owned.freeze()
+                }
+            };
             let header = BatchHeader::parse(&batch)?;
             batches.push((batch, header));
         }
@@ -264,7 +273,7 @@ impl PartitionLog {
             duplicate: false,
             rolled: false,
         };
-        for ((mut batch, header), check) in prepared.batches.into_iter().zip(checks) {
+        for ((batch, header), check) in prepared.batches.into_iter().zip(checks) {
             if let SequenceCheck::Duplicate(original) = check {
                 result.duplicate = true;
                 if result.base_offset < 0 {
@@ -275,13 +284,16 @@ impl PartitionLog {
             }
             result.rolled |= self.maybe_roll(batch.len() as u64, now_ms)?;
             let base_offset = self.log_end_offset();
-            records::assign_offset(&mut batch, base_offset, self.leader_epoch);
+            let mut head = [0u8; records::PATCHED_HEADER_BYTES];
+            head.copy_from_slice(&batch[..records::PATCHED_HEADER_BYTES]);
+            records::assign_offset(&mut head, base_offset, self.leader_epoch);
             let header = BatchHeader {
                 base_offset,
                 ..header
             };
             let interval = self.config.index_interval_bytes;
-            self.active_mut().append(&batch, &header, interval)?;
+            let rest = &batch[records::PATCHED_HEADER_BYTES..];
+            self.active_mut().append(&head, rest, &header, interval)?;
             debug_assert_eq!(
                 self.log_end_offset(),
                 header.last_offset() + 1,

@@ -217,23 +217,28 @@ impl Segment {
         true
     }
 
-    /// Appends a batch whose base offset was assigned. Writes go to the page cache; the
-    /// flush policy decides when they are fsynced.
+    /// Appends a batch whose base offset was assigned, as its patched head and the rest.
+    /// Writes go to the page cache; the flush policy decides when they are fsynced.
     pub fn append(
         &mut self,
-        batch: &[u8],
+        head: &[u8],
+        rest: &[u8],
         header: &BatchHeader,
         index_interval_bytes: u32,
     ) -> Result<(), LogError> {
         let position = self.size;
         self.log
-            .write_all_at(batch, position)
+            .write_all_at(head, position)
             .map_err(|e| self.io(".log", e))?;
-        self.size += batch.len() as u64;
+        self.log
+            .write_all_at(rest, position + head.len() as u64)
+            .map_err(|e| self.io(".log", e))?;
+        let bytes = (head.len() + rest.len()) as u64;
+        self.size += bytes;
         self.next_offset = header.last_offset() + 1;
         let index_len = self.index.len();
         let time_len = self.time_index.len();
-        if self.note_batch(header, position, batch.len() as u32, index_interval_bytes) {
+        if self.note_batch(header, position, bytes as u32, index_interval_bytes) {
             self.write_new_index_entries(index_len, time_len)?;
         }
         Ok(())

@@ -332,6 +332,10 @@ pub fn inflate_records(batch: &[u8], header: &BatchHeader) -> Result<Bytes, Batc
     crate::protocol::compression::decompress(header.compression()?, body)
 }
 
+/// The leading bytes of a batch holding what the broker assigns (base offset, length,
+/// partition leader epoch); the magic byte and the CRC-covered part follow.
+pub const PATCHED_HEADER_BYTES: usize = OFFSET_MAGIC;
+
 /// Rewrites the base offset and partition leader epoch in place; neither is under the CRC.
 pub fn assign_offset(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
     batch[OFFSET_BASE..OFFSET_BASE + 8].copy_from_slice(&base_offset.to_be_bytes());
