@@ -2,6 +2,7 @@
 #
 #   make help    this list (the default)
 #   make setup   install system packages and the Python test venv (idempotent)
+#   make deps    install only what building the broker needs (idempotent)
 #   make build   build the broker (release) and the test crates
 #   make run     run a single broker: 127.0.0.1:9092, data in ./data
 #   make test    setup + build + unit tests + protocol tests (Rust, kcat, Python clients)
@@ -12,10 +13,13 @@
 CARGO ?= cargo
 PYTEST_ARGS ?=
 
-.PHONY: help setup build run test test-rust test-python lint bench clean
+.PHONY: help deps setup build run test test-rust test-python lint bench clean
 
 help:
 	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
+
+deps:
+	./scripts/setup.sh build
 
 setup:
 	./scripts/setup.sh
@@ -23,7 +27,7 @@ setup:
 build:
 	$(CARGO) build --release --workspace --all-targets
 
-run:
+run: deps
 	$(CARGO) run --release -p weir --bin weir
 
 test: setup build test-rust test-python
