@@ -74,6 +74,20 @@ impl Broker {
             _lock: lock,
         });
         broker.spawn_flush_scheduler();
+        let retention_check_ms = broker
+            .config
+            .get_i64("log.retention.check.interval.ms")
+            .unwrap_or(300_000);
+        let cleaner_backoff_ms =
+            (broker.config.get("log.cleaner.enable") == Some("true")).then(|| {
+                broker
+                    .config
+                    .get_i64("log.cleaner.backoff.ms")
+                    .unwrap_or(15_000)
+            });
+        broker
+            .replicas
+            .spawn_log_tasks(retention_check_ms, cleaner_backoff_ms);
         Ok(broker)
     }
 

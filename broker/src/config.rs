@@ -289,6 +289,18 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Default cleanup policy.",
     ),
     def(
+        "log.cleaner.enable",
+        Boolean,
+        Some("true"),
+        "Run the log cleaner for compacted topics.",
+    ),
+    def(
+        "log.cleaner.backoff.ms",
+        Long,
+        Some("15000"),
+        "Sleep between cleaner passes.",
+    ),
+    def(
         "log.cleaner.delete.retention.ms",
         Long,
         Some("86400000"),
@@ -481,6 +493,10 @@ const ENV_NOT_CONFIG: &[&str] = &[
 /// Where a value came from, in DescribeConfigs' terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
+    /// Kafka's DYNAMIC_BROKER_CONFIG: set for this broker with AlterConfigs.
+    DynamicBroker,
+    /// Kafka's DYNAMIC_DEFAULT_BROKER_CONFIG: set for every broker with AlterConfigs.
+    DynamicDefaultBroker,
     /// Kafka's DEFAULT_CONFIG.
     Default,
     /// Kafka's STATIC_BROKER_CONFIG: the file, the environment or an override.
@@ -490,6 +506,8 @@ pub enum ConfigSource {
 impl ConfigSource {
     pub fn describe_code(self) -> i8 {
         match self {
+            ConfigSource::DynamicBroker => 2,
+            ConfigSource::DynamicDefaultBroker => 3,
             ConfigSource::Default => 5,
             ConfigSource::StaticBroker => 4,
         }
@@ -668,6 +686,14 @@ impl BrokerConfig {
         if log_dirs.contains(',') {
             tracing::warn!(log_dirs = %log_dirs, "several log.dirs are given; this broker uses the first one");
         }
+        let segment_bytes = num("log.segment.bytes")?;
+        if segment_bytes < crate::log::SEGMENT_BYTES_MIN {
+            return Err(ConfigError::Invalid {
+                key: "log.segment.bytes".into(),
+                value: segment_bytes.to_string(),
+                reason: "Value must be at least 1048576".into(),
+            });
+        }
         let log_flush_interval_ms = get("log.flush.interval.ms")
             .map(|_| positive("log.flush.interval.ms"))
             .transpose()?;
@@ -727,6 +753,27 @@ impl BrokerConfig {
 
     pub fn get_i64(&self, key: &str) -> Option<i64> {
         self.get(key).and_then(|v| v.trim().parse().ok())
+    }
+
+    /// This config with dynamic broker configs laid over it: the cluster-wide defaults,
+    /// then this broker's own, each winning over what is below it.
+    pub fn with_dynamic(
+        &self,
+        cluster_default: &BTreeMap<String, String>,
+        this_broker: &BTreeMap<String, String>,
+    ) -> BrokerConfig {
+        let mut next = self.clone();
+        for (key, value) in cluster_default {
+            next.values.insert(
+                key.clone(),
+                (value.clone(), ConfigSource::DynamicDefaultBroker),
+            );
+        }
+        for (key, value) in this_broker {
+            next.values
+                .insert(key.clone(), (value.clone(), ConfigSource::DynamicBroker));
+        }
+        next
     }
 
     /// Every key set by any layer, for DescribeConfigs of the broker resource.

@@ -32,7 +32,11 @@ class BrokerProcess:
                 "--override", f"log.dirs={self.dir.name}"]
         for key, value in (overrides or {}).items():
             args += ["--override", f"{key}={value}"]
+        self.args = args
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._wait_ready()
+
+    def _wait_ready(self):
         deadline = time.time() + 20
         while time.time() < deadline:
             try:
@@ -47,6 +51,21 @@ class BrokerProcess:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.dir.name)
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def restart(self):
+        """Starts the broker again on the same port and data directory."""
+        if self.proc.poll() is None:
+            self.kill9()
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._wait_ready()
 
     def stop(self):
         if self.proc.poll() is None:
@@ -64,3 +83,18 @@ def broker():
     b = BrokerProcess()
     yield b
     b.stop()
+
+
+@pytest.fixture
+def make_broker():
+    """Starts brokers with config overrides; stops them after the test."""
+    started = []
+
+    def make(overrides=None):
+        b = BrokerProcess(overrides)
+        started.append(b)
+        return b
+
+    yield make
+    for b in started:
+        b.stop()

@@ -135,7 +135,8 @@ fn topic_value(
     overrides: &BTreeMap<String, String>,
     key: &str,
 ) -> Option<(String, i8)> {
-    let (value, from_topic) = TopicConfig::effective(&broker.config, overrides, key)?;
+    let (value, from_topic) =
+        TopicConfig::effective(&broker.controller.broker_view(), overrides, key)?;
     let source = if from_topic {
         SOURCE_DYNAMIC_TOPIC
     } else {
@@ -149,8 +150,7 @@ fn broker_synonym_source(broker: &Arc<Broker>, key: &str) -> ConfigSource {
         .iter()
         .find(|d| d.name == key)
         .and_then(|d| d.broker_synonym)
-        .and_then(|k| broker.config.value(k))
-        .map(|(_, source)| source)
+        .and_then(|k| broker.controller.broker_view().value(k).map(|(_, s)| s))
         .unwrap_or(ConfigSource::Default)
 }
 
@@ -278,12 +278,11 @@ fn describe_topic_configs(
                         .push(synonym(def.name, &value, SOURCE_DYNAMIC_TOPIC));
                 }
                 if let Some(key) = def.broker_synonym {
-                    if let Some((v, ConfigSource::StaticBroker)) = broker.config.value(key) {
-                        entry.synonyms.push(synonym(
-                            key,
-                            v,
-                            ConfigSource::StaticBroker.describe_code(),
-                        ));
+                    let view = broker.controller.broker_view();
+                    if let Some((v, source)) = view.value(key) {
+                        if source != ConfigSource::Default {
+                            entry.synonyms.push(synonym(key, v, source.describe_code()));
+                        }
                     }
                     let default = def.default.to_string();
                     entry.synonyms.push(synonym(
@@ -312,7 +311,8 @@ fn describe_broker_configs(
         ));
     }
     let mut out = Vec::new();
-    for (key, value, source) in broker.config.entries() {
+    let view = broker.controller.broker_view();
+    for (key, value, source) in view.entries() {
         if !keep(key) {
             continue;
         }

@@ -3,6 +3,9 @@
 use std::sync::Arc;
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::describe_topic_partitions_response::{
+    Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
+};
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -10,6 +13,7 @@ use kafka_protocol::messages::{
     BrokerId, DescribeClusterRequest, DescribeClusterResponse, MetadataRequest, MetadataResponse,
     TopicName,
 };
+use kafka_protocol::messages::{DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse};
 use uuid::Uuid;
 
 use super::{str_bytes, CLUSTER_OPERATIONS_ALL, TOPIC_OPERATIONS_ALL};
@@ -196,4 +200,91 @@ pub fn describe_cluster(
         response.cluster_authorized_operations = CLUSTER_OPERATIONS_ALL;
     }
     response
+}
+
+/// DescribeTopicPartitions (KIP-966): topics in name order, partitions paged by
+/// `response_partition_limit` with a cursor, as `kafka-topics.sh --describe` reads them.
+pub fn describe_topic_partitions(
+    broker: &Arc<Broker>,
+    request: DescribeTopicPartitionsRequest,
+) -> DescribeTopicPartitionsResponse {
+    let image = broker.controller.image();
+    let mut names: Vec<String> = if request.topics.is_empty() {
+        image.topics.keys().cloned().collect()
+    } else {
+        request
+            .topics
+            .iter()
+            .map(|t| t.name.0.to_string())
+            .collect()
+    };
+    names.sort();
+    names.dedup();
+    let (start_topic, start_partition) = match &request.cursor {
+        Some(c) => (c.topic_name.0.to_string(), c.partition_index),
+        None => (String::new(), 0),
+    };
+    let mut budget = request.response_partition_limit.max(1);
+    let node = BrokerId(broker.config.node_id);
+    let mut topics = Vec::new();
+    let mut next_cursor = None;
+    for name in names.into_iter().filter(|n| *n >= start_topic) {
+        let Some(record) = image.topic(&name) else {
+            topics.push(
+                DescribeTopicPartitionsResponseTopic::default()
+                    .with_error_code(ErrorCode::UnknownTopicOrPartition.code())
+                    .with_name(Some(TopicName(str_bytes(name)))),
+            );
+            continue;
+        };
+        if budget == 0 {
+            next_cursor = Some(
+                Cursor::default()
+                    .with_topic_name(TopicName(str_bytes(name)))
+                    .with_partition_index(0),
+            );
+            break;
+        }
+        let first = if name == start_topic {
+            start_partition
+        } else {
+            0
+        };
+        let mut partitions = Vec::new();
+        for index in first..record.partitions {
+            if budget == 0 {
+                next_cursor = Some(
+                    Cursor::default()
+                        .with_topic_name(TopicName(str_bytes(name.clone())))
+                        .with_partition_index(index),
+                );
+                break;
+            }
+            budget -= 1;
+            partitions.push(
+                DescribeTopicPartitionsResponsePartition::default()
+                    .with_partition_index(index)
+                    .with_leader_id(node)
+                    .with_leader_epoch(0)
+                    .with_replica_nodes(vec![node])
+                    .with_isr_nodes(vec![node])
+                    .with_eligible_leader_replicas(Some(Vec::new()))
+                    .with_last_known_elr(Some(Vec::new())),
+            );
+        }
+        topics.push(
+            DescribeTopicPartitionsResponseTopic::default()
+                .with_name(Some(TopicName(str_bytes(name.clone()))))
+                .with_topic_id(record.id)
+                .with_is_internal(name.starts_with("__"))
+                .with_partitions(partitions)
+                .with_topic_authorized_operations(TOPIC_OPERATIONS_ALL),
+        );
+        if next_cursor.is_some() {
+            break;
+        }
+    }
+    DescribeTopicPartitionsResponse::default()
+        .with_topics(topics)
+        .with_next_cursor(next_cursor)
 }

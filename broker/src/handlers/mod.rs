@@ -6,9 +6,11 @@
 //! [`Reply::Pending`], which the connection's writer awaits in order.
 
 mod admin;
+mod alter;
 mod api_versions;
 mod cluster;
 mod fetch;
+mod log_dirs;
 mod produce;
 mod producer_id;
 
@@ -69,6 +71,24 @@ pub fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: RequestKind
         ))),
         RequestKind::OffsetForLeaderEpoch(r) => ready(ResponseKind::OffsetForLeaderEpoch(
             fetch::offset_for_leader_epoch(broker, r),
+        )),
+        RequestKind::CreatePartitions(r) => ready(ResponseKind::CreatePartitions(
+            alter::create_partitions(broker, r),
+        )),
+        RequestKind::AlterConfigs(r) => {
+            ready(ResponseKind::AlterConfigs(alter::alter_configs(broker, r)))
+        }
+        RequestKind::IncrementalAlterConfigs(r) => ready(ResponseKind::IncrementalAlterConfigs(
+            alter::incremental_alter_configs(broker, r),
+        )),
+        RequestKind::DeleteRecords(r) => ready(ResponseKind::DeleteRecords(
+            log_dirs::delete_records(broker, r),
+        )),
+        RequestKind::DescribeLogDirs(r) => ready(ResponseKind::DescribeLogDirs(
+            log_dirs::describe_log_dirs(broker, version, r),
+        )),
+        RequestKind::DescribeTopicPartitions(r) => ready(ResponseKind::DescribeTopicPartitions(
+            cluster::describe_topic_partitions(broker, r),
         )),
         other => Reply::Close(format!(
             "no handler for {:?}",

@@ -6,16 +6,21 @@
 //! own `kafka-dump-log.sh` reads them. Offsets are dense and strictly increasing; a batch's
 //! base offset is the log end offset at its append.
 
+pub mod checkpoint;
+pub mod cleaner;
 mod partition_log;
 mod producer_state;
 mod segment;
 mod topic_config;
 
+pub use cleaner::{clean as clean_segments, CleanPlan, CleanedSegment};
 pub use partition_log::{
     FetchedData, LogAppend, LogOptions, PartitionLog, PreparedAppend, ReadPlan, TimestampLookup,
 };
 pub use producer_state::{ProducerBatch, ProducerState, ProducerStateError};
-pub use topic_config::{TopicConfig, TopicConfigDef, TOPIC_CONFIGS};
+pub use topic_config::{
+    TopicConfig, TopicConfigDef, INTERNAL_SEGMENT_BYTES, SEGMENT_BYTES_MIN, TOPIC_CONFIGS,
+};
 
 use crate::protocol::records::BatchError;
 use crate::protocol::ErrorCode;

@@ -17,9 +17,10 @@ use bytes::{Bytes, BytesMut};
 
 use crate::protocol::records::{self, BatchHeader};
 
+use super::cleaner::{CleanPlan, CleanSource, CleanedSegment, CLEANED_SUFFIX, SWAP_SUFFIX};
 use super::producer_state::{ProducerState, SequenceCheck};
 use super::segment::{whole_batches_len, Segment};
-use super::{LogError, TopicConfig};
+use super::{segment_file_name, LogError, TopicConfig};
 
 /// The offsets a produce got, and whether it was a retried duplicate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +50,8 @@ pub struct LogOptions {
     /// Whether the last shutdown was clean; if not, the active segment is recovered.
     pub clean_shutdown: bool,
     pub leader_epoch: i32,
+    /// The log start offset from `log-start-offset-checkpoint`, if recorded.
+    pub log_start_offset: Option<i64>,
 }
 
 /// Where to read fetched bytes from, decided under the lock.
@@ -98,6 +101,7 @@ impl PartitionLog {
         now_ms: i64,
     ) -> Result<PartitionLog, LogError> {
         std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
+        let swapped = finish_interrupted_cleaning(dir)?;
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(|e| LogError::io(dir, e))? {
             let entry = entry.map_err(|e| LogError::io(dir, e))?;
@@ -107,10 +111,7 @@ impl PartitionLog {
                 .and_then(|b| b.parse::<i64>().ok())
             {
                 bases.push(base);
-            } else if name.ends_with(".deleted")
-                || name.ends_with(".cleaned")
-                || name.ends_with(".swap")
-            {
+            } else if name.ends_with(".deleted") {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
@@ -118,14 +119,24 @@ impl PartitionLog {
         let interval = options.config.index_interval_bytes;
         let mut segments = BTreeMap::new();
         for (i, base) in bases.iter().enumerate() {
-            let recover = !options.clean_shutdown && i + 1 == bases.len();
+            let recover =
+                (!options.clean_shutdown && i + 1 == bases.len()) || swapped.contains(base);
             segments.insert(*base, Segment::open(dir, *base, recover, interval)?);
         }
         if segments.is_empty() {
             segments.insert(0, Segment::create(dir, 0, now_ms)?);
         }
         write_leader_epoch_checkpoint(dir, options.leader_epoch)?;
-        let log_start_offset = *segments.keys().next().expect("one segment");
+        let first_base = *segments.keys().next().expect("one segment");
+        let log_end_offset = segments
+            .values()
+            .next_back()
+            .expect("one segment")
+            .next_offset;
+        let log_start_offset = options
+            .log_start_offset
+            .unwrap_or(first_base)
+            .clamp(first_base, log_end_offset);
         let mut log = PartitionLog {
             dir: dir.to_path_buf(),
             segments,
@@ -324,12 +335,18 @@ impl PartitionLog {
         if active.is_empty() || !(full || old) {
             return Ok(false);
         }
-        let base = active.next_offset;
+        self.roll(now_ms)?;
+        Ok(true)
+    }
+
+    /// Seals the active segment and starts a new one at the log end offset.
+    fn roll(&mut self, now_ms: i64) -> Result<(), LogError> {
+        let base = self.active().next_offset;
         self.active_mut().seal()?;
         let segment = Segment::create(&self.dir, base, now_ms)?;
         self.unflushed_files.push(segment.file());
         self.segments.insert(base, segment);
-        Ok(true)
+        Ok(())
     }
 
     /// Whether the flush policy asks for an fsync now.
@@ -348,6 +365,138 @@ impl PartitionLog {
             files.push(self.active().file());
         }
         (files, self.log_end_offset())
+    }
+
+    /// DeleteRecords: moves the log start offset up to `offset`, which the caller checked
+    /// is at most the high watermark. Whole segments below it go at the next retention pass.
+    pub fn advance_log_start_offset(&mut self, offset: i64) -> i64 {
+        self.log_start_offset = self.log_start_offset.max(offset.min(self.log_end_offset()));
+        self.log_start_offset
+    }
+
+    /// Retention: deletes the oldest segments that are wholly below the log start offset,
+    /// older than `retention.ms`, or beyond `retention.bytes`, as Kafka does (a prefix of
+    /// the log; the active segment too, after rolling a new one). Their files are renamed
+    /// `.deleted`; the caller removes them after `file.delete.delay.ms`.
+    pub fn apply_retention(&mut self, now_ms: i64) -> Result<Vec<PathBuf>, LogError> {
+        let config = self.config.clone();
+        let mut remaining_bytes = self.size_bytes();
+        let active_base = self.active().base_offset;
+        let mut doomed = Vec::new();
+        for segment in self.segments.values() {
+            // A clean can empty a segment; it holds nothing and must not block the prefix.
+            let emptied = segment.is_empty() && segment.base_offset != active_base;
+            let below_start = segment.next_offset <= self.log_start_offset && !segment.is_empty();
+            let too_old = config.delete
+                && config.retention_ms >= 0
+                && segment.max_timestamp >= 0
+                && segment.max_timestamp < now_ms.saturating_sub(config.retention_ms);
+            let too_big = config.delete
+                && config.retention_bytes >= 0
+                && remaining_bytes.saturating_sub(segment.size()) as i64 >= config.retention_bytes
+                && !segment.is_empty();
+            if !(emptied || below_start || too_old || too_big) {
+                break;
+            }
+            remaining_bytes -= segment.size();
+            doomed.push(segment.base_offset);
+        }
+        if doomed.is_empty() {
+            return Ok(Vec::new());
+        }
+        if doomed.len() == self.segments.len() {
+            self.roll(now_ms)?;
+        }
+        let mut files = Vec::new();
+        for base in doomed {
+            if let Some(segment) = self.segments.remove(&base) {
+                files.extend(segment.mark_deleted());
+            }
+        }
+        let first_base = *self
+            .segments
+            .keys()
+            .next()
+            .expect("a log always has a segment");
+        self.log_start_offset = self.log_start_offset.max(first_base);
+        Ok(files)
+    }
+
+    /// Plans a clean of this compacted log, or None if it has nothing worth cleaning.
+    pub fn plan_clean(
+        &self,
+        now_ms: i64,
+        cleaned_up_to: i64,
+        high_watermark: i64,
+    ) -> Option<CleanPlan> {
+        let config = &self.config;
+        if !config.compact {
+            return None;
+        }
+        let active_base = self.active().base_offset;
+        let lag_horizon = now_ms.saturating_sub(config.min_compaction_lag_ms);
+        let sources: Vec<&Segment> = self
+            .segments
+            .values()
+            .take_while(|s| {
+                s.base_offset != active_base
+                    && s.next_offset <= high_watermark
+                    && s.max_timestamp <= lag_horizon
+            })
+            .filter(|s| !s.is_empty())
+            .collect();
+        let total: u64 = sources.iter().map(|s| s.size()).sum();
+        let dirty: u64 = sources
+            .iter()
+            .filter(|s| s.next_offset > cleaned_up_to)
+            .map(|s| s.size())
+            .sum();
+        if total == 0
+            || dirty == 0
+            || (dirty as f64 / total as f64) < config.min_cleanable_dirty_ratio
+        {
+            return None;
+        }
+        Some(CleanPlan {
+            dir: self.dir.clone(),
+            end_offset: sources
+                .last()
+                .map(|s| s.next_offset)
+                .unwrap_or(cleaned_up_to),
+            sources: sources
+                .into_iter()
+                .map(|s| CleanSource {
+                    base_offset: s.base_offset,
+                    file: s.file(),
+                    size: s.size(),
+                })
+                .collect(),
+            now_ms,
+            delete_retention_ms: config.delete_retention_ms,
+        })
+    }
+
+    /// Swaps cleaned segments in (step 2 of a clean). A segment deleted by retention while
+    /// it was being cleaned is skipped and its swap file removed.
+    pub fn install_cleaned(&mut self, cleaned: Vec<CleanedSegment>) -> Result<(), LogError> {
+        let active_base = self.active().base_offset;
+        let interval = self.config.index_interval_bytes;
+        for segment in cleaned {
+            if segment.base_offset == active_base
+                || !self.segments.contains_key(&segment.base_offset)
+            {
+                let _ = std::fs::remove_file(&segment.swap_path);
+                continue;
+            }
+            let log_path = self
+                .dir
+                .join(segment_file_name(segment.base_offset, ".log"));
+            std::fs::rename(&segment.swap_path, &log_path)
+                .map_err(|e| LogError::io(&log_path, e))?;
+            let reopened = Segment::open(&self.dir, segment.base_offset, true, interval)?;
+            self.segments.insert(segment.base_offset, reopened);
+        }
+        Ok(())
     }
 
     /// Plans a read of whole batches from `offset`, none at or beyond `max_offset`.
@@ -476,6 +625,29 @@ impl ReadPlan {
     }
 }
 
+/// Completes a clean that a crash interrupted: a complete `.log.swap` replaces its
+/// `.log`; an incomplete `.log.cleaned` is deleted. Returns the bases that were swapped,
+/// whose indexes must be rebuilt.
+fn finish_interrupted_cleaning(dir: &Path) -> Result<Vec<i64>, LogError> {
+    let mut swapped = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| LogError::io(dir, e))? {
+        let entry = entry.map_err(|e| LogError::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(CLEANED_SUFFIX) {
+            let _ = std::fs::remove_file(entry.path());
+        } else if let Some(base) = name
+            .strip_suffix(SWAP_SUFFIX)
+            .and_then(|b| b.parse::<i64>().ok())
+        {
+            let log_path = dir.join(segment_file_name(base, ".log"));
+            std::fs::rename(entry.path(), &log_path).map_err(|e| LogError::io(&log_path, e))?;
+            tracing::info!(segment = %log_path.display(), "installed a cleaned segment left by an interrupted clean");
+            swapped.push(base);
+        }
+    }
+    Ok(swapped)
+}
+
 /// Compacted topics need a key on every record, as Kafka's validator demands.
 fn check_keys(batch: &[u8], header: &BatchHeader) -> Result<(), LogError> {
     if header.is_control() {
@@ -483,10 +655,15 @@ fn check_keys(batch: &[u8], header: &BatchHeader) -> Result<(), LogError> {
     }
     let inflated = records::inflate_records(batch, header)?;
     let mut missing = false;
-    records::walk_records(&inflated, header.record_count, |r| {
-        missing |= r.key.is_none();
-        Ok(())
-    })?;
+    records::walk_records(
+        &inflated,
+        header.record_count,
+        records::OffsetDeltas::Dense,
+        |r| {
+            missing |= r.key.is_none();
+            Ok(())
+        },
+    )?;
     if missing {
         return Err(LogError::CompactedWithoutKey);
     }
@@ -521,6 +698,7 @@ mod tests {
             config,
             clean_shutdown,
             leader_epoch: 0,
+            log_start_offset: None,
         }
     }
 
@@ -539,7 +717,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut log = PartitionLog::open(
             dir.path(),
-            options(config(&[("segment.bytes", "200")]), true),
+            options(config(&[("internal.segment.bytes", "200")]), true),
             None,
             0,
         )
@@ -596,5 +774,195 @@ mod tests {
             Err(LogError::CompactedWithoutKey)
         ));
         assert_eq!(log.log_end_offset(), 0);
+    }
+
+    fn keyed(
+        log: &mut PartitionLog,
+        entries: &[(&str, Option<&str>)],
+        timestamp_ms: i64,
+    ) -> LogAppend {
+        let records: Vec<records::KeyValue> = entries
+            .iter()
+            .map(|(k, v)| (Some(k.as_bytes()), v.map(str::as_bytes)))
+            .collect();
+        let batch = records::build_keyed_batch(&records, timestamp_ms, (-1, -1, -1)).freeze();
+        let prepared = PartitionLog::prepare(log.config(), batch, timestamp_ms).unwrap();
+        log.append(prepared, timestamp_ms).unwrap()
+    }
+
+    /// Every (offset, key, value) readable from the start of the log.
+    fn read_all(log: &PartitionLog) -> Vec<(i64, String, Option<String>)> {
+        let mut out = Vec::new();
+        let mut offset = log.log_start_offset();
+        while let Some(plan) = log
+            .plan_read(offset, log.log_end_offset(), 1 << 20)
+            .unwrap()
+        {
+            let data = plan.read().unwrap().records;
+            let mut rest = &data[..];
+            while !rest.is_empty() {
+                let header = BatchHeader::parse(rest).unwrap();
+                let batch = &rest[..header.total_bytes()];
+                records::validate_stored_batch(batch, &header).unwrap();
+                let inflated = records::inflate_records(batch, &header).unwrap();
+                records::walk_records(
+                    &inflated,
+                    header.record_count,
+                    records::OffsetDeltas::Increasing,
+                    |r| {
+                        let o = header.base_offset + r.offset_delta as i64;
+                        if o >= offset {
+                            let text = |b: Option<&[u8]>| {
+                                b.map(|b| String::from_utf8(b.to_vec()).unwrap())
+                            };
+                            out.push((o, text(r.key).unwrap(), text(r.value)));
+                        }
+                        Ok(())
+                    },
+                )
+                .unwrap();
+                offset = header.last_offset() + 1;
+                rest = &rest[header.total_bytes()..];
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn retention_by_size_and_delete_records_move_the_log_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(&[
+            ("internal.segment.bytes", "150"),
+            ("retention.bytes", "400"),
+        ]);
+        let mut log = PartitionLog::open(dir.path(), options(config, true), None, 0).unwrap();
+        for _ in 0..30 {
+            append(&mut log, &[b"0123456789"], (-1, -1, -1)).unwrap();
+        }
+        let before = log.segments.len();
+        let deleted = log.apply_retention(5).unwrap();
+        assert!(
+            !deleted.is_empty()
+                && deleted
+                    .iter()
+                    .all(|p| p.exists() && p.to_string_lossy().ends_with(".deleted"))
+        );
+        assert!(log.segments.len() < before);
+        assert!(log.size_bytes() <= 400 + 150);
+        let start = log.log_start_offset();
+        assert!(start > 0);
+        assert!(matches!(
+            log.plan_read(0, 30, 100),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        assert_eq!(log.advance_log_start_offset(25), 25);
+        assert!(
+            log.apply_retention(5).unwrap().len() >= 3,
+            "segments below the new start go"
+        );
+        assert_eq!(log.log_start_offset(), 25);
+        assert!(matches!(
+            log.plan_read(24, 30, 100),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        assert!(log.plan_read(25, 30, 100).unwrap().is_some());
+    }
+
+    #[test]
+    fn retention_by_time_rolls_and_deletes_everything_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(&[("retention.ms", "1000")]);
+        let mut log = PartitionLog::open(dir.path(), options(config, true), None, 0).unwrap();
+        append(&mut log, &[b"old"], (-1, -1, -1)).unwrap(); // timestamp 1000
+        assert!(
+            log.apply_retention(1500).unwrap().is_empty(),
+            "not yet expired"
+        );
+        assert!(!log.apply_retention(5000).unwrap().is_empty());
+        assert_eq!(log.log_start_offset(), 1);
+        assert_eq!(log.log_end_offset(), 1, "offsets continue after retention");
+        assert_eq!(
+            append(&mut log, &[b"new"], (-1, -1, -1))
+                .unwrap()
+                .base_offset,
+            1
+        );
+    }
+
+    #[test]
+    fn compaction_keeps_the_latest_value_per_key_and_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(&[
+            ("cleanup.policy", "compact"),
+            ("internal.segment.bytes", "120"),
+            ("delete.retention.ms", "100"),
+        ]);
+        let mut log = PartitionLog::open(dir.path(), options(config, true), None, 0).unwrap();
+        keyed(&mut log, &[("a", Some("a1")), ("b", Some("b1"))], 1000); // 0, 1
+        keyed(&mut log, &[("a", Some("a2")), ("c", Some("c1"))], 1000); // 2, 3
+        keyed(&mut log, &[("b", None)], 1000); // 4: tombstone, old
+        keyed(&mut log, &[("c", Some("c2"))], 9000); // 5
+        keyed(&mut log, &[("d", Some("d1"))], 9000); // 6: active segment
+        assert!(log.segments.len() >= 3);
+        let plan = log
+            .plan_clean(10_000, 0, log.log_end_offset())
+            .expect("dirty enough");
+        let cleaned = crate::log::cleaner::clean(&plan).unwrap();
+        log.install_cleaned(cleaned).unwrap();
+        let got = read_all(&log);
+        let expect: Vec<(i64, String, Option<String>)> = vec![
+            (2, "a".into(), Some("a2".into())),
+            (5, "c".into(), Some("c2".into())),
+            (6, "d".into(), Some("d1".into())),
+        ];
+        assert_eq!(got, expect, "latest per key, tombstone gone, offsets kept");
+        assert_eq!(log.log_end_offset(), 7);
+        // Reopening (indexes rebuilt from the cleaned files) reads the same.
+        drop(log);
+        let log =
+            PartitionLog::open(dir.path(), options(config_compact(), false), None, 0).unwrap();
+        assert_eq!(read_all(&log), expect);
+    }
+
+    fn config_compact() -> TopicConfig {
+        config(&[
+            ("cleanup.policy", "compact"),
+            ("internal.segment.bytes", "120"),
+        ])
+    }
+
+    #[test]
+    fn an_interrupted_clean_leaves_old_or_new_never_half() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log =
+            PartitionLog::open(dir.path(), options(config_compact(), true), None, 0).unwrap();
+        keyed(&mut log, &[("k", Some("v1")), ("j", Some("x"))], 1000);
+        keyed(&mut log, &[("k", Some("v2")), ("j", Some("y"))], 1000);
+        keyed(&mut log, &[("z", Some("z"))], 1000);
+        let plan = log.plan_clean(2000, 0, log.log_end_offset()).unwrap();
+        let cleaned = crate::log::cleaner::clean(&plan).unwrap();
+        // Crash after the first segment's swap file was complete, before it was installed,
+        // with a half-written clean of another segment lying around.
+        let half = dir.path().join(format!(
+            "{}{}",
+            crate::log::segment_file_name(999, ""),
+            crate::log::cleaner::CLEANED_SUFFIX
+        ));
+        std::fs::write(&half, b"torn").unwrap();
+        drop(log);
+        assert!(cleaned[0].swap_path.exists());
+        let log =
+            PartitionLog::open(dir.path(), options(config_compact(), false), None, 0).unwrap();
+        assert!(!half.exists(), "incomplete clean discarded");
+        assert!(!cleaned[0].swap_path.exists(), "complete swap installed");
+        let got = read_all(&log);
+        let latest_k = got.iter().rfind(|(_, k, _)| k == "k").unwrap();
+        assert_eq!(latest_k.2.as_deref(), Some("v2"));
+        let offsets: Vec<i64> = got.iter().map(|(o, _, _)| *o).collect();
+        assert!(
+            offsets.windows(2).all(|w| w[0] < w[1]),
+            "offsets increase: {offsets:?}"
+        );
+        assert_eq!(log.log_end_offset(), 5);
     }
 }

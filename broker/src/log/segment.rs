@@ -139,7 +139,7 @@ impl Segment {
             if validate {
                 batch_buf.resize(total as usize, 0);
                 if self.log.read_exact_at(&mut batch_buf, position).is_err()
-                    || crate::protocol::records::validate_batch(&batch_buf, &header).is_err()
+                    || crate::protocol::records::validate_stored_batch(&batch_buf, &header).is_err()
                 {
                     break;
                 }
@@ -348,6 +348,26 @@ impl Segment {
             .read_exact_at(&mut buf, location.position)
             .map_err(|e| self.io(".log", e))?;
         Ok(buf)
+    }
+
+    /// Renames the segment's files to `<name>.deleted`, as Kafka does before removing
+    /// them after `file.delete.delay.ms`. Readers holding the file keep reading it.
+    pub fn mark_deleted(&self) -> Vec<PathBuf> {
+        let mut marked = Vec::new();
+        for suffix in [".log", ".index", ".timeindex"] {
+            let path = self.dir.join(segment_file_name(self.base_offset, suffix));
+            let doomed = path.with_file_name(format!(
+                "{}.deleted",
+                segment_file_name(self.base_offset, suffix)
+            ));
+            match std::fs::rename(&path, &doomed) {
+                Ok(()) => marked.push(doomed),
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "could not mark a segment file deleted")
+                }
+            }
+        }
+        marked
     }
 
     fn io(&self, suffix: &str, source: std::io::Error) -> LogError {

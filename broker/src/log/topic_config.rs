@@ -39,6 +39,55 @@ use ConfigType::{Boolean, Double, Int, List, Long, String as Str};
 /// The topic configs of Apache Kafka 4.1 (without tiered-storage internals).
 pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
     topic(
+        "follower.replication.throttled.replicas",
+        None,
+        List,
+        "",
+        "Replicas whose log replication is throttled on the follower side.",
+    ),
+    topic(
+        "leader.replication.throttled.replicas",
+        None,
+        List,
+        "",
+        "Replicas whose log replication is throttled on the leader side.",
+    ),
+    topic(
+        "local.retention.bytes",
+        Some("log.local.retention.bytes"),
+        Long,
+        "-2",
+        "Local log size kept when tiered storage is enabled.",
+    ),
+    topic(
+        "local.retention.ms",
+        Some("log.local.retention.ms"),
+        Long,
+        "-2",
+        "Local log age kept when tiered storage is enabled.",
+    ),
+    topic(
+        "remote.log.copy.disable",
+        None,
+        Boolean,
+        "false",
+        "Stop copying segments to tiered storage.",
+    ),
+    topic(
+        "remote.log.delete.on.disable",
+        None,
+        Boolean,
+        "false",
+        "Delete tiered data when tiered storage is turned off.",
+    ),
+    topic(
+        "remote.storage.enable",
+        None,
+        Boolean,
+        "false",
+        "Tiered storage for this topic (not supported by this broker).",
+    ),
+    topic(
         "cleanup.policy",
         Some("log.cleanup.policy"),
         List,
@@ -222,6 +271,12 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
     ),
 ];
 
+/// Kafka 4's floor for `segment.bytes` and `log.segment.bytes` (KIP-1030).
+pub const SEGMENT_BYTES_MIN: i64 = 1024 * 1024;
+/// Kafka's internal topic config that allows smaller segments, for tests only. It is
+/// accepted on create and alter but never listed by DescribeConfigs.
+pub const INTERNAL_SEGMENT_BYTES: &str = "internal.segment.bytes";
+
 /// The typed, effective configs of one topic: its overrides over the broker's defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicConfig {
@@ -237,7 +292,17 @@ pub struct TopicConfig {
     pub flush_messages: i64,
     pub flush_ms: i64,
     pub compact: bool,
+    /// `cleanup.policy` includes `delete`: retention applies.
+    pub delete: bool,
     pub min_insync_replicas: i32,
+    /// -1: no time limit.
+    pub retention_ms: i64,
+    /// -1: no size limit.
+    pub retention_bytes: i64,
+    pub file_delete_delay_ms: i64,
+    pub delete_retention_ms: i64,
+    pub min_compaction_lag_ms: i64,
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 impl TopicConfig {
@@ -256,6 +321,14 @@ impl TopicConfig {
 
     /// Checks a topic config key and value as CreateTopics and AlterConfigs do.
     pub fn validate(key: &str, value: &str) -> Result<(), String> {
+        if key == INTERNAL_SEGMENT_BYTES {
+            return match value.trim().parse::<i64>() {
+                Ok(v) if (14..=i32::MAX as i64).contains(&v) => Ok(()),
+                _ => Err(format!(
+                    "Invalid value {value} for configuration {key}: Value must be at least 14"
+                )),
+            };
+        }
         let def = TOPIC_CONFIGS
             .iter()
             .find(|d| d.name == key)
@@ -282,8 +355,8 @@ impl TopicConfig {
             {
                 bad("String must be one of: compact, delete")
             }
-            "segment.bytes" if value.parse::<i64>().is_ok_and(|v| v < 14) => {
-                bad("Value must be at least 14")
+            "segment.bytes" if value.parse::<i64>().is_ok_and(|v| v < SEGMENT_BYTES_MIN) => {
+                bad("Value must be at least 1048576")
             }
             "max.message.bytes" | "min.insync.replicas" | "index.interval.bytes"
                 if value.parse::<i64>().is_ok_and(|v| v < 0) =>
@@ -316,7 +389,11 @@ impl TopicConfig {
         };
         let long = |key: &str, fallback: i64| value(key).trim().parse::<i64>().unwrap_or(fallback);
         TopicConfig {
-            segment_bytes: long("segment.bytes", 1 << 30).max(14) as u64,
+            segment_bytes: overrides
+                .get(INTERNAL_SEGMENT_BYTES)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .unwrap_or_else(|| long("segment.bytes", 1 << 30))
+                .max(14) as u64,
             segment_ms: long("segment.ms", 604_800_000),
             max_message_bytes: long("max.message.bytes", 1_048_588) as i32,
             compression: Self::parse_compression(&value("compression.type")).flatten(),
@@ -327,7 +404,19 @@ impl TopicConfig {
             compact: value("cleanup.policy")
                 .split(',')
                 .any(|p| p.trim() == "compact"),
+            delete: value("cleanup.policy")
+                .split(',')
+                .any(|p| p.trim() == "delete"),
             min_insync_replicas: long("min.insync.replicas", 1) as i32,
+            retention_ms: long("retention.ms", 604_800_000),
+            retention_bytes: long("retention.bytes", -1),
+            file_delete_delay_ms: long("file.delete.delay.ms", 60_000).max(0),
+            delete_retention_ms: long("delete.retention.ms", 86_400_000).max(0),
+            min_compaction_lag_ms: long("min.compaction.lag.ms", 0).max(0),
+            min_cleanable_dirty_ratio: value("min.cleanable.dirty.ratio")
+                .trim()
+                .parse()
+                .unwrap_or(0.5),
             overrides,
         }
     }

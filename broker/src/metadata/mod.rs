@@ -140,6 +140,33 @@ pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
     Ok(())
 }
 
+/// One change of an IncrementalAlterConfigs request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigOp {
+    Set(String, String),
+    Delete(String),
+    /// Adds a value to a list config (if absent).
+    Append(String, String),
+    /// Removes a value from a list config.
+    Subtract(String, String),
+}
+
+/// The broker resource a dynamic config change names: all brokers, or this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerScope {
+    ClusterDefault,
+    ThisBroker,
+}
+
+impl BrokerScope {
+    fn store_key(self) -> &'static str {
+        match self {
+            BrokerScope::ClusterDefault => "broker_config/default",
+            BrokerScope::ThisBroker => "broker_config/node",
+        }
+    }
+}
+
 /// A topic creation request, after decoding.
 #[derive(Debug, Clone)]
 pub struct NewTopic {
@@ -162,6 +189,9 @@ pub struct Controller {
     /// Serializes changes, so two creates of one name cannot both succeed.
     changes: Mutex<()>,
     producer_ids: Mutex<(i64, i64)>,
+    /// The static config with dynamic broker configs laid over it.
+    effective: RwLock<Arc<BrokerConfig>>,
+    dynamic: Mutex<[BTreeMap<String, String>; 2]>,
 }
 
 impl Controller {
@@ -200,10 +230,23 @@ impl Controller {
             brokers,
             ..MetadataImage::default()
         };
+        let load = |scope: BrokerScope| -> Result<BTreeMap<String, String>, MetadataError> {
+            match store.get(scope.store_key())? {
+                Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                    MetadataError::Store(StoreError(format!("damaged broker configs: {e}")))
+                }),
+                None => Ok(BTreeMap::new()),
+            }
+        };
+        let dynamic = [
+            load(BrokerScope::ClusterDefault)?,
+            load(BrokerScope::ThisBroker)?,
+        ];
+        let effective = Arc::new(config.with_dynamic(&dynamic[0], &dynamic[1]));
         for (_, value) in store.scan_prefix("topic/")? {
             let record: TopicRecord = serde_json::from_slice(&value)
                 .map_err(|e| StoreError(format!("damaged topic record: {e}")))?;
-            let topic_config = TopicConfig::resolve(&config, record.configs.clone());
+            let topic_config = TopicConfig::resolve(&effective, record.configs.clone());
             replicas.host_topic(&record.name, record.id, record.partitions, &topic_config)?;
             image.topic_ids.insert(record.id, record.name.clone());
             image.topics.insert(record.name.clone(), Arc::new(record));
@@ -215,7 +258,193 @@ impl Controller {
             image: RwLock::new(Arc::new(image)),
             changes: Mutex::new(()),
             producer_ids: Mutex::new((0, 0)),
+            effective: RwLock::new(effective),
+            dynamic: Mutex::new(dynamic),
         })
+    }
+
+    /// The broker config in force: static layers plus dynamic broker configs.
+    pub fn broker_view(&self) -> Arc<BrokerConfig> {
+        Arc::clone(&self.effective.read().expect("config lock"))
+    }
+
+    /// Grows a topic to `count` partitions (CreatePartitions); never shrinks one.
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        assignments: Option<Vec<Vec<i32>>>,
+        validate_only: bool,
+    ) -> Result<Arc<TopicRecord>, MetadataError> {
+        let _guard = self.changes.lock().expect("controller lock");
+        let record = self
+            .image()
+            .topic(name)
+            .cloned()
+            .ok_or(MetadataError::UnknownTopicOrPartition)?;
+        if count < record.partitions {
+            return Err(MetadataError::InvalidPartitions(format!(
+                "Topic currently has {} partitions, which is higher than the requested {count}.",
+                record.partitions
+            )));
+        }
+        if count == record.partitions {
+            return Err(MetadataError::InvalidPartitions(format!(
+                "Topic already has {} partitions.",
+                record.partitions
+            )));
+        }
+        if let Some(assignments) = &assignments {
+            if assignments.len() as i32 != count - record.partitions {
+                return Err(MetadataError::InvalidReplicaAssignment(format!(
+                    "Increasing the number of partitions by {} but {} assignments provided.",
+                    count - record.partitions,
+                    assignments.len()
+                )));
+            }
+            let node = self.config.node_id;
+            if assignments.iter().any(|a| a.len() != 1 || a[0] != node) {
+                return Err(MetadataError::InvalidReplicaAssignment(
+                    "The manual partition assignment includes a broker that is not registered or a repeated broker.".into(),
+                ));
+            }
+        }
+        let grown = TopicRecord {
+            partitions: count,
+            ..TopicRecord::clone(&record)
+        };
+        if validate_only {
+            return Ok(Arc::new(grown));
+        }
+        let topic_config = TopicConfig::resolve(&self.broker_view(), grown.configs.clone());
+        self.store.put(
+            &format!("topic/{name}"),
+            &serde_json::to_vec(&grown).expect("record serializes"),
+        )?;
+        self.replicas
+            .host_topic(name, grown.id, count, &topic_config)?;
+        let grown = Arc::new(grown);
+        self.publish(|image| {
+            image.topics.insert(name.to_string(), Arc::clone(&grown));
+        });
+        tracing::info!(topic = %name, partitions = count, "added partitions");
+        Ok(grown)
+    }
+
+    /// Changes a topic's configs (AlterConfigs replaces them all; IncrementalAlterConfigs
+    /// applies `ops`), validates the result, persists it and applies it to live partitions.
+    pub fn alter_topic_configs(
+        &self,
+        name: &str,
+        replace: Option<BTreeMap<String, String>>,
+        ops: &[ConfigOp],
+        validate_only: bool,
+    ) -> Result<(), MetadataError> {
+        let _guard = self.changes.lock().expect("controller lock");
+        let record = self
+            .image()
+            .topic(name)
+            .cloned()
+            .ok_or(MetadataError::UnknownTopicOrPartition)?;
+        let broker = self.broker_view();
+        let mut configs = replace.unwrap_or_else(|| record.configs.clone());
+        for op in ops {
+            apply_op(
+                &mut configs,
+                op,
+                |key| TopicConfig::effective(&broker, &record.configs, key).map(|(v, _)| v),
+                |key| {
+                    crate::log::TOPIC_CONFIGS
+                        .iter()
+                        .find(|d| d.name == key)
+                        .map(|d| d.kind)
+                },
+            )?;
+        }
+        for (key, value) in &configs {
+            TopicConfig::validate(key, value).map_err(MetadataError::InvalidConfig)?;
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let updated = TopicRecord {
+            configs,
+            ..TopicRecord::clone(&record)
+        };
+        self.store.put(
+            &format!("topic/{name}"),
+            &serde_json::to_vec(&updated).expect("record serializes"),
+        )?;
+        self.replicas.reconfigure(
+            name,
+            &TopicConfig::resolve(&broker, updated.configs.clone()),
+        );
+        let updated = Arc::new(updated);
+        self.publish(|image| {
+            image.topics.insert(name.to_string(), Arc::clone(&updated));
+        });
+        tracing::info!(topic = %name, "topic configs changed");
+        Ok(())
+    }
+
+    /// Changes dynamic broker configs. Only broker-level defaults of topic configs (such
+    /// as `log.retention.ms`, `message.max.bytes`) can change without a restart.
+    pub fn alter_broker_configs(
+        &self,
+        scope: BrokerScope,
+        replace: Option<BTreeMap<String, String>>,
+        ops: &[ConfigOp],
+        validate_only: bool,
+    ) -> Result<(), MetadataError> {
+        let _guard = self.changes.lock().expect("controller lock");
+        let mut dynamic = self.dynamic.lock().expect("dynamic config lock");
+        let slot = match scope {
+            BrokerScope::ClusterDefault => 0,
+            BrokerScope::ThisBroker => 1,
+        };
+        let current = self.broker_view();
+        let mut configs = replace.unwrap_or_else(|| dynamic[slot].clone());
+        for op in ops {
+            apply_op(
+                &mut configs,
+                op,
+                |key| current.get(key).map(str::to_string),
+                broker_dynamic_type,
+            )?;
+        }
+        for (key, value) in &configs {
+            let kind = broker_dynamic_type(key).ok_or_else(|| {
+                MetadataError::InvalidConfig(format!(
+                    "Cannot update these configs dynamically: Set({key})"
+                ))
+            })?;
+            kind.validate(value).map_err(|_| {
+                MetadataError::InvalidConfig(format!(
+                    "Invalid value {value} for configuration {key}"
+                ))
+            })?;
+            if let Some(topic_key) = topic_key_of_broker_key(key) {
+                TopicConfig::validate(topic_key, value).map_err(MetadataError::InvalidConfig)?;
+            }
+        }
+        if validate_only {
+            return Ok(());
+        }
+        self.store.put(
+            scope.store_key(),
+            &serde_json::to_vec(&configs).expect("configs serialize"),
+        )?;
+        dynamic[slot] = configs;
+        let effective = Arc::new(self.config.with_dynamic(&dynamic[0], &dynamic[1]));
+        *self.effective.write().expect("config lock") = Arc::clone(&effective);
+        for record in self.image().topics.values() {
+            self.replicas.reconfigure(
+                &record.name,
+                &TopicConfig::resolve(&effective, record.configs.clone()),
+            );
+        }
+        tracing::info!(?scope, "dynamic broker configs changed");
+        Ok(())
     }
 
     /// The current image.
@@ -242,7 +471,7 @@ impl Controller {
         if validate_only {
             return Ok(Arc::new(record));
         }
-        let topic_config = TopicConfig::resolve(&self.config, record.configs.clone());
+        let topic_config = TopicConfig::resolve(&self.broker_view(), record.configs.clone());
         self.store.put(
             &format!("topic/{}", record.name),
             &serde_json::to_vec(&record).expect("record serializes"),
@@ -341,9 +570,10 @@ impl Controller {
             image.topics.remove(name);
             image.topic_ids.remove(&record.id);
         });
-        let delay = TopicConfig::effective(&self.config, &record.configs, "file.delete.delay.ms")
-            .and_then(|(v, _)| v.parse().ok())
-            .unwrap_or(60_000);
+        let delay =
+            TopicConfig::effective(&self.broker_view(), &record.configs, "file.delete.delay.ms")
+                .and_then(|(v, _)| v.parse().ok())
+                .unwrap_or(60_000);
         self.replicas.remove_topic(name, delay);
         tracing::info!(topic = %name, "deleted topic");
         Ok(record)
@@ -375,6 +605,85 @@ impl Controller {
         ids.0 += 1;
         Ok(id)
     }
+}
+
+/// The topic config whose broker-level default `key` is.
+fn topic_key_of_broker_key(key: &str) -> Option<&'static str> {
+    crate::log::TOPIC_CONFIGS
+        .iter()
+        .find(|d| {
+            d.broker_synonym == Some(key)
+                || (d.name == "retention.ms" && key.starts_with("log.retention."))
+                || (d.name == "segment.ms" && key == "log.roll.hours")
+        })
+        .map(|d| d.name)
+}
+
+/// The type of a broker key that may change dynamically, or None if it cannot.
+fn broker_dynamic_type(key: &str) -> Option<crate::config::ConfigType> {
+    topic_key_of_broker_key(key)?;
+    crate::config::BROKER_CONFIGS
+        .iter()
+        .find(|d| d.name == key)
+        .map(|d| d.kind)
+        .or_else(|| {
+            crate::log::TOPIC_CONFIGS
+                .iter()
+                .find(|d| d.broker_synonym == Some(key))
+                .map(|d| d.kind)
+        })
+}
+
+/// Applies one incremental change to a config map.
+fn apply_op(
+    configs: &mut BTreeMap<String, String>,
+    op: &ConfigOp,
+    effective: impl Fn(&str) -> Option<String>,
+    kind: impl Fn(&str) -> Option<crate::config::ConfigType>,
+) -> Result<(), MetadataError> {
+    let list_of = |key: &str| -> Result<Vec<String>, MetadataError> {
+        if kind(key) != Some(crate::config::ConfigType::List) {
+            return Err(MetadataError::InvalidConfig(format!(
+                "Config value append/subtract is not allowed for config key {key}"
+            )));
+        }
+        let current = configs
+            .get(key)
+            .cloned()
+            .or_else(|| effective(key))
+            .unwrap_or_default();
+        Ok(current
+            .split(',')
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect())
+    };
+    match op {
+        ConfigOp::Set(key, value) => {
+            configs.insert(key.clone(), value.clone());
+        }
+        ConfigOp::Delete(key) => {
+            configs.remove(key);
+        }
+        ConfigOp::Append(key, value) => {
+            let mut list = list_of(key)?;
+            for v in value.split(',').map(str::trim).filter(|v| !v.is_empty()) {
+                if !list.iter().any(|x| x == v) {
+                    list.push(v.to_string());
+                }
+            }
+            configs.insert(key.clone(), list.join(","));
+        }
+        ConfigOp::Subtract(key, value) => {
+            let remove: Vec<&str> = value.split(',').map(str::trim).collect();
+            let list: Vec<String> = list_of(key)?
+                .into_iter()
+                .filter(|x| !remove.contains(&x.as_str()))
+                .collect();
+            configs.insert(key.clone(), list.join(","));
+        }
+    }
+    Ok(())
 }
 
 /// A cluster id as Kafka prints them: a UUID in URL-safe base64 without padding.

@@ -50,6 +50,12 @@ pub static API_TABLE: &[ApiEntry] = &[
     api(ApiKey::OffsetForLeaderEpoch, 2, 4),
     api(ApiKey::DescribeConfigs, 1, 4),
     api(ApiKey::DescribeCluster, 0, 2),
+    api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::AlterConfigs, 0, 2),
+    api(ApiKey::IncrementalAlterConfigs, 0, 1),
+    api(ApiKey::DeleteRecords, 0, 2),
+    api(ApiKey::DescribeLogDirs, 1, 4),
+    api(ApiKey::DescribeTopicPartitions, 0, 0),
 ];
 
 /// The table entry for an API key, if this broker serves it.
@@ -202,6 +208,16 @@ mod tests {
             }
             ApiKey::DescribeConfigs => both::<DescribeConfigsRequest, DescribeConfigsResponse>(),
             ApiKey::DescribeCluster => both::<DescribeClusterRequest, DescribeClusterResponse>(),
+            ApiKey::CreatePartitions => both::<CreatePartitionsRequest, CreatePartitionsResponse>(),
+            ApiKey::AlterConfigs => both::<AlterConfigsRequest, AlterConfigsResponse>(),
+            ApiKey::IncrementalAlterConfigs => {
+                both::<IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse>()
+            }
+            ApiKey::DeleteRecords => both::<DeleteRecordsRequest, DeleteRecordsResponse>(),
+            ApiKey::DescribeLogDirs => both::<DescribeLogDirsRequest, DescribeLogDirsResponse>(),
+            ApiKey::DescribeTopicPartitions => {
+                both::<DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse>()
+            }
             other => panic!("{other:?} is served but has no codec check here"),
         }
     }

@@ -219,15 +219,49 @@ pub fn validate_batch(batch: &[u8], header: &BatchHeader) -> Result<(), BatchErr
         walk_records(
             &batch[BATCH_HEADER_BYTES..],
             header.record_count,
+            OffsetDeltas::Dense,
             |_| Ok(()),
         )?;
     }
     Ok(())
 }
 
+/// Validates a batch read back from a segment: its CRC, and for uncompressed batches the
+/// record framing. Compacted batches keep their offsets, so deltas may have gaps and the
+/// record count may be below the offset span.
+pub fn validate_stored_batch(batch: &[u8], header: &BatchHeader) -> Result<(), BatchError> {
+    let stored_crc = read_i32(batch, OFFSET_CRC) as u32;
+    if crc32c::crc32c(&batch[OFFSET_ATTRIBUTES..header.total_bytes()]) != stored_crc {
+        return Err(BatchError::Corrupt("CRC32C mismatch"));
+    }
+    if header.record_count < 0 || header.record_count as i64 > header.last_offset_delta as i64 + 1 {
+        return Err(BatchError::Corrupt("record count beyond the offset span"));
+    }
+    if header.compression()? == Compression::None {
+        walk_records(
+            &batch[BATCH_HEADER_BYTES..header.total_bytes()],
+            header.record_count,
+            OffsetDeltas::Increasing,
+            |_| Ok(()),
+        )?;
+    }
+    Ok(())
+}
+
+/// How record offset deltas must run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetDeltas {
+    /// 0, 1, 2, ...: a batch as a producer sends it.
+    Dense,
+    /// Strictly increasing with gaps allowed: a batch after compaction.
+    Increasing,
+}
+
 /// One record inside a batch, borrowed from the (decompressed) record bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct RecordView<'a> {
+    /// The record's bytes after its length prefix, to copy it unchanged.
+    pub raw: &'a [u8],
     pub offset_delta: i32,
     pub timestamp_delta: i64,
     pub key: Option<&'a [u8]>,
@@ -238,26 +272,34 @@ pub struct RecordView<'a> {
 pub fn walk_records<'a>(
     mut bytes: &'a [u8],
     count: i32,
+    deltas: OffsetDeltas,
     mut visit: impl FnMut(RecordView<'a>) -> Result<(), BatchError>,
 ) -> Result<(), BatchError> {
-    for expected_delta in 0..count {
+    let mut previous_delta = -1i64;
+    for index in 0..count {
         let length = read_varint(&mut bytes)?;
         if length < 0 || length as usize > bytes.len() {
             return Err(BatchError::Corrupt("record length beyond the batch"));
         }
-        let (mut record, rest) = bytes.split_at(length as usize);
+        let (raw, rest) = bytes.split_at(length as usize);
         bytes = rest;
+        let mut record = raw;
         if record.is_empty() {
             return Err(BatchError::Corrupt("empty record"));
         }
         record.advance(1); // attributes, unused in v2
         let timestamp_delta = read_varlong(&mut record)?;
         let offset_delta = read_varint(&mut record)?;
-        if offset_delta != expected_delta {
+        let in_order = match deltas {
+            OffsetDeltas::Dense => offset_delta == index,
+            OffsetDeltas::Increasing => offset_delta as i64 > previous_delta,
+        };
+        if !in_order {
             return Err(BatchError::InvalidRecord(
                 "record offset deltas are not consecutive",
             ));
         }
+        previous_delta = offset_delta as i64;
         let key = read_nullable_bytes(&mut record)?;
         let value = read_nullable_bytes(&mut record)?;
         let header_count = read_varint(&mut record)?;
@@ -274,6 +316,7 @@ pub fn walk_records<'a>(
             return Err(BatchError::Corrupt("trailing bytes in a record"));
         }
         visit(RecordView {
+            raw,
             offset_delta,
             timestamp_delta,
             key,
@@ -375,6 +418,34 @@ pub fn recompress(
     Ok(out)
 }
 
+/// Rebuilds a stored batch keeping only `retained` records (raw bytes from
+/// [`RecordView::raw`]), with the same base offset, offset span, producer fields and codec,
+/// as the log cleaner writes them. Offsets of kept records do not change.
+pub fn rebuild_retained(
+    batch: &[u8],
+    header: &BatchHeader,
+    retained: &[&[u8]],
+    max_timestamp: i64,
+) -> Result<BytesMut, BatchError> {
+    let mut records = BytesMut::new();
+    for raw in retained {
+        put_varlong(&mut records, raw.len() as i64);
+        records.put_slice(raw);
+    }
+    let body = crate::protocol::compression::compress(header.compression()?, &records)?;
+    let mut out = BytesMut::with_capacity(BATCH_HEADER_BYTES + body.len());
+    out.extend_from_slice(&batch[..BATCH_HEADER_BYTES]);
+    out.extend_from_slice(&body);
+    let batch_length = (out.len() - LOG_OVERHEAD) as i32;
+    out[OFFSET_LENGTH..OFFSET_LENGTH + 4].copy_from_slice(&batch_length.to_be_bytes());
+    out[OFFSET_MAX_TIMESTAMP..OFFSET_MAX_TIMESTAMP + 8]
+        .copy_from_slice(&max_timestamp.to_be_bytes());
+    out[OFFSET_RECORD_COUNT..OFFSET_RECORD_COUNT + 4]
+        .copy_from_slice(&(retained.len() as i32).to_be_bytes());
+    reseal_crc(&mut out);
+    Ok(out)
+}
+
 /// Finds the first record with a timestamp at or after `target_ms`, as (offset, timestamp).
 pub fn find_timestamp(
     batch: &[u8],
@@ -387,13 +458,18 @@ pub fn find_timestamp(
     }
     let records = inflate_records(batch, header)?;
     let mut found = None;
-    walk_records(&records, header.record_count, |r| {
-        let ts = header.base_timestamp + r.timestamp_delta;
-        if found.is_none() && ts >= target_ms {
-            found = Some((header.base_offset + r.offset_delta as i64, ts));
-        }
-        Ok(())
-    })?;
+    walk_records(
+        &records,
+        header.record_count,
+        OffsetDeltas::Increasing,
+        |r| {
+            let ts = header.base_timestamp + r.timestamp_delta;
+            if found.is_none() && ts >= target_ms {
+                found = Some((header.base_offset + r.offset_delta as i64, ts));
+            }
+            Ok(())
+        },
+    )?;
     Ok(found)
 }
 
@@ -404,13 +480,18 @@ pub fn offset_of_max_timestamp(batch: &[u8], header: &BatchHeader) -> Result<i64
     }
     let records = inflate_records(batch, header)?;
     let mut best = (i64::MIN, header.base_offset);
-    walk_records(&records, header.record_count, |r| {
-        let ts = header.base_timestamp + r.timestamp_delta;
-        if ts > best.0 {
-            best = (ts, header.base_offset + r.offset_delta as i64);
-        }
-        Ok(())
-    })?;
+    walk_records(
+        &records,
+        header.record_count,
+        OffsetDeltas::Increasing,
+        |r| {
+            let ts = header.base_timestamp + r.timestamp_delta;
+            if ts > best.0 {
+                best = (ts, header.base_offset + r.offset_delta as i64);
+            }
+            Ok(())
+        },
+    )?;
     Ok(best.1)
 }
 
@@ -449,11 +530,24 @@ fn put_varlong(out: &mut BytesMut, value: i64) {
     out.put_u8(zigzag as u8);
 }
 
+/// A record to build: optional key, optional value.
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
 /// Builds an uncompressed batch of `values` (no keys) with the given producer fields.
 pub fn build_batch(values: &[&[u8]], timestamp_ms: i64, producer: (i64, i16, i32)) -> BytesMut {
+    let records: Vec<KeyValue> = values.iter().map(|v| (None, Some(*v))).collect();
+    build_keyed_batch(&records, timestamp_ms, producer)
+}
+
+/// Builds an uncompressed batch of (key, value) records; used by tests and tools.
+pub fn build_keyed_batch(
+    entries: &[KeyValue],
+    timestamp_ms: i64,
+    producer: (i64, i16, i32),
+) -> BytesMut {
     let mut records = BytesMut::new();
-    for (i, v) in values.iter().enumerate() {
-        write_record(&mut records, i as i32, 0, None, Some(v));
+    for (i, (key, value)) in entries.iter().enumerate() {
+        write_record(&mut records, i as i32, 0, *key, *value);
     }
     let mut out = BytesMut::with_capacity(BATCH_HEADER_BYTES + records.len());
     out.put_i64(0);
@@ -462,13 +556,13 @@ pub fn build_batch(values: &[&[u8]], timestamp_ms: i64, producer: (i64, i16, i32
     out.put_i8(2);
     out.put_u32(0);
     out.put_i16(0);
-    out.put_i32(values.len() as i32 - 1);
+    out.put_i32(entries.len() as i32 - 1);
     out.put_i64(timestamp_ms);
     out.put_i64(timestamp_ms);
     out.put_i64(producer.0);
     out.put_i16(producer.1);
     out.put_i32(producer.2);
-    out.put_i32(values.len() as i32);
+    out.put_i32(entries.len() as i32);
     out.put_slice(&records);
     reseal_crc(&mut out);
     out
@@ -508,7 +602,7 @@ mod tests {
             assert_eq!(h.compression().unwrap(), codec);
             let records = inflate_records(&packed, &h).unwrap();
             let mut values = Vec::new();
-            walk_records(&records, h.record_count, |r| {
+            walk_records(&records, h.record_count, OffsetDeltas::Dense, |r| {
                 values.push(r.value.unwrap().to_vec());
                 Ok(())
             })

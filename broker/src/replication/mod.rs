@@ -23,6 +23,7 @@ use bytes::Bytes;
 use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
+use crate::log::checkpoint::{self, Checkpoint};
 use crate::log::{
     LogAppend, LogError, LogOptions, PartitionLog, ProducerState, ReadPlan, TopicConfig,
 };
@@ -171,6 +172,42 @@ impl Partition {
         }
     }
 
+    /// DeleteRecords: moves the log start offset to `offset` (-1: the high watermark).
+    pub fn delete_records(&self, offset: i64) -> Result<i64, ErrorCode> {
+        let high_watermark = self.high_watermark();
+        let target = if offset == -1 { high_watermark } else { offset };
+        if target < 0 || target > high_watermark {
+            return Err(ErrorCode::OffsetOutOfRange);
+        }
+        let start = self.lock().advance_log_start_offset(target);
+        self.log_start_offset.store(start, Ordering::Release);
+        Ok(start)
+    }
+
+    /// One retention pass; returns the files marked for deletion and their delay.
+    fn apply_retention(&self, now_ms: i64) -> Result<(Vec<PathBuf>, i64), LogError> {
+        let mut log = self.lock();
+        let files = log.apply_retention(now_ms)?;
+        self.log_start_offset
+            .store(log.log_start_offset(), Ordering::Release);
+        Ok((files, log.config().file_delete_delay_ms))
+    }
+
+    /// One clean of a compacted partition, if it has enough dirty data. Blocking: run it
+    /// off the async threads. Returns the new cleaner checkpoint.
+    fn clean(&self, now_ms: i64, cleaned_up_to: i64) -> Result<Option<i64>, LogError> {
+        let Some(plan) = self
+            .lock()
+            .plan_clean(now_ms, cleaned_up_to, self.high_watermark())
+        else {
+            return Ok(None);
+        };
+        let cleaned = crate::log::clean_segments(&plan)?;
+        self.lock().install_cleaned(cleaned)?;
+        tracing::info!(topic = %self.topic, partition = self.index, up_to = plan.end_offset, "cleaned log");
+        Ok(Some(plan.end_offset))
+    }
+
     /// Plans a read from `offset` up to `max_offset` (exclusive).
     pub fn plan_read(
         &self,
@@ -240,6 +277,10 @@ pub struct ReplicaManager {
     clock: crate::Clock,
     partitions: RwLock<HashMap<Arc<str>, Vec<Arc<Partition>>>>,
     clean_shutdown: bool,
+    /// Recorded log start offsets, as read at start-up (`log-start-offset-checkpoint`).
+    log_starts: Checkpoint,
+    /// How far each compacted partition has been cleaned (`cleaner-offset-checkpoint`).
+    cleaned_up_to: Mutex<Checkpoint>,
 }
 
 impl ReplicaManager {
@@ -255,6 +296,10 @@ impl ReplicaManager {
             clock,
             partitions: RwLock::new(HashMap::new()),
             clean_shutdown,
+            log_starts: checkpoint::read(&log_dir.join(checkpoint::LOG_START_OFFSET_CHECKPOINT)),
+            cleaned_up_to: Mutex::new(checkpoint::read(
+                &log_dir.join(checkpoint::CLEANER_OFFSET_CHECKPOINT),
+            )),
         }
     }
 
@@ -325,6 +370,7 @@ impl ReplicaManager {
             config: config.clone(),
             clean_shutdown: self.clean_shutdown,
             leader_epoch: 0,
+            log_start_offset: self.log_starts.get(&(topic.to_string(), index)).copied(),
         };
         let log = PartitionLog::open(&dir, options, checkpoint, self.clock.now_ms())?;
         let leo = log.log_end_offset();
@@ -385,6 +431,126 @@ impl ReplicaManager {
         }
     }
 
+    /// Applies new topic configs to a hosted topic's live partitions.
+    pub fn reconfigure(&self, topic: &str, config: &TopicConfig) {
+        for partition in self.topic(topic).unwrap_or_default() {
+            partition.set_config(config.clone());
+        }
+    }
+
+    /// Writes Kafka's `log-start-offset-checkpoint` for every hosted partition.
+    pub fn checkpoint_log_start_offsets(&self) {
+        let offsets: Checkpoint = self
+            .all()
+            .iter()
+            .map(|p| ((p.topic.to_string(), p.index), p.log_start_offset()))
+            .collect();
+        let path = self.log_dir.join(checkpoint::LOG_START_OFFSET_CHECKPOINT);
+        if let Err(e) = checkpoint::write(&path, &offsets) {
+            tracing::warn!(file = %path.display(), error = %e, "could not write the log start offset checkpoint");
+        }
+    }
+
+    /// One retention pass over every partition (`log.retention.check.interval.ms`).
+    pub fn retention_pass(&self) {
+        let now = self.clock.now_ms();
+        let mut moved = false;
+        for partition in self.all() {
+            let before = partition.log_start_offset();
+            match partition.apply_retention(now) {
+                Ok((files, _)) if files.is_empty() => {}
+                Ok((files, delay_ms)) => {
+                    tracing::info!(topic = %partition.topic, partition = partition.index, files = files.len(), "retention deleted segments");
+                    delete_later(files, delay_ms);
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %partition.topic, partition = partition.index, error = %e, "retention failed")
+                }
+            }
+            moved |= partition.log_start_offset() != before;
+        }
+        if moved {
+            self.checkpoint_log_start_offsets();
+        }
+    }
+
+    /// One cleaner pass over compacted partitions (`log.cleaner.backoff.ms`). Blocking.
+    pub fn cleaner_pass(&self) {
+        let now = self.clock.now_ms();
+        for partition in self.all() {
+            if !partition.config().compact || partition.is_deleted() {
+                continue;
+            }
+            let key = (partition.topic.to_string(), partition.index);
+            let cleaned_up_to = self
+                .cleaned_up_to
+                .lock()
+                .expect("cleaner lock")
+                .get(&key)
+                .copied()
+                .unwrap_or(0);
+            match partition.clean(now, cleaned_up_to) {
+                Ok(Some(end)) => {
+                    let mut offsets = self.cleaned_up_to.lock().expect("cleaner lock");
+                    offsets.insert(key, end);
+                    let path = self.log_dir.join(checkpoint::CLEANER_OFFSET_CHECKPOINT);
+                    if let Err(e) = checkpoint::write(&path, &offsets) {
+                        tracing::warn!(file = %path.display(), error = %e, "could not write the cleaner checkpoint");
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(topic = %partition.topic, partition = partition.index, error = %e, "cleaning failed")
+                }
+            }
+        }
+    }
+
+    /// Starts the retention checker and (if enabled) the log cleaner.
+    pub fn spawn_log_tasks(
+        self: &Arc<Self>,
+        retention_check_ms: i64,
+        cleaner_backoff_ms: Option<i64>,
+    ) {
+        let replicas = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ticker =
+                tokio::time::interval(Duration::from_millis(retention_check_ms.max(1) as u64));
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                let Some(replicas) = replicas.upgrade() else {
+                    break;
+                };
+                if tokio::task::spawn_blocking(move || replicas.retention_pass())
+                    .await
+                    .is_err()
+                {
+                    tracing::error!("retention pass panicked");
+                }
+            }
+        });
+        let Some(backoff_ms) = cleaner_backoff_ms else {
+            return;
+        };
+        let replicas = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(backoff_ms.max(1) as u64)).await;
+                let Some(replicas) = replicas.upgrade() else {
+                    break;
+                };
+                if tokio::task::spawn_blocking(move || replicas.cleaner_pass())
+                    .await
+                    .is_err()
+                {
+                    tracing::error!("cleaner pass panicked");
+                }
+            }
+        });
+    }
+
     /// Writes every partition's producer state checkpoint.
     pub fn checkpoint_producer_state(&self) {
         for partition in self.all() {
@@ -425,7 +591,21 @@ impl ReplicaManager {
             }
         }
         self.checkpoint_producer_state();
+        self.checkpoint_log_start_offsets();
     }
+}
+
+/// Removes files marked `.deleted` once `file.delete.delay.ms` has passed.
+fn delete_later(files: Vec<PathBuf>, delay_ms: i64) {
+    let delay = Duration::from_millis(delay_ms.max(0) as u64);
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        for file in files {
+            if let Err(e) = tokio::fs::remove_file(&file).await {
+                tracing::warn!(file = %file.display(), error = %e, "could not remove a deleted segment file");
+            }
+        }
+    });
 }
 
 fn producer_state_key(topic: &str, partition: i32) -> String {
