@@ -66,3 +66,45 @@ impl Client {
         response
     }
 }
+
+/// An uncompressed v2 batch of one keyless record whose value has `value_bytes` bytes.
+pub fn value_batch(value_bytes: usize) -> Bytes {
+    use bytes::BufMut;
+    fn varint(out: &mut BytesMut, v: i64) {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        while z >= 0x80 {
+            out.put_u8(z as u8 | 0x80);
+            z >>= 7;
+        }
+        out.put_u8(z as u8);
+    }
+    let mut record = BytesMut::new();
+    record.put_u8(0);
+    varint(&mut record, 0);
+    varint(&mut record, 0);
+    varint(&mut record, -1);
+    varint(&mut record, value_bytes as i64);
+    record.put_bytes(b'v', value_bytes);
+    varint(&mut record, 0);
+    let mut records = BytesMut::new();
+    varint(&mut records, record.len() as i64);
+    records.put_slice(&record);
+    let mut b = BytesMut::new();
+    b.put_i64(0);
+    b.put_i32(49 + records.len() as i32);
+    b.put_i32(-1);
+    b.put_i8(2);
+    b.put_u32(0);
+    b.put_i16(0);
+    b.put_i32(0);
+    b.put_i64(1000);
+    b.put_i64(1000);
+    b.put_i64(-1);
+    b.put_i16(-1);
+    b.put_i32(-1);
+    b.put_i32(1);
+    b.put_slice(&records);
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b.freeze()
+}
