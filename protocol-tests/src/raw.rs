@@ -10,6 +10,28 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use crate::Broker;
 
+/// A length-prefixed request frame, as a client writes it.
+pub fn request_frame(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &RequestKind,
+) -> Vec<u8> {
+    let header = RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("protocol-tests")));
+    let mut buf = BytesMut::new();
+    header
+        .encode(&mut buf, key.request_header_version(version))
+        .unwrap();
+    body.encode(&mut buf, version).unwrap();
+    let mut frame = (buf.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&buf);
+    frame
+}
+
 pub struct Client {
     stream: TcpStream,
     correlation: i32,
@@ -30,18 +52,7 @@ impl Client {
     /// Sends one request and decodes its response at the same version.
     pub fn call(&mut self, key: ApiKey, version: i16, body: &RequestKind) -> ResponseKind {
         self.correlation += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation)
-            .with_client_id(Some(StrBytes::from_static_str("matrix")));
-        let mut buf = BytesMut::new();
-        header
-            .encode(&mut buf, key.request_header_version(version))
-            .unwrap();
-        body.encode(&mut buf, version).unwrap();
-        let mut frame = (buf.len() as i32).to_be_bytes().to_vec();
-        frame.extend_from_slice(&buf);
+        let frame = request_frame(key, version, self.correlation, body);
         self.stream.write_all(&frame).unwrap();
         let mut len = [0u8; 4];
         self.stream
@@ -67,8 +78,9 @@ impl Client {
     }
 }
 
-/// An uncompressed v2 batch of one keyless record whose value has `value_bytes` bytes.
-pub fn value_batch(value_bytes: usize) -> Bytes {
+/// An uncompressed v2 batch of keyless records with these values; record `i` has the
+/// timestamp `base_ts + i`. The CRC is correct; tests corrupt it on purpose.
+pub fn batch(values: &[&[u8]], base_ts: i64) -> BytesMut {
     use bytes::BufMut;
     fn varint(out: &mut BytesMut, v: i64) {
         let mut z = ((v << 1) ^ (v >> 63)) as u64;
@@ -78,17 +90,20 @@ pub fn value_batch(value_bytes: usize) -> Bytes {
         }
         out.put_u8(z as u8);
     }
-    let mut record = BytesMut::new();
-    record.put_u8(0);
-    varint(&mut record, 0);
-    varint(&mut record, 0);
-    varint(&mut record, -1);
-    varint(&mut record, value_bytes as i64);
-    record.put_bytes(b'v', value_bytes);
-    varint(&mut record, 0);
     let mut records = BytesMut::new();
-    varint(&mut records, record.len() as i64);
-    records.put_slice(&record);
+    for (i, value) in values.iter().enumerate() {
+        let mut record = BytesMut::new();
+        record.put_u8(0);
+        varint(&mut record, i as i64);
+        varint(&mut record, i as i64);
+        varint(&mut record, -1);
+        varint(&mut record, value.len() as i64);
+        record.put_slice(value);
+        varint(&mut record, 0);
+        varint(&mut records, record.len() as i64);
+        records.put_slice(&record);
+    }
+    let count = values.len() as i32;
     let mut b = BytesMut::new();
     b.put_i64(0);
     b.put_i32(49 + records.len() as i32);
@@ -96,15 +111,25 @@ pub fn value_batch(value_bytes: usize) -> Bytes {
     b.put_i8(2);
     b.put_u32(0);
     b.put_i16(0);
-    b.put_i32(0);
-    b.put_i64(1000);
-    b.put_i64(1000);
+    b.put_i32(count - 1);
+    b.put_i64(base_ts);
+    b.put_i64(base_ts + count as i64 - 1);
     b.put_i64(-1);
     b.put_i16(-1);
     b.put_i32(-1);
-    b.put_i32(1);
+    b.put_i32(count);
     b.put_slice(&records);
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b.freeze()
+    reseal(&mut b);
+    b
+}
+
+/// Recomputes a batch's CRC32C after a test changed it.
+pub fn reseal(batch: &mut BytesMut) {
+    let crc = crc32c::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// A batch of one record whose value has `value_bytes` bytes.
+pub fn value_batch(value_bytes: usize) -> Bytes {
+    batch(&[&vec![b'v'; value_bytes]], 1000).freeze()
 }

@@ -1,7 +1,6 @@
 //! Every API at every version the broker advertises answers with a response that decodes
 //! at that version: no field a version lacks, no closed connection, correlation kept.
 
-use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -24,30 +23,6 @@ use protocol_tests::Broker;
 
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
-}
-
-fn record_batch() -> Bytes {
-    // One uncompressed record "v", no key, built by hand (magic 2).
-    let record: &[u8] = &[0x0e, 0, 0, 0, 1, 2, b'v', 0];
-    let mut batch = BytesMut::new();
-    use bytes::BufMut;
-    batch.put_i64(0);
-    batch.put_i32(49 + record.len() as i32);
-    batch.put_i32(-1);
-    batch.put_i8(2);
-    batch.put_u32(0);
-    batch.put_i16(0);
-    batch.put_i32(0);
-    batch.put_i64(1);
-    batch.put_i64(1);
-    batch.put_i64(-1);
-    batch.put_i16(-1);
-    batch.put_i32(-1);
-    batch.put_i32(1);
-    batch.put_slice(record);
-    let crc = crc32c::crc32c(&batch[21..]);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
-    batch.freeze()
 }
 
 fn request(key: ApiKey, version: i16, topic_id: uuid::Uuid) -> Option<RequestKind> {
@@ -77,7 +52,7 @@ fn request(key: ApiKey, version: i16, topic_id: uuid::Uuid) -> Option<RequestKin
                     let data = TopicProduceData::default().with_partition_data(vec![
                         PartitionProduceData::default()
                             .with_index(0)
-                            .with_records(Some(record_batch())),
+                            .with_records(Some(protocol_tests::raw::batch(&[b"v"], 1).freeze())),
                     ]);
                     if version >= 13 {
                         data.with_topic_id(topic_id)

@@ -5,15 +5,15 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader,
+    ApiKey, ApiVersionsResponse, ProduceRequest, ProduceResponse, RequestKind, ResponseHeader,
     TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::{Decodable, StrBytes};
 use protocol_tests::clients::{consume, create_topic, producer};
-use protocol_tests::Broker;
+use protocol_tests::{raw, Broker};
 use rdkafka::producer::FutureRecord;
 
 fn connect(broker: &Broker) -> TcpStream {
@@ -37,22 +37,6 @@ fn closed_by_peer(mut stream: TcpStream) -> bool {
     }
 }
 
-fn request_frame(key: ApiKey, version: i16, body: &impl Encodable) -> Vec<u8> {
-    let header = RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(42)
-        .with_client_id(Some(StrBytes::from_static_str("bad-input-test")));
-    let mut buf = BytesMut::new();
-    header
-        .encode(&mut buf, key.request_header_version(version))
-        .unwrap();
-    body.encode(&mut buf, version).unwrap();
-    let mut frame = (buf.len() as i32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&buf);
-    frame
-}
-
 fn read_response(stream: &mut TcpStream) -> bytes::Bytes {
     let mut len = [0u8; 4];
     stream.read_exact(&mut len).unwrap();
@@ -61,37 +45,9 @@ fn read_response(stream: &mut TcpStream) -> bytes::Bytes {
     bytes::Bytes::from(body)
 }
 
-/// A valid uncompressed v2 batch of one record.
+/// A valid uncompressed batch of one record, "abc".
 fn batch() -> BytesMut {
-    let mut record = BytesMut::new();
-    record.put_u8(0); // attributes
-    record.put_u8(0); // timestamp delta 0
-    record.put_u8(0); // offset delta 0
-    record.put_u8(1); // key length -1 (zigzag 1)
-    record.put_u8(6); // value length 3
-    record.put_slice(b"abc");
-    record.put_u8(0); // no headers
-    let mut records = BytesMut::new();
-    records.put_u8((record.len() as u8) << 1);
-    records.put_slice(&record);
-    let mut b = BytesMut::new();
-    b.put_i64(0);
-    b.put_i32((49 + records.len()) as i32);
-    b.put_i32(-1);
-    b.put_i8(2);
-    b.put_u32(0);
-    b.put_i16(0);
-    b.put_i32(0);
-    b.put_i64(1000);
-    b.put_i64(1000);
-    b.put_i64(-1);
-    b.put_i16(-1);
-    b.put_i32(-1);
-    b.put_i32(1);
-    b.put_slice(&records);
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b
+    raw::batch(&[b"abc"], 1000)
 }
 
 fn produce_request(topic: &str, records: BytesMut) -> ProduceRequest {
@@ -193,10 +149,11 @@ async fn bad_connections_do_not_disturb_a_working_client() {
     let mut corrupt = batch();
     let last = corrupt.len() - 1;
     corrupt[last] ^= 0x55;
-    s.write_all(&request_frame(
+    s.write_all(&raw::request_frame(
         ApiKey::Produce,
         9,
-        &produce_request("target", corrupt),
+        42,
+        &RequestKind::Produce(produce_request("target", corrupt)),
     ))
     .unwrap();
     let mut response = read_response(&mut s);
@@ -209,12 +166,12 @@ async fn bad_connections_do_not_disturb_a_working_client() {
     // A batch whose record count lies.
     let mut lying = batch();
     lying[57..61].copy_from_slice(&2i32.to_be_bytes());
-    let crc = crc32c::crc32c(&lying[21..]);
-    lying[17..21].copy_from_slice(&crc.to_be_bytes());
-    s.write_all(&request_frame(
+    raw::reseal(&mut lying);
+    s.write_all(&raw::request_frame(
         ApiKey::Produce,
         9,
-        &produce_request("target", lying),
+        42,
+        &RequestKind::Produce(produce_request("target", lying)),
     ))
     .unwrap();
     let mut response = read_response(&mut s);
@@ -224,10 +181,11 @@ async fn bad_connections_do_not_disturb_a_working_client() {
         produced.responses[0].partition_responses[0].error_code, 87,
         "INVALID_RECORD"
     );
-    s.write_all(&request_frame(
+    s.write_all(&raw::request_frame(
         ApiKey::Produce,
         9,
-        &produce_request("target", batch()),
+        42,
+        &RequestKind::Produce(produce_request("target", batch())),
     ))
     .unwrap();
     let mut response = read_response(&mut s);

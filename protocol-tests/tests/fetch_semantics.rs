@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -19,49 +19,10 @@ fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
 }
 
-/// An uncompressed batch of `count` records with values of `value_bytes`, timestamps
-/// `base_ts`, `base_ts + 1`, ...
+/// `count` records of `value_bytes` bytes, timestamps `base_ts`, `base_ts + 1`, ...
 fn batch(count: usize, value_bytes: usize, base_ts: i64) -> Bytes {
-    let mut records = BytesMut::new();
-    for i in 0..count {
-        let mut r = BytesMut::new();
-        r.put_u8(0);
-        put_varint(&mut r, i as i64); // timestamp delta
-        put_varint(&mut r, i as i64); // offset delta
-        put_varint(&mut r, -1); // no key
-        put_varint(&mut r, value_bytes as i64);
-        r.put_bytes(b'x', value_bytes);
-        put_varint(&mut r, 0);
-        put_varint(&mut records, r.len() as i64);
-        records.put_slice(&r);
-    }
-    let mut b = BytesMut::new();
-    b.put_i64(0);
-    b.put_i32(49 + records.len() as i32);
-    b.put_i32(-1);
-    b.put_i8(2);
-    b.put_u32(0);
-    b.put_i16(0);
-    b.put_i32(count as i32 - 1);
-    b.put_i64(base_ts);
-    b.put_i64(base_ts + count as i64 - 1);
-    b.put_i64(-1);
-    b.put_i16(-1);
-    b.put_i32(-1);
-    b.put_i32(count as i32);
-    b.put_slice(&records);
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b.freeze()
-}
-
-fn put_varint(out: &mut BytesMut, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        out.put_u8(z as u8 | 0x80);
-        z >>= 7;
-    }
-    out.put_u8(z as u8);
+    let value = vec![b'x'; value_bytes];
+    protocol_tests::raw::batch(&vec![&value[..]; count], base_ts).freeze()
 }
 
 fn produce(client: &mut Client, topic: &str, partition: i32, acks: i16, records: Bytes) -> i16 {

@@ -81,7 +81,8 @@ pub struct PartitionLog {
     dir: PathBuf,
     segments: BTreeMap<i64, Segment>,
     log_start_offset: i64,
-    config: TopicConfig,
+    /// Shared so that each produce reads it without copying the overrides map.
+    config: Arc<TopicConfig>,
     producers: ProducerState,
     leader_epoch: i32,
     unflushed_messages: i64,
@@ -141,7 +142,7 @@ impl PartitionLog {
             dir: dir.to_path_buf(),
             segments,
             log_start_offset,
-            config: options.config,
+            config: Arc::new(options.config),
             producers: ProducerState::default(),
             leader_epoch: options.leader_epoch,
             unflushed_messages: 0,
@@ -188,12 +189,12 @@ impl PartitionLog {
         self.log_start_offset
     }
 
-    pub fn config(&self) -> &TopicConfig {
+    pub fn config(&self) -> &Arc<TopicConfig> {
         &self.config
     }
 
     pub fn set_config(&mut self, config: TopicConfig) {
-        self.config = config;
+        self.config = Arc::new(config);
     }
 
     pub fn dir(&self) -> &Path {
@@ -379,7 +380,7 @@ impl PartitionLog {
     /// the log; the active segment too, after rolling a new one). Their files are renamed
     /// `.deleted`; the caller removes them after `file.delete.delay.ms`.
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<Vec<PathBuf>, LogError> {
-        let config = self.config.clone();
+        let config = Arc::clone(&self.config);
         let mut remaining_bytes = self.size_bytes();
         let active_base = self.active().base_offset;
         let mut doomed = Vec::new();

@@ -48,12 +48,43 @@ pub struct Segment {
 impl Segment {
     /// Creates an empty segment at `base_offset`.
     pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> Result<Segment, LogError> {
-        let log_path = dir.join(segment_file_name(base_offset, ".log"));
-        let log = open_rw(&log_path, true)?;
-        let index_file = open_rw(&dir.join(segment_file_name(base_offset, ".index")), true)?;
+        Self::with_files(dir, base_offset, true, now_ms)
+    }
+
+    /// Opens an existing segment. With `recover`, every batch is validated, a torn or
+    /// corrupt tail is truncated and the indexes rebuilt; otherwise only headers are read
+    /// to rebuild the in-memory indexes.
+    pub fn open(
+        dir: &Path,
+        base_offset: i64,
+        recover: bool,
+        index_interval_bytes: u32,
+    ) -> Result<Segment, LogError> {
+        let mut segment = Self::with_files(dir, base_offset, false, 0)?;
+        segment.created_ms = segment
+            .log
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        segment.rebuild(recover, index_interval_bytes)?;
+        Ok(segment)
+    }
+
+    /// Opens (or creates) the three files of a segment; indexes start empty.
+    fn with_files(
+        dir: &Path,
+        base_offset: i64,
+        create: bool,
+        created_ms: i64,
+    ) -> Result<Segment, LogError> {
+        let log = open_rw(&dir.join(segment_file_name(base_offset, ".log")), create)?;
+        let index_file = open_rw(&dir.join(segment_file_name(base_offset, ".index")), create)?;
         let time_index_file = open_rw(
             &dir.join(segment_file_name(base_offset, ".timeindex")),
-            true,
+            create,
         )?;
         Ok(Segment {
             base_offset,
@@ -68,50 +99,8 @@ impl Segment {
             bytes_since_index_entry: 0,
             max_timestamp: -1,
             max_timestamp_batch_offset: -1,
-            created_ms: now_ms,
-        })
-    }
-
-    /// Opens an existing segment. With `recover`, every batch is validated, a torn or
-    /// corrupt tail is truncated and the indexes rebuilt; otherwise the index files are
-    /// trusted when they look whole, and only headers are read.
-    pub fn open(
-        dir: &Path,
-        base_offset: i64,
-        recover: bool,
-        index_interval_bytes: u32,
-    ) -> Result<Segment, LogError> {
-        let log_path = dir.join(segment_file_name(base_offset, ".log"));
-        let log = open_rw(&log_path, false)?;
-        let created_ms = log
-            .metadata()
-            .ok()
-            .and_then(|m| m.modified().ok())
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        let index_file = open_rw(&dir.join(segment_file_name(base_offset, ".index")), false)?;
-        let time_index_file = open_rw(
-            &dir.join(segment_file_name(base_offset, ".timeindex")),
-            false,
-        )?;
-        let mut segment = Segment {
-            base_offset,
-            dir: dir.to_path_buf(),
-            log: Arc::new(log),
-            size: 0,
-            next_offset: base_offset,
-            index: Vec::new(),
-            index_file,
-            time_index: Vec::new(),
-            time_index_file,
-            bytes_since_index_entry: 0,
-            max_timestamp: -1,
-            max_timestamp_batch_offset: -1,
             created_ms,
-        };
-        segment.rebuild(recover, index_interval_bytes)?;
-        Ok(segment)
+        })
     }
 
     /// Scans the log file, truncating at the first batch that is torn (or, with

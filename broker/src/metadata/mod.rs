@@ -277,11 +277,7 @@ impl Controller {
         validate_only: bool,
     ) -> Result<Arc<TopicRecord>, MetadataError> {
         let _guard = self.changes.lock().expect("controller lock");
-        let record = self
-            .image()
-            .topic(name)
-            .cloned()
-            .ok_or(MetadataError::UnknownTopicOrPartition)?;
+        let record = self.existing_topic(name)?;
         if count < record.partitions {
             return Err(MetadataError::InvalidPartitions(format!(
                 "Topic currently has {} partitions, which is higher than the requested {count}.",
@@ -341,11 +337,7 @@ impl Controller {
         validate_only: bool,
     ) -> Result<(), MetadataError> {
         let _guard = self.changes.lock().expect("controller lock");
-        let record = self
-            .image()
-            .topic(name)
-            .cloned()
-            .ok_or(MetadataError::UnknownTopicOrPartition)?;
+        let record = self.existing_topic(name)?;
         let broker = self.broker_view();
         let mut configs = replace.unwrap_or_else(|| record.configs.clone());
         for op in ops {
@@ -445,6 +437,13 @@ impl Controller {
         }
         tracing::info!(?scope, "dynamic broker configs changed");
         Ok(())
+    }
+
+    fn existing_topic(&self, name: &str) -> Result<Arc<TopicRecord>, MetadataError> {
+        self.image()
+            .topic(name)
+            .cloned()
+            .ok_or(MetadataError::UnknownTopicOrPartition)
     }
 
     /// The current image.
@@ -560,11 +559,7 @@ impl Controller {
         if !self.config.delete_topic_enable {
             return Err(MetadataError::TopicDeletionDisabled);
         }
-        let record = self
-            .image()
-            .topic(name)
-            .cloned()
-            .ok_or(MetadataError::UnknownTopicOrPartition)?;
+        let record = self.existing_topic(name)?;
         self.store.delete(&format!("topic/{name}"))?;
         self.publish(|image| {
             image.topics.remove(name);

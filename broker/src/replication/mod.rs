@@ -99,8 +99,8 @@ impl Partition {
         self.deleted.load(Ordering::Acquire)
     }
 
-    pub fn config(&self) -> TopicConfig {
-        self.lock().config().clone()
+    pub fn config(&self) -> Arc<TopicConfig> {
+        Arc::clone(self.lock().config())
     }
 
     pub fn set_config(&self, config: TopicConfig) {
