@@ -85,9 +85,15 @@ impl Broker {
                     .get_i64("log.cleaner.backoff.ms")
                     .unwrap_or(15_000)
             });
-        broker
-            .replicas
-            .spawn_log_tasks(retention_check_ms, cleaner_backoff_ms);
+        let producer_expiration_ms = broker
+            .config
+            .get_i64("producer.id.expiration.ms")
+            .unwrap_or(86_400_000);
+        broker.replicas.spawn_log_tasks(
+            retention_check_ms,
+            cleaner_backoff_ms,
+            producer_expiration_ms,
+        );
         Ok(broker)
     }
 

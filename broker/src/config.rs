@@ -557,6 +557,7 @@ pub struct BrokerConfig {
     pub message_max_bytes: i32,
     pub socket_request_max_bytes: usize,
     pub queued_max_requests: usize,
+    pub max_connections: usize,
     pub log_index_interval_bytes: u32,
     pub log_flush_interval_messages: i64,
     pub log_flush_interval_ms: Option<i64>,
@@ -726,6 +727,7 @@ impl BrokerConfig {
             message_max_bytes: positive("message.max.bytes")? as i32,
             socket_request_max_bytes: positive("socket.request.max.bytes")? as usize,
             queued_max_requests: positive("queued.max.requests")? as usize,
+            max_connections: positive("max.connections")? as usize,
             log_index_interval_bytes: positive("log.index.interval.bytes")?.min(i32::MAX as i64)
                 as u32,
             log_flush_interval_messages: positive("log.flush.interval.messages")?,

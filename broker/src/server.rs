@@ -19,7 +19,7 @@ use kafka_protocol::messages::{ApiKey, ResponseKind};
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -68,18 +68,35 @@ pub async fn bind(broker: &Broker) -> anyhow::Result<Vec<TcpListener>> {
 /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
 pub async fn run(broker: Arc<Broker>, listeners: Vec<TcpListener>, shutdown: CancellationToken) {
     let connections = TaskTracker::new();
+    // max.connections across all listeners: at the limit the acceptors wait, and new
+    // connections queue in the listen backlog until one closes, as Kafka's acceptor does.
+    let slots = Arc::new(Semaphore::new(
+        broker.config.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
     let mut accepts = Vec::new();
     for listener in listeners {
         let broker = Arc::clone(&broker);
         let shutdown = shutdown.clone();
         let connections = connections.clone();
+        let slots = Arc::clone(&slots);
         accepts.push(tokio::spawn(async move {
             loop {
+                let slot = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    slot = Arc::clone(&slots).acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
+                };
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     accepted = listener.accept() => match accepted {
                         Ok((stream, peer)) => {
-                            connections.spawn(serve_connection(Arc::clone(&broker), stream, peer, shutdown.clone()));
+                            let serve = serve_connection(Arc::clone(&broker), stream, peer, shutdown.clone());
+                            connections.spawn(async move {
+                                serve.await;
+                                drop(slot);
+                            });
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "accept failed");

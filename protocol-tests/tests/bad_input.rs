@@ -216,3 +216,37 @@ async fn bad_connections_do_not_disturb_a_working_client() {
         "each bad connection is logged:\n{log}"
     );
 }
+
+#[test]
+fn max_connections_holds_new_connections_until_one_closes() {
+    let broker = Broker::start(&[("max.connections", "2")]);
+    let api_versions = |s: &mut TcpStream| {
+        s.write_all(&[0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 9, 0xff, 0xff])
+            .unwrap();
+        read_response(s)
+    };
+    let mut first = connect(&broker);
+    let mut second = connect(&broker);
+    api_versions(&mut first);
+    api_versions(&mut second);
+    let mut third = connect(&broker);
+    third
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    third
+        .write_all(&[0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 9, 0xff, 0xff])
+        .unwrap();
+    let mut buf = [0u8; 4];
+    assert!(
+        third.read_exact(&mut buf).is_err(),
+        "the third connection waits while two are open"
+    );
+    drop(first);
+    third
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    third
+        .read_exact(&mut buf)
+        .expect("served once a slot is free");
+    api_versions(&mut second);
+}

@@ -590,6 +590,12 @@ impl PartitionLog {
         }))
     }
 
+    /// Forgets producers idle for longer than `producer.id.expiration.ms`, so producer
+    /// state stays bounded however many producers come and go.
+    pub fn expire_producers(&mut self, now_ms: i64, expiration_ms: i64) {
+        self.producers.expire(now_ms, expiration_ms);
+    }
+
     /// Producer state for a checkpoint, with the offset it is valid up to.
     pub fn producer_checkpoint(&self) -> (i64, Vec<u8>) {
         (self.log_end_offset(), self.producers.encode())

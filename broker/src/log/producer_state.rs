@@ -267,4 +267,22 @@ mod tests {
         assert_eq!(decoded, state);
         assert!(ProducerState::decode(&state.encode()[..5]).is_none());
     }
+
+    #[test]
+    fn idle_producers_expire() {
+        let mut state = ProducerState::default();
+        let mut old = header(1, 0, 0, 1, 0);
+        old.max_timestamp = 1_000;
+        let mut recent = header(2, 0, 0, 1, 1);
+        recent.max_timestamp = 9_000;
+        state.record(&old);
+        state.record(&recent);
+        state.expire(10_000, 5_000);
+        assert_eq!(state.len(), 1);
+        // The forgotten producer starts over like a new one.
+        assert_eq!(
+            state.check(&header(1, 0, 7, 1, 2)),
+            Ok(SequenceCheck::Append)
+        );
+    }
 }

@@ -452,10 +452,13 @@ impl ReplicaManager {
     }
 
     /// One retention pass over every partition (`log.retention.check.interval.ms`).
-    pub fn retention_pass(&self) {
+    pub fn retention_pass(&self, producer_expiration_ms: i64) {
         let now = self.clock.now_ms();
         let mut moved = false;
         for partition in self.all() {
+            partition
+                .lock()
+                .expire_producers(now, producer_expiration_ms);
             let before = partition.log_start_offset();
             match partition.apply_retention(now) {
                 Ok((files, _)) if files.is_empty() => {}
@@ -511,6 +514,7 @@ impl ReplicaManager {
         self: &Arc<Self>,
         retention_check_ms: i64,
         cleaner_backoff_ms: Option<i64>,
+        producer_expiration_ms: i64,
     ) {
         let replicas = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -523,10 +527,8 @@ impl ReplicaManager {
                 let Some(replicas) = replicas.upgrade() else {
                     break;
                 };
-                if tokio::task::spawn_blocking(move || replicas.retention_pass())
-                    .await
-                    .is_err()
-                {
+                let pass = move || replicas.retention_pass(producer_expiration_ms);
+                if tokio::task::spawn_blocking(pass).await.is_err() {
                     tracing::error!("retention pass panicked");
                 }
             }
