@@ -972,4 +972,70 @@ mod tests {
         );
         assert_eq!(log.log_end_offset(), 5);
     }
+
+    #[test]
+    fn a_clean_reopen_loads_indexes_and_a_damaged_index_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = || {
+            config(&[
+                ("internal.segment.bytes", "400"),
+                ("index.interval.bytes", "100"),
+            ])
+        };
+        let mut log = PartitionLog::open(dir.path(), options(config(), true), None, 0).unwrap();
+        for i in 0..60i64 {
+            let values: Vec<Vec<u8>> = (0..(i % 3 + 1))
+                .map(|j| format!("v{i}-{j}").into_bytes())
+                .collect();
+            let refs: Vec<&[u8]> = values.iter().map(|v| &v[..]).collect();
+            let batch = records::build_batch(&refs, 1_000 + i * 10, (-1, -1, -1)).freeze();
+            let prepared = PartitionLog::prepare(log.config(), batch, 0).unwrap();
+            log.append(prepared, 0).unwrap();
+        }
+        log.close().unwrap();
+        let leo = log.log_end_offset();
+        let size = log.size_bytes();
+        let max = log.max_timestamp().unwrap();
+        let by_time = log.lookup_timestamp(1_305).unwrap();
+        let segments = log.segments.len();
+        let tail = log
+            .plan_read(leo - 3, leo, 1 << 20)
+            .unwrap()
+            .unwrap()
+            .read()
+            .unwrap()
+            .records;
+        drop(log);
+        for damage in [false, true] {
+            if damage {
+                let index = dir.path().join("00000000000000000000.index");
+                let len = std::fs::metadata(&index).unwrap().len();
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&index)
+                    .unwrap()
+                    .set_len(len - 3)
+                    .unwrap();
+            }
+            let mut log = PartitionLog::open(dir.path(), options(config(), true), None, 0).unwrap();
+            assert_eq!(log.segments.len(), segments);
+            assert_eq!(log.log_end_offset(), leo, "damaged index: {damage}");
+            assert_eq!(log.size_bytes(), size);
+            assert_eq!(log.max_timestamp().unwrap(), max);
+            assert_eq!(log.lookup_timestamp(1_305).unwrap(), by_time);
+            assert_eq!(
+                log.plan_read(leo - 3, leo, 1 << 20)
+                    .unwrap()
+                    .unwrap()
+                    .read()
+                    .unwrap()
+                    .records,
+                tail
+            );
+            log.close().unwrap();
+        }
+        let mut log = PartitionLog::open(dir.path(), options(config(), true), None, 0).unwrap();
+        let next = append(&mut log, &[b"after"], (-1, -1, -1)).unwrap();
+        assert_eq!(next.base_offset, leo, "appends continue densely");
+    }
 }

@@ -69,8 +69,82 @@ impl Segment {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        segment.rebuild(recover, index_interval_bytes)?;
+        if recover || !segment.load_indexes(index_interval_bytes)? {
+            segment.rebuild(recover, index_interval_bytes)?;
+        }
         Ok(segment)
+    }
+
+    /// After a clean shutdown: loads the index files instead of scanning the log, reading
+    /// only the batches after the last index entry. Returns false (and loads nothing) if
+    /// the files do not fit together, so the caller rebuilds from the log instead.
+    fn load_indexes(&mut self, index_interval_bytes: u32) -> Result<bool, LogError> {
+        let read = |file: &File, suffix: &str| -> Result<Vec<u8>, LogError> {
+            let len = file.metadata().map_err(|e| self.io(suffix, e))?.len() as usize;
+            let mut bytes = vec![0u8; len];
+            file.read_exact_at(&mut bytes, 0)
+                .map_err(|e| self.io(suffix, e))?;
+            Ok(bytes)
+        };
+        let index = read(&self.index_file, ".index")?;
+        let time_index = read(&self.time_index_file, ".timeindex")?;
+        let size = self.log.metadata().map_err(|e| self.io(".log", e))?.len();
+        if index.len() % INDEX_ENTRY_BYTES != 0 || time_index.len() % TIME_INDEX_ENTRY_BYTES != 0 {
+            return Ok(false);
+        }
+        let entries: Vec<(u32, u32)> = index
+            .chunks_exact(INDEX_ENTRY_BYTES)
+            .map(|e| {
+                let rel = u32::from_be_bytes(e[..4].try_into().expect("4 bytes"));
+                let pos = u32::from_be_bytes(e[4..].try_into().expect("4 bytes"));
+                (rel, pos)
+            })
+            .collect();
+        let times: Vec<(i64, u32)> = time_index
+            .chunks_exact(TIME_INDEX_ENTRY_BYTES)
+            .map(|e| {
+                let ts = i64::from_be_bytes(e[..8].try_into().expect("8 bytes"));
+                let rel = u32::from_be_bytes(e[8..].try_into().expect("4 bytes"));
+                (ts, rel)
+            })
+            .collect();
+        let ordered = entries
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1)
+            && times.windows(2).all(|w| w[0].0 <= w[1].0)
+            && entries.last().is_none_or(|(_, pos)| (*pos as u64) < size);
+        if !ordered || (size > 0 && entries.is_empty()) {
+            return Ok(false);
+        }
+        self.size = size;
+        self.index = entries;
+        self.time_index = times;
+        if let Some((ts, rel)) = self.time_index.last() {
+            self.max_timestamp = *ts;
+            self.max_timestamp_batch_offset = self.base_offset + *rel as i64;
+        }
+        // Walk the batches after the last index entry to find the segment's end.
+        let mut position = self.index.last().map(|(_, pos)| *pos as u64).unwrap_or(0);
+        self.next_offset = self.base_offset;
+        let mut tail_bytes = 0u32;
+        while let Some(header) = self.header_at(position)? {
+            if position + header.total_bytes() as u64 > size {
+                return Ok(false);
+            }
+            self.next_offset = header.last_offset() + 1;
+            if header.max_timestamp > self.max_timestamp {
+                self.max_timestamp = header.max_timestamp;
+                self.max_timestamp_batch_offset = header.base_offset;
+            }
+            tail_bytes = tail_bytes.saturating_add(header.total_bytes() as u32);
+            position += header.total_bytes() as u64;
+        }
+        if position != size {
+            return Ok(false);
+        }
+        // Entries are added every index_interval_bytes; continue the count from here.
+        self.bytes_since_index_entry = tail_bytes.min(index_interval_bytes);
+        Ok(true)
     }
 
     /// Opens (or creates) the three files of a segment; indexes start empty.
