@@ -133,3 +133,31 @@ pub fn reseal(batch: &mut BytesMut) {
 pub fn value_batch(value_bytes: usize) -> Bytes {
     batch(&[&vec![b'v'; value_bytes]], 1000).freeze()
 }
+
+/// A topic name as the protocol types carry it.
+pub fn topic_name(name: &str) -> kafka_protocol::messages::TopicName {
+    kafka_protocol::messages::TopicName(StrBytes::from_string(name.to_string()))
+}
+
+/// A CreateTopics entry with a partition count, replication factor 1 and configs.
+pub fn new_topic(
+    name: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> kafka_protocol::messages::create_topics_request::CreatableTopic {
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    CreatableTopic::default()
+        .with_name(topic_name(name))
+        .with_num_partitions(partitions)
+        .with_replication_factor(1)
+        .with_configs(
+            configs
+                .iter()
+                .map(|(k, v)| {
+                    CreatableTopicConfig::default()
+                        .with_name(StrBytes::from_string(k.to_string()))
+                        .with_value(Some(StrBytes::from_string(v.to_string())))
+                })
+                .collect(),
+        )
+}

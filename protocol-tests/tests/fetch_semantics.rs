@@ -3,7 +3,6 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
@@ -42,20 +41,7 @@ fn produce(client: &mut Client, topic: &str, partition: i32, acks: i16, records:
 }
 
 fn create(client: &mut Client, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
-    let topic = CreatableTopic::default()
-        .with_name(name(topic))
-        .with_num_partitions(partitions)
-        .with_replication_factor(1)
-        .with_configs(
-            configs
-                .iter()
-                .map(|(k, v)| {
-                    CreatableTopicConfig::default()
-                        .with_name(StrBytes::from_string(k.to_string()))
-                        .with_value(Some(StrBytes::from_string(v.to_string())))
-                })
-                .collect(),
-        );
+    let topic = protocol_tests::raw::new_topic(topic, partitions, configs);
     let ResponseKind::CreateTopics(r) = client.call(
         ApiKey::CreateTopics,
         7,

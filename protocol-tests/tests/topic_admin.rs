@@ -3,9 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::create_topics_request::{
-    CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
-};
+use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
 use kafka_protocol::messages::incremental_alter_configs_request::{
@@ -33,20 +31,7 @@ fn create(client: &mut Client, topic: CreatableTopic, validate_only: bool) -> (i
 }
 
 fn simple(topic: &str, partitions: i32, configs: &[(&str, &str)]) -> CreatableTopic {
-    CreatableTopic::default()
-        .with_name(name(topic))
-        .with_num_partitions(partitions)
-        .with_replication_factor(1)
-        .with_configs(
-            configs
-                .iter()
-                .map(|(k, v)| {
-                    CreatableTopicConfig::default()
-                        .with_name(StrBytes::from_string(k.to_string()))
-                        .with_value(Some(StrBytes::from_string(v.to_string())))
-                })
-                .collect(),
-        )
+    protocol_tests::raw::new_topic(topic, partitions, configs)
 }
 
 fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
