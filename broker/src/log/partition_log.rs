@@ -19,7 +19,7 @@ use crate::protocol::records::{self, BatchHeader};
 
 use super::cleaner::{CleanPlan, CleanSource, CleanedSegment, CLEANED_SUFFIX, SWAP_SUFFIX};
 use super::producer_state::{ProducerState, SequenceCheck};
-use super::segment::{whole_batches_len, Segment};
+use super::segment::{whole_batches_len, OpenMode, Segment};
 use super::{segment_file_name, LogError, TopicConfig};
 
 /// The offsets a produce got, and whether it was a retried duplicate.
@@ -120,9 +120,15 @@ impl PartitionLog {
         let interval = options.config.index_interval_bytes;
         let mut segments = BTreeMap::new();
         for (i, base) in bases.iter().enumerate() {
-            let recover =
-                (!options.clean_shutdown && i + 1 == bases.len()) || swapped.contains(base);
-            segments.insert(*base, Segment::open(dir, *base, recover, interval)?);
+            let mode =
+                if swapped.contains(base) || (!options.clean_shutdown && i + 1 == bases.len()) {
+                    OpenMode::Recover
+                } else if options.clean_shutdown {
+                    OpenMode::TrustIndexes
+                } else {
+                    OpenMode::RescanHeaders
+                };
+            segments.insert(*base, Segment::open(dir, *base, mode, interval)?);
         }
         if segments.is_empty() {
             segments.insert(0, Segment::create(dir, 0, now_ms)?);
@@ -494,7 +500,8 @@ impl PartitionLog {
                 .join(segment_file_name(segment.base_offset, ".log"));
             std::fs::rename(&segment.swap_path, &log_path)
                 .map_err(|e| LogError::io(&log_path, e))?;
-            let reopened = Segment::open(&self.dir, segment.base_offset, true, interval)?;
+            let reopened =
+                Segment::open(&self.dir, segment.base_offset, OpenMode::Recover, interval)?;
             self.segments.insert(segment.base_offset, reopened);
         }
         Ok(())
@@ -1037,5 +1044,47 @@ mod tests {
         let mut log = PartitionLog::open(dir.path(), options(config(), true), None, 0).unwrap();
         let next = append(&mut log, &[b"after"], (-1, -1, -1)).unwrap();
         assert_eq!(next.base_offset, leo, "appends continue densely");
+    }
+
+    #[test]
+    fn a_stale_index_never_stops_start_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = || config(&[("internal.segment.bytes", "300")]);
+        let mut log = PartitionLog::open(dir.path(), options(config(), true), None, 0).unwrap();
+        for _ in 0..12 {
+            append(&mut log, &[b"0123456789", b"abcdefghij"], (-1, -1, -1)).unwrap();
+        }
+        log.close().unwrap();
+        let leo = log.log_end_offset();
+        let all = log
+            .plan_read(0, leo, 1 << 20)
+            .unwrap()
+            .unwrap()
+            .read()
+            .unwrap()
+            .records;
+        drop(log);
+        // As if a clean had installed new content and crashed before rewriting the index:
+        // entries that are ordered and in range but point into the middle of a batch.
+        let mut stale = Vec::new();
+        for (rel, pos) in [(0u32, 0u32), (1, 7)] {
+            stale.extend_from_slice(&rel.to_be_bytes());
+            stale.extend_from_slice(&pos.to_be_bytes());
+        }
+        for clean_shutdown in [true, false] {
+            std::fs::write(dir.path().join("00000000000000000000.index"), &stale).unwrap();
+            let log =
+                PartitionLog::open(dir.path(), options(config(), clean_shutdown), None, 0).unwrap();
+            assert_eq!(log.log_end_offset(), leo);
+            let read = log
+                .plan_read(0, leo, 1 << 20)
+                .unwrap()
+                .unwrap()
+                .read()
+                .unwrap()
+                .records;
+            assert_eq!(read, all, "clean shutdown: {clean_shutdown}");
+            assert!(log.plan_read(1, leo, 1 << 20).unwrap().is_some());
+        }
     }
 }

@@ -18,6 +18,20 @@ use super::{segment_file_name, LogError};
 const INDEX_ENTRY_BYTES: usize = 8;
 const TIME_INDEX_ENTRY_BYTES: usize = 12;
 
+/// How much of a segment's files to trust when opening it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// After a clean shutdown: load the index files, reading only the batches after the
+    /// last entry; rebuild from the log if they do not fit it.
+    TrustIndexes,
+    /// After a crash, for segments that were complete: rebuild the indexes from the batch
+    /// headers (an index may be stale, e.g. a clean installed just before the crash).
+    RescanHeaders,
+    /// The active segment after a crash, or a freshly cleaned one: validate every batch's
+    /// CRC, truncate a torn tail, rebuild the indexes.
+    Recover,
+}
+
 /// A batch's header and where it sits in its segment.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchLocation {
@@ -51,13 +65,11 @@ impl Segment {
         Self::with_files(dir, base_offset, true, now_ms)
     }
 
-    /// Opens an existing segment. With `recover`, every batch is validated, a torn or
-    /// corrupt tail is truncated and the indexes rebuilt; otherwise only headers are read
-    /// to rebuild the in-memory indexes.
+    /// Opens an existing segment the way `mode` says.
     pub fn open(
         dir: &Path,
         base_offset: i64,
-        recover: bool,
+        mode: OpenMode,
         index_interval_bytes: u32,
     ) -> Result<Segment, LogError> {
         let mut segment = Self::with_files(dir, base_offset, false, 0)?;
@@ -69,8 +81,10 @@ impl Segment {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        if recover || !segment.load_indexes(index_interval_bytes)? {
-            segment.rebuild(recover, index_interval_bytes)?;
+        let loaded =
+            mode == OpenMode::TrustIndexes && segment.load_indexes(index_interval_bytes)?;
+        if !loaded {
+            segment.rebuild(mode == OpenMode::Recover, index_interval_bytes)?;
         }
         Ok(segment)
     }
@@ -123,11 +137,18 @@ impl Segment {
             self.max_timestamp = *ts;
             self.max_timestamp_batch_offset = self.base_offset + *rel as i64;
         }
-        // Walk the batches after the last index entry to find the segment's end.
+        // Walk the batches after the last index entry to find the segment's end. An index
+        // that does not point at batch boundaries is stale: rebuild instead.
         let mut position = self.index.last().map(|(_, pos)| *pos as u64).unwrap_or(0);
         self.next_offset = self.base_offset;
         let mut tail_bytes = 0u32;
-        while let Some(header) = self.header_at(position)? {
+        loop {
+            let header = match self.header_at(position) {
+                Ok(Some(header)) => header,
+                Ok(None) => break,
+                Err(LogError::Batch(_)) => return Ok(false),
+                Err(e) => return Err(e),
+            };
             if position + header.total_bytes() as u64 > size {
                 return Ok(false);
             }
