@@ -152,34 +152,26 @@ pub fn encode_response(
         key.response_header_version(version)
     };
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let size = header.compute_size(header_version)? + body_size(body, version)?;
-    let mut out = BytesMut::with_capacity(4 + size);
-    out.put_i32(size as i32);
+    // Encode once behind a length placeholder, then fill the length in.
+    let mut out = BytesMut::with_capacity(capacity_hint(body, version));
+    out.put_i32(0);
     header.encode(&mut out, header_version)?;
     body.encode(&mut out, version)?;
+    let size = i32::try_from(out.len() - 4)?;
+    out[..4].copy_from_slice(&size.to_be_bytes());
     Ok(out.freeze())
 }
 
-fn body_size(body: &ResponseKind, version: i16) -> anyhow::Result<usize> {
-    Ok(match body {
-        ResponseKind::Produce(r) => r.compute_size(version)?,
-        ResponseKind::Fetch(r) => r.compute_size(version)?,
-        ResponseKind::ListOffsets(r) => r.compute_size(version)?,
-        ResponseKind::Metadata(r) => r.compute_size(version)?,
-        ResponseKind::ApiVersions(r) => r.compute_size(version)?,
-        ResponseKind::CreateTopics(r) => r.compute_size(version)?,
-        ResponseKind::DeleteTopics(r) => r.compute_size(version)?,
-        ResponseKind::InitProducerId(r) => r.compute_size(version)?,
-        ResponseKind::OffsetForLeaderEpoch(r) => r.compute_size(version)?,
-        ResponseKind::DescribeConfigs(r) => r.compute_size(version)?,
-        ResponseKind::DescribeCluster(r) => r.compute_size(version)?,
-        // Only the APIs of API_TABLE produce responses; the rest are sized on demand.
-        other => {
-            let mut scratch = BytesMut::new();
-            other.encode(&mut scratch, version)?;
-            scratch.len()
-        }
-    })
+/// Initial capacity of a response buffer; small responses grow it cheaply.
+const RESPONSE_BUFFER_BYTES: usize = 1024;
+
+/// Fetch responses carry record batches, up to megabytes: they are sized exactly so the
+/// records are copied once, into a buffer that never regrows.
+fn capacity_hint(body: &ResponseKind, version: i16) -> usize {
+    match body {
+        ResponseKind::Fetch(fetch) => fetch.compute_size(version).unwrap_or(0) + 64,
+        _ => RESPONSE_BUFFER_BYTES,
+    }
 }
 
 #[cfg(test)]
