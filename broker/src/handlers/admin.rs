@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::config::{ConfigSource, ConfigType, BROKER_CONFIGS};
-use crate::log::{TopicConfig, TOPIC_CONFIGS};
+use crate::config::{BrokerConfig, ConfigSource, ConfigType, BROKER_CONFIGS};
+use crate::log::{TopicConfig, TopicConfigDef, TOPIC_CONFIGS};
 use crate::metadata::{MetadataError, NewTopic, TopicRecord};
 use crate::protocol::ErrorCode;
 
@@ -115,10 +115,11 @@ fn failed(
 }
 
 fn created_configs(broker: &Arc<Broker>, record: &TopicRecord) -> Vec<CreatableTopicConfigs> {
+    let view = broker.controller.broker_view();
     TOPIC_CONFIGS
         .iter()
         .filter_map(|def| {
-            let (value, source) = topic_value(broker, &record.configs, def.name)?;
+            let (value, source) = topic_value(&view, &record.configs, def)?;
             Some(
                 CreatableTopicConfigs::default()
                     .with_name(str_bytes(def.name))
@@ -129,29 +130,24 @@ fn created_configs(broker: &Arc<Broker>, record: &TopicRecord) -> Vec<CreatableT
         .collect()
 }
 
-/// A topic config's effective value and its DescribeConfigs source code.
+/// A topic config's effective value and its DescribeConfigs source code: the topic's
+/// own (DYNAMIC_TOPIC_CONFIG), else wherever the broker got its synonym from.
 fn topic_value(
-    broker: &Arc<Broker>,
+    view: &BrokerConfig,
     overrides: &BTreeMap<String, String>,
-    key: &str,
+    def: &TopicConfigDef,
 ) -> Option<(String, i8)> {
-    let (value, from_topic) =
-        TopicConfig::effective(&broker.controller.broker_view(), overrides, key)?;
+    let (value, from_topic) = TopicConfig::effective(view, overrides, def.name)?;
     let source = if from_topic {
         SOURCE_DYNAMIC_TOPIC
     } else {
-        broker_synonym_source(broker, key).describe_code()
+        def.broker_synonym
+            .and_then(|key| view.value(key))
+            .map(|(_, source)| source)
+            .unwrap_or(ConfigSource::Default)
+            .describe_code()
     };
     Some((value, source))
-}
-
-fn broker_synonym_source(broker: &Arc<Broker>, key: &str) -> ConfigSource {
-    TOPIC_CONFIGS
-        .iter()
-        .find(|d| d.name == key)
-        .and_then(|d| d.broker_synonym)
-        .and_then(|k| broker.controller.broker_view().value(k).map(|(_, s)| s))
-        .unwrap_or(ConfigSource::Default)
 }
 
 pub fn delete_topics(
@@ -256,11 +252,12 @@ fn describe_topic_configs(
         ErrorCode::UnknownTopicOrPartition,
         format!("Topic {topic} does not exist."),
     ))?;
+    let view = broker.controller.broker_view();
     Ok(TOPIC_CONFIGS
         .iter()
         .filter(|def| keep(def.name))
         .filter_map(|def| {
-            let (value, source) = topic_value(broker, &record.configs, def.name)?;
+            let (value, source) = topic_value(&view, &record.configs, def)?;
             let mut entry = config_entry(
                 def.name,
                 Some(value.clone()),
@@ -278,7 +275,6 @@ fn describe_topic_configs(
                         .push(synonym(def.name, &value, SOURCE_DYNAMIC_TOPIC));
                 }
                 if let Some(key) = def.broker_synonym {
-                    let view = broker.controller.broker_view();
                     if let Some((v, source)) = view.value(key) {
                         if source != ConfigSource::Default {
                             entry.synonyms.push(synonym(key, v, source.describe_code()));

@@ -38,10 +38,20 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 const LATEST_TIERED_TIMESTAMP: i64 = -5;
 
-/// Checks a client's view of the leader epoch against the partition's.
-fn check_leader_epoch(partition: &Partition, client_epoch: i32) -> Result<(), ErrorCode> {
+/// The partition this broker leads, checked against the client's view of its leader
+/// epoch (-1: no view). Every partition-level API starts here.
+pub(crate) fn leader_for(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+    client_epoch: i32,
+) -> Result<Arc<Partition>, ErrorCode> {
+    let partition = broker
+        .replicas
+        .partition(topic, partition)
+        .ok_or(ErrorCode::UnknownTopicOrPartition)?;
     match client_epoch {
-        e if e < 0 || e == partition.leader_epoch => Ok(()),
+        e if e < 0 || e == partition.leader_epoch => Ok(partition),
         e if e > partition.leader_epoch => Err(ErrorCode::UnknownLeaderEpoch),
         _ => Err(ErrorCode::FencedLeaderEpoch),
     }
@@ -76,9 +86,11 @@ async fn run_fetch(broker: &Arc<Broker>, version: i16, request: FetchRequest) ->
         }
     };
     let mut updates = Vec::new();
+    let mut client_epochs: HashMap<(Arc<str>, i32), i32> = HashMap::new();
     for topic in &request.topics {
         let (name, id) = resolve(&topic.topic, topic.topic_id);
         for p in &topic.partitions {
+            client_epochs.insert((Arc::clone(&name), p.partition), p.current_leader_epoch);
             updates.push(FetchTarget {
                 topic: Arc::clone(&name),
                 topic_id: id,
@@ -107,34 +119,28 @@ async fn run_fetch(broker: &Arc<Broker>, version: i16, request: FetchRequest) ->
         Ok(session) => session,
         Err(code) => return fetch_error(code),
     };
-    let client_epochs: HashMap<(Arc<str>, i32), i32> = request
-        .topics
-        .iter()
-        .flat_map(|t| {
-            let (name, _) = resolve(&t.topic, t.topic_id);
-            t.partitions
-                .iter()
-                .map(move |p| ((Arc::clone(&name), p.partition), p.current_leader_epoch))
-        })
-        .collect();
     let mut slots: Vec<FetchSlot> = session
         .targets
         .into_iter()
         .map(|target| {
-            let partition = broker.replicas.partition(&target.topic, target.partition);
-            let error = match &partition {
-                None if version >= 13 && target.topic.is_empty() => ErrorCode::UnknownTopicId,
-                None => ErrorCode::UnknownTopicOrPartition,
-                Some(p) => {
-                    let epoch = client_epochs
-                        .get(&(Arc::clone(&target.topic), target.partition))
-                        .copied()
-                        .unwrap_or(-1);
-                    check_leader_epoch(p, epoch)
-                        .err()
-                        .unwrap_or(ErrorCode::None)
-                }
-            };
+            // Partitions the request did not name come from the session: no epoch to check.
+            let epoch = client_epochs
+                .get(&(Arc::clone(&target.topic), target.partition))
+                .copied()
+                .unwrap_or(-1);
+            let (partition, error) =
+                match leader_for(broker, &target.topic, target.partition, epoch) {
+                    Ok(p) => (Some(p), ErrorCode::None),
+                    Err(ErrorCode::UnknownTopicOrPartition)
+                        if version >= 13 && target.topic.is_empty() =>
+                    {
+                        (None, ErrorCode::UnknownTopicId)
+                    }
+                    Err(code) => (
+                        broker.replicas.partition(&target.topic, target.partition),
+                        code,
+                    ),
+                };
             FetchSlot {
                 target,
                 partition,
@@ -327,14 +333,15 @@ pub fn list_offsets(
                 .map(|p| {
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    let Some(partition) =
-                        broker.replicas.partition(&topic.name.0, p.partition_index)
-                    else {
-                        return response.with_error_code(ErrorCode::UnknownTopicOrPartition.code());
+                    let partition = match leader_for(
+                        broker,
+                        &topic.name.0,
+                        p.partition_index,
+                        p.current_leader_epoch,
+                    ) {
+                        Ok(partition) => partition,
+                        Err(code) => return response.with_error_code(code.code()),
                     };
-                    if let Err(code) = check_leader_epoch(&partition, p.current_leader_epoch) {
-                        return response.with_error_code(code.code());
-                    }
                     match offset_for_timestamp(&partition, p.timestamp, read_committed) {
                         Ok((timestamp, offset)) => response
                             .with_timestamp(timestamp)
@@ -397,13 +404,15 @@ pub fn offset_for_leader_epoch(
                 .iter()
                 .map(|p| {
                     let response = EpochEndOffset::default().with_partition(p.partition);
-                    let Some(partition) = broker.replicas.partition(&topic.topic.0, p.partition)
-                    else {
-                        return response.with_error_code(ErrorCode::UnknownTopicOrPartition.code());
+                    let partition = match leader_for(
+                        broker,
+                        &topic.topic.0,
+                        p.partition,
+                        p.current_leader_epoch,
+                    ) {
+                        Ok(partition) => partition,
+                        Err(code) => return response.with_error_code(code.code()),
                     };
-                    if let Err(code) = check_leader_epoch(&partition, p.current_leader_epoch) {
-                        return response.with_error_code(code.code());
-                    }
                     // One epoch so far, starting at offset 0: it ends at the log end offset.
                     if p.leader_epoch == partition.leader_epoch {
                         response

@@ -15,7 +15,6 @@ use kafka_protocol::messages::{
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::protocol::ErrorCode;
 
 pub fn delete_records(
     broker: &Arc<Broker>,
@@ -31,14 +30,10 @@ pub fn delete_records(
                 .map(|p| {
                     let result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index);
-                    let Some(partition) =
-                        broker.replicas.partition(&topic.name.0, p.partition_index)
-                    else {
-                        return result
-                            .with_low_watermark(-1)
-                            .with_error_code(ErrorCode::UnknownTopicOrPartition.code());
-                    };
-                    match partition.delete_records(p.offset) {
+                    let deleted =
+                        super::fetch::leader_for(broker, &topic.name.0, p.partition_index, -1)
+                            .and_then(|partition| partition.delete_records(p.offset));
+                    match deleted {
                         Ok(low_watermark) => result.with_low_watermark(low_watermark),
                         Err(code) => result.with_low_watermark(-1).with_error_code(code.code()),
                     }

@@ -140,11 +140,7 @@ pub fn clean(plan: &CleanPlan) -> Result<Vec<CleanedSegment>, LogError> {
                 OffsetDeltas::Increasing,
                 |r| {
                     let offset = header.base_offset + r.offset_delta as i64;
-                    let timestamp = if header.is_log_append_time() {
-                        header.max_timestamp
-                    } else {
-                        header.base_timestamp + r.timestamp_delta
-                    };
+                    let timestamp = header.record_timestamp(r.timestamp_delta);
                     let superseded = r
                         .key
                         .is_some_and(|k| latest.get(k).is_some_and(|l| *l > offset));

@@ -451,10 +451,6 @@ impl Controller {
         Arc::clone(&self.image.read().expect("image lock"))
     }
 
-    pub fn broker_config(&self) -> &BrokerConfig {
-        &self.config
-    }
-
     /// Checks a new topic and, unless `validate_only`, creates it.
     pub fn create_topic(
         &self,
@@ -721,5 +717,117 @@ mod tests {
     fn cluster_ids_look_like_kafkas() {
         let id = base64_uuid(Uuid::from_u128(0));
         assert_eq!(id, "AAAAAAAAAAAAAAAAAAAAAA");
+    }
+
+    fn start(store: &Arc<crate::meta_store::MemoryStore>, dir: &std::path::Path) -> Controller {
+        let config = Arc::new(BrokerConfig::load_from(&[], &[]).unwrap());
+        let store: Arc<dyn MetaStore> = Arc::clone(store) as Arc<dyn MetaStore>;
+        let replicas = Arc::new(ReplicaManager::new(
+            dir,
+            Arc::clone(&store),
+            crate::Clock,
+            true,
+        ));
+        Controller::start(config, store, replicas).unwrap()
+    }
+
+    fn new_topic(name: &str, partitions: i32, configs: &[(&str, &str)]) -> NewTopic {
+        NewTopic {
+            name: name.into(),
+            partitions,
+            replication_factor: -1,
+            assignments: BTreeMap::new(),
+            configs: configs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn topics_configs_and_ids_survive_a_restart_of_the_controller() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::meta_store::MemoryStore::default());
+        let controller = start(&store, dir.path());
+        let created = controller
+            .create_topic(new_topic("t", 2, &[("retention.ms", "1000")]), false)
+            .unwrap();
+        controller.create_partitions("t", 4, None, false).unwrap();
+        controller
+            .alter_topic_configs(
+                "t",
+                None,
+                &[ConfigOp::Append("cleanup.policy".into(), "compact".into())],
+                false,
+            )
+            .unwrap();
+        controller
+            .alter_broker_configs(
+                BrokerScope::ThisBroker,
+                None,
+                &[ConfigOp::Set("log.retention.ms".into(), "5000".into())],
+                false,
+            )
+            .unwrap();
+        let first_id = controller.allocate_producer_id().unwrap();
+        drop(controller);
+
+        let controller = start(&store, dir.path());
+        let topic = controller.image().topic("t").cloned().unwrap();
+        assert_eq!((topic.id, topic.partitions), (created.id, 4));
+        assert_eq!(
+            topic.configs.get("cleanup.policy").map(String::as_str),
+            Some("delete,compact")
+        );
+        assert_eq!(
+            controller.broker_view().get("log.retention.ms"),
+            Some("5000")
+        );
+        assert!(
+            controller.allocate_producer_id().unwrap() > first_id,
+            "producer ids never repeat"
+        );
+    }
+
+    #[tokio::test]
+    async fn refused_changes_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::meta_store::MemoryStore::default());
+        let controller = start(&store, dir.path());
+        controller
+            .create_topic(new_topic("t", 3, &[]), false)
+            .unwrap();
+        assert!(matches!(
+            controller.create_topic(new_topic("t", 1, &[]), false),
+            Err(MetadataError::TopicAlreadyExists(_))
+        ));
+        assert!(matches!(
+            controller.create_partitions("t", 2, None, false),
+            Err(MetadataError::InvalidPartitions(_))
+        ));
+        assert!(matches!(
+            controller.create_partitions("t", 3, None, false),
+            Err(MetadataError::InvalidPartitions(_))
+        ));
+        let bad = [ConfigOp::Set("retention.ms".into(), "soon".into())];
+        assert!(matches!(
+            controller.alter_topic_configs("t", None, &bad, false),
+            Err(MetadataError::InvalidConfig(_))
+        ));
+        let not_a_list = [ConfigOp::Append("retention.ms".into(), "1".into())];
+        assert!(matches!(
+            controller.alter_topic_configs("t", None, &not_a_list, false),
+            Err(MetadataError::InvalidConfig(_))
+        ));
+        let static_only = [ConfigOp::Set("num.partitions".into(), "9".into())];
+        assert!(matches!(
+            controller.alter_broker_configs(BrokerScope::ClusterDefault, None, &static_only, false),
+            Err(MetadataError::InvalidConfig(_))
+        ));
+        controller.create_partitions("t", 5, None, true).unwrap();
+        let topic = controller.image().topic("t").cloned().unwrap();
+        assert_eq!(topic.partitions, 3, "validate_only changed nothing");
+        assert!(topic.configs.is_empty());
+        assert!(!dir.path().join("t-3").exists());
     }
 }

@@ -144,6 +144,16 @@ impl BatchHeader {
         self.attributes & ATTR_CONTROL != 0
     }
 
+    /// A record's timestamp: with LogAppendTime every record has the batch's
+    /// max timestamp, otherwise the base timestamp plus the record's delta.
+    pub fn record_timestamp(&self, timestamp_delta: i64) -> i64 {
+        if self.is_log_append_time() {
+            self.max_timestamp
+        } else {
+            self.base_timestamp + timestamp_delta
+        }
+    }
+
     pub fn has_producer_id(&self) -> bool {
         self.producer_id >= 0
     }
@@ -463,7 +473,7 @@ pub fn find_timestamp(
         header.record_count,
         OffsetDeltas::Increasing,
         |r| {
-            let ts = header.base_timestamp + r.timestamp_delta;
+            let ts = header.record_timestamp(r.timestamp_delta);
             if found.is_none() && ts >= target_ms {
                 found = Some((header.base_offset + r.offset_delta as i64, ts));
             }
@@ -485,7 +495,7 @@ pub fn offset_of_max_timestamp(batch: &[u8], header: &BatchHeader) -> Result<i64
         header.record_count,
         OffsetDeltas::Increasing,
         |r| {
-            let ts = header.base_timestamp + r.timestamp_delta;
+            let ts = header.record_timestamp(r.timestamp_delta);
             if ts > best.0 {
                 best = (ts, header.base_offset + r.offset_delta as i64);
             }

@@ -494,8 +494,12 @@ impl ReplicaManager {
                 .unwrap_or(0);
             match partition.clean(now, cleaned_up_to) {
                 Ok(Some(end)) => {
-                    let mut offsets = self.cleaned_up_to.lock().expect("cleaner lock");
-                    offsets.insert(key, end);
+                    // Only the cleaner writes this map; copy it so no lock is held over the fsync.
+                    let offsets = {
+                        let mut offsets = self.cleaned_up_to.lock().expect("cleaner lock");
+                        offsets.insert(key, end);
+                        offsets.clone()
+                    };
                     let path = self.log_dir.join(checkpoint::CLEANER_OFFSET_CHECKPOINT);
                     if let Err(e) = checkpoint::write(&path, &offsets) {
                         tracing::warn!(file = %path.display(), error = %e, "could not write the cleaner checkpoint");
