@@ -456,52 +456,52 @@ pub fn rebuild_retained(
     Ok(out)
 }
 
+/// Calls `visit(offset, timestamp)` for every record of a stored batch. Records are
+/// walked even for LogAppendTime batches: after compaction the base offset may belong to
+/// a record that is gone.
+fn for_each_record_time(
+    batch: &[u8],
+    header: &BatchHeader,
+    mut visit: impl FnMut(i64, i64),
+) -> Result<(), BatchError> {
+    let records = inflate_records(batch, header)?;
+    walk_records(
+        &records,
+        header.record_count,
+        OffsetDeltas::Increasing,
+        |r| {
+            visit(
+                header.base_offset + r.offset_delta as i64,
+                header.record_timestamp(r.timestamp_delta),
+            );
+            Ok(())
+        },
+    )
+}
+
 /// Finds the first record with a timestamp at or after `target_ms`, as (offset, timestamp).
 pub fn find_timestamp(
     batch: &[u8],
     header: &BatchHeader,
     target_ms: i64,
 ) -> Result<Option<(i64, i64)>, BatchError> {
-    if header.is_log_append_time() {
-        return Ok((header.max_timestamp >= target_ms)
-            .then_some((header.base_offset, header.max_timestamp)));
-    }
-    let records = inflate_records(batch, header)?;
     let mut found = None;
-    walk_records(
-        &records,
-        header.record_count,
-        OffsetDeltas::Increasing,
-        |r| {
-            let ts = header.record_timestamp(r.timestamp_delta);
-            if found.is_none() && ts >= target_ms {
-                found = Some((header.base_offset + r.offset_delta as i64, ts));
-            }
-            Ok(())
-        },
-    )?;
+    for_each_record_time(batch, header, |offset, ts| {
+        if found.is_none() && ts >= target_ms {
+            found = Some((offset, ts));
+        }
+    })?;
     Ok(found)
 }
 
-/// The offset of the record holding the batch's max timestamp.
+/// The offset of the (first) record holding the batch's max timestamp.
 pub fn offset_of_max_timestamp(batch: &[u8], header: &BatchHeader) -> Result<i64, BatchError> {
-    if header.is_log_append_time() {
-        return Ok(header.base_offset);
-    }
-    let records = inflate_records(batch, header)?;
     let mut best = (i64::MIN, header.base_offset);
-    walk_records(
-        &records,
-        header.record_count,
-        OffsetDeltas::Increasing,
-        |r| {
-            let ts = header.record_timestamp(r.timestamp_delta);
-            if ts > best.0 {
-                best = (ts, header.base_offset + r.offset_delta as i64);
-            }
-            Ok(())
-        },
-    )?;
+    for_each_record_time(batch, header, |offset, ts| {
+        if ts > best.0 {
+            best = (ts, offset);
+        }
+    })?;
     Ok(best.1)
 }
 
