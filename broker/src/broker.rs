@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::BrokerConfig;
+use crate::group::{GroupConfig, GroupCoordinator};
 use crate::meta_store::rocks::RocksStore;
 use crate::meta_store::MetaStore;
 use crate::metadata::Controller;
@@ -29,6 +30,7 @@ pub struct Broker {
     pub replicas: Arc<ReplicaManager>,
     pub controller: Controller,
     pub fetch_sessions: FetchSessionCache,
+    pub groups: Arc<GroupCoordinator>,
     _lock: File,
 }
 
@@ -61,7 +63,18 @@ impl Broker {
             clock.clone(),
             clean_shutdown,
         ));
-        let controller = Controller::start(Arc::clone(&config), store, Arc::clone(&replicas))?;
+        let controller = Controller::start(
+            Arc::clone(&config),
+            Arc::clone(&store),
+            Arc::clone(&replicas),
+        )?;
+        let groups = GroupCoordinator::start(
+            GroupConfig::from_broker(&controller.broker_view()),
+            clock.clone(),
+            store,
+            Arc::clone(&replicas),
+        )
+        .map_err(|e| anyhow::anyhow!("cannot load consumer groups: {e}"))?;
         write_meta_properties(&log_dir, &controller.image().cluster_id, config.node_id)?;
         let broker = Arc::new(Broker {
             fetch_sessions: FetchSessionCache::new(
@@ -71,6 +84,7 @@ impl Broker {
             clock,
             replicas,
             controller,
+            groups,
             _lock: lock,
         });
         broker.spawn_flush_scheduler();

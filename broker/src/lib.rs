@@ -7,6 +7,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod group;
 pub mod handlers;
 pub mod log;
 pub mod meta_store;

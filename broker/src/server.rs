@@ -143,7 +143,7 @@ async fn serve_connection(
                 break;
             }
         };
-        let outgoing = match take_request(&broker, frame) {
+        let outgoing = match take_request(&broker, frame, peer) {
             Ok(Some(outgoing)) => outgoing,
             Ok(None) => continue,
             Err(reason) => {
@@ -161,7 +161,11 @@ async fn serve_connection(
 }
 
 /// Decodes and handles one frame. Ok(None): nothing to send. Err: close the connection.
-fn take_request(broker: &Arc<Broker>, frame: Bytes) -> Result<Option<Outgoing>, String> {
+fn take_request(
+    broker: &Arc<Broker>,
+    frame: Bytes,
+    peer: SocketAddr,
+) -> Result<Option<Outgoing>, String> {
     let (key, version) = api::peek_key_version(&frame).map_err(|e| e.to_string())?;
     if let Err(e) = api::check_version(key, version) {
         if key == ApiKey::ApiVersions {
@@ -176,7 +180,7 @@ fn take_request(broker: &Arc<Broker>, frame: Bytes) -> Result<Option<Outgoing>, 
     let (header, request) =
         api::decode_request(key, version, frame).map_err(|e: FrameError| e.to_string())?;
     let correlation_id = header.correlation_id;
-    match handlers::handle(broker, &header, request) {
+    match handlers::handle(broker, &header, request, peer) {
         Reply::Ready(body) => api::encode_response(key, version, correlation_id, &body)
             .map(|bytes| Some(Outgoing::Ready(bytes)))
             .map_err(|e| format!("cannot encode {key:?} v{version} response: {e}")),

@@ -185,13 +185,127 @@ fn request(key: ApiKey, version: i16, topic_id: uuid::Uuid) -> Option<RequestKin
         ApiKey::DescribeTopicPartitions => RequestKind::DescribeTopicPartitions(
             DescribeTopicPartitionsRequest::default().with_response_partition_limit(2000),
         ),
+        ApiKey::FindCoordinator => RequestKind::FindCoordinator(if version >= 4 {
+            FindCoordinatorRequest::default()
+                .with_coordinator_keys(vec![StrBytes::from_static_str("matrix-g")])
+        } else {
+            FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("matrix-g"))
+        }),
+        ApiKey::JoinGroup => {
+            // A group per version: each join settles alone (no initial delay in this test).
+            let mut join = JoinGroupRequest::default()
+                .with_group_id(group(&format!("matrix-join-{version}")))
+                .with_session_timeout_ms(10_000)
+                .with_protocol_type(StrBytes::from_static_str("consumer"))
+                .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+                )
+                .with_name(StrBytes::from_static_str("range"))
+                .with_metadata(bytes::Bytes::from_static(b"\0\0\0\0\0\0\0\0"))]);
+            if version >= 1 {
+                join.rebalance_timeout_ms = 10_000;
+            }
+            RequestKind::JoinGroup(join)
+        }
+        ApiKey::SyncGroup => RequestKind::SyncGroup(
+            SyncGroupRequest::default()
+                .with_group_id(group("matrix-nobody"))
+                .with_generation_id(1)
+                .with_member_id(StrBytes::from_static_str("m")),
+        ),
+        ApiKey::Heartbeat => RequestKind::Heartbeat(
+            HeartbeatRequest::default()
+                .with_group_id(group("matrix-nobody"))
+                .with_generation_id(1)
+                .with_member_id(StrBytes::from_static_str("m")),
+        ),
+        ApiKey::LeaveGroup => RequestKind::LeaveGroup(if version >= 3 {
+            LeaveGroupRequest::default()
+                .with_group_id(group("matrix-nobody"))
+                .with_members(vec![leave_group_request::MemberIdentity::default()
+                    .with_member_id(StrBytes::from_static_str("m"))])
+        } else {
+            LeaveGroupRequest::default()
+                .with_group_id(group("matrix-nobody"))
+                .with_member_id(StrBytes::from_static_str("m"))
+        }),
+        ApiKey::OffsetCommit => {
+            let mut commit = OffsetCommitRequest::default()
+                .with_group_id(group("matrix-g"))
+                .with_generation_id_or_member_epoch(-1)
+                .with_topics(vec![
+                    offset_commit_request::OffsetCommitRequestTopic::default()
+                        .with_name(name(topic))
+                        .with_partitions(vec![
+                            offset_commit_request::OffsetCommitRequestPartition::default()
+                                .with_partition_index(0)
+                                .with_committed_offset(1)
+                                .with_committed_metadata(Some(StrBytes::from_static_str("m"))),
+                        ]),
+                ]);
+            if (2..=4).contains(&version) {
+                commit.retention_time_ms = -1;
+            }
+            RequestKind::OffsetCommit(commit)
+        }
+        ApiKey::OffsetFetch => RequestKind::OffsetFetch(if version >= 8 {
+            OffsetFetchRequest::default().with_groups(vec![
+                offset_fetch_request::OffsetFetchRequestGroup::default()
+                    .with_group_id(group("matrix-g"))
+                    .with_topics(None),
+            ])
+        } else {
+            OffsetFetchRequest::default()
+                .with_group_id(group("matrix-g"))
+                .with_topics(Some(vec![
+                    offset_fetch_request::OffsetFetchRequestTopic::default()
+                        .with_name(name(topic))
+                        .with_partition_indexes(vec![0]),
+                ]))
+        }),
+        ApiKey::OffsetDelete => RequestKind::OffsetDelete(
+            OffsetDeleteRequest::default()
+                .with_group_id(group("matrix-g"))
+                .with_topics(vec![
+                    offset_delete_request::OffsetDeleteRequestTopic::default()
+                        .with_name(name(topic))
+                        .with_partitions(vec![
+                            offset_delete_request::OffsetDeleteRequestPartition::default()
+                                .with_partition_index(0),
+                        ]),
+                ]),
+        ),
+        ApiKey::ListGroups => RequestKind::ListGroups(ListGroupsRequest::default()),
+        ApiKey::DescribeGroups => RequestKind::DescribeGroups(
+            DescribeGroupsRequest::default()
+                .with_groups(vec![group("matrix-g"), group("matrix-none")]),
+        ),
+        ApiKey::DeleteGroups => RequestKind::DeleteGroups(
+            DeleteGroupsRequest::default().with_groups_names(vec![group("matrix-none")]),
+        ),
+        ApiKey::ConsumerGroupHeartbeat => RequestKind::ConsumerGroupHeartbeat(
+            ConsumerGroupHeartbeatRequest::default()
+                .with_group_id(group(&format!("matrix-cg-{version}")))
+                .with_member_id(StrBytes::from_string(format!("matrix-member-{version}")))
+                .with_member_epoch(0)
+                .with_rebalance_timeout_ms(10_000)
+                .with_subscribed_topic_names(Some(vec![name(topic)]))
+                .with_topic_partitions(Some(vec![])),
+        ),
+        ApiKey::ConsumerGroupDescribe => RequestKind::ConsumerGroupDescribe(
+            ConsumerGroupDescribeRequest::default()
+                .with_group_ids(vec![group("matrix-cg-0"), group("matrix-none")]),
+        ),
         _ => return None,
     })
 }
 
+fn group(s: &str) -> GroupId {
+    GroupId(StrBytes::from_string(s.to_string()))
+}
+
 #[test]
 fn every_advertised_version_answers_and_decodes() {
-    let broker = Broker::start(&[]);
+    let broker = Broker::start(&[("group.initial.rebalance.delay.ms", "0")]);
     let mut client = Client::connect(&broker);
     let ResponseKind::ApiVersions(versions) = client.call(
         ApiKey::ApiVersions,
@@ -242,6 +356,12 @@ fn every_advertised_version_answers_and_decodes() {
                     f.responses[0].partitions[0].error_code, 0,
                     "fetch v{version}"
                 );
+            }
+            if let ResponseKind::OffsetCommit(c) = &response {
+                assert_eq!(c.topics[0].partitions[0].error_code, 0, "commit v{version}");
+            }
+            if let ResponseKind::ConsumerGroupHeartbeat(h) = &response {
+                assert_eq!(h.error_code, 0, "consumer heartbeat v{version}");
             }
             checked += 1;
         }

@@ -10,11 +10,13 @@ mod alter;
 mod api_versions;
 mod cluster;
 mod fetch;
+mod group;
 mod log_dirs;
 mod produce;
 mod producer_id;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -40,8 +42,14 @@ pub enum Reply {
 }
 
 /// Dispatches one decoded request. Only APIs of the version table reach here.
-pub fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: RequestKind) -> Reply {
+pub fn handle(
+    broker: &Arc<Broker>,
+    header: &RequestHeader,
+    request: RequestKind,
+    peer: SocketAddr,
+) -> Reply {
     let version = header.request_api_version;
+    let client_id = header.client_id.as_deref().unwrap_or_default();
     match request {
         RequestKind::ApiVersions(_) => {
             ready(ResponseKind::ApiVersions(api_versions::handle(version)))
@@ -89,6 +97,35 @@ pub fn handle(broker: &Arc<Broker>, header: &RequestHeader, request: RequestKind
         )),
         RequestKind::DescribeTopicPartitions(r) => ready(ResponseKind::DescribeTopicPartitions(
             cluster::describe_topic_partitions(broker, r),
+        )),
+        RequestKind::FindCoordinator(r) => ready(ResponseKind::FindCoordinator(
+            group::find_coordinator(broker, version, r),
+        )),
+        RequestKind::JoinGroup(r) => group::join_group(broker, version, r, client_id, peer),
+        RequestKind::SyncGroup(r) => group::sync_group(broker, version, r),
+        RequestKind::Heartbeat(r) => ready(ResponseKind::Heartbeat(group::heartbeat(broker, r))),
+        RequestKind::LeaveGroup(r) => ready(ResponseKind::LeaveGroup(group::leave_group(
+            broker, version, r,
+        ))),
+        RequestKind::OffsetCommit(r) => group::offset_commit(broker, version, r),
+        RequestKind::OffsetFetch(r) => ready(ResponseKind::OffsetFetch(group::offset_fetch(
+            broker, version, r,
+        ))),
+        RequestKind::OffsetDelete(r) => group::offset_delete(broker, r),
+        RequestKind::ListGroups(r) => ready(ResponseKind::ListGroups(group::list_groups(
+            broker, version, r,
+        ))),
+        RequestKind::DescribeGroups(r) => ready(ResponseKind::DescribeGroups(
+            group::describe_groups(broker, version, r),
+        )),
+        RequestKind::DeleteGroups(r) => {
+            ready(ResponseKind::DeleteGroups(group::delete_groups(broker, r)))
+        }
+        RequestKind::ConsumerGroupHeartbeat(r) => ready(ResponseKind::ConsumerGroupHeartbeat(
+            group::consumer_group_heartbeat(broker, version, r, client_id, peer),
+        )),
+        RequestKind::ConsumerGroupDescribe(r) => ready(ResponseKind::ConsumerGroupDescribe(
+            group::consumer_group_describe(broker, r),
         )),
         other => Reply::Close(format!(
             "no handler for {:?}",

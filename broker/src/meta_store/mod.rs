@@ -20,6 +20,8 @@ pub trait MetaStore: Send + Sync {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
     fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Puts (Some) and deletes (None) applied atomically.
+    fn write_batch(&self, writes: &[(String, Option<Vec<u8>>)]) -> Result<(), StoreError>;
     /// All pairs whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
 }
@@ -45,6 +47,17 @@ impl MetaStore for MemoryStore {
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.map.lock().expect("store lock").remove(key);
+        Ok(())
+    }
+
+    fn write_batch(&self, writes: &[(String, Option<Vec<u8>>)]) -> Result<(), StoreError> {
+        let mut map = self.map.lock().expect("store lock");
+        for (key, value) in writes {
+            match value {
+                Some(v) => map.insert(key.clone(), v.clone()),
+                None => map.remove(key),
+            };
+        }
         Ok(())
     }
 

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use rocksdb::{Direction, IteratorMode, Options, WriteOptions, DB};
+use rocksdb::{Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 
 use super::{MetaStore, StoreError};
 
@@ -49,6 +49,19 @@ impl MetaStore for RocksStore {
     fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.db
             .delete_opt(key.as_bytes(), &Self::synced())
+            .map_err(|e| StoreError(e.to_string()))
+    }
+
+    fn write_batch(&self, writes: &[(String, Option<Vec<u8>>)]) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        for (key, value) in writes {
+            match value {
+                Some(v) => batch.put(key.as_bytes(), v),
+                None => batch.delete(key.as_bytes()),
+            }
+        }
+        self.db
+            .write_opt(batch, &Self::synced())
             .map_err(|e| StoreError(e.to_string()))
     }
 

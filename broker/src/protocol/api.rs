@@ -56,6 +56,21 @@ pub static API_TABLE: &[ApiEntry] = &[
     api(ApiKey::DeleteRecords, 0, 2),
     api(ApiKey::DescribeLogDirs, 1, 4),
     api(ApiKey::DescribeTopicPartitions, 0, 0),
+    api(ApiKey::FindCoordinator, 0, 6),
+    api(ApiKey::JoinGroup, 0, 9),
+    api(ApiKey::SyncGroup, 0, 5),
+    api(ApiKey::Heartbeat, 0, 4),
+    api(ApiKey::LeaveGroup, 0, 5),
+    // Kafka 4.1 serves OffsetCommit 2-9 and OffsetFetch 1-9 (KIP-896 removed the oldest;
+    // v10, topic ids, is not enabled in 4.1).
+    api(ApiKey::OffsetCommit, 2, 9),
+    api(ApiKey::OffsetFetch, 1, 9),
+    api(ApiKey::OffsetDelete, 0, 0),
+    api(ApiKey::ListGroups, 0, 5),
+    api(ApiKey::DescribeGroups, 0, 6),
+    api(ApiKey::DeleteGroups, 0, 2),
+    api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    api(ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 /// The table entry for an API key, if this broker serves it.
@@ -209,6 +224,23 @@ mod tests {
             ApiKey::DescribeLogDirs => both::<DescribeLogDirsRequest, DescribeLogDirsResponse>(),
             ApiKey::DescribeTopicPartitions => {
                 both::<DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse>()
+            }
+            ApiKey::FindCoordinator => both::<FindCoordinatorRequest, FindCoordinatorResponse>(),
+            ApiKey::JoinGroup => both::<JoinGroupRequest, JoinGroupResponse>(),
+            ApiKey::SyncGroup => both::<SyncGroupRequest, SyncGroupResponse>(),
+            ApiKey::Heartbeat => both::<HeartbeatRequest, HeartbeatResponse>(),
+            ApiKey::LeaveGroup => both::<LeaveGroupRequest, LeaveGroupResponse>(),
+            ApiKey::OffsetCommit => both::<OffsetCommitRequest, OffsetCommitResponse>(),
+            ApiKey::OffsetFetch => both::<OffsetFetchRequest, OffsetFetchResponse>(),
+            ApiKey::OffsetDelete => both::<OffsetDeleteRequest, OffsetDeleteResponse>(),
+            ApiKey::ListGroups => both::<ListGroupsRequest, ListGroupsResponse>(),
+            ApiKey::DescribeGroups => both::<DescribeGroupsRequest, DescribeGroupsResponse>(),
+            ApiKey::DeleteGroups => both::<DeleteGroupsRequest, DeleteGroupsResponse>(),
+            ApiKey::ConsumerGroupHeartbeat => {
+                both::<ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse>()
+            }
+            ApiKey::ConsumerGroupDescribe => {
+                both::<ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse>()
             }
             other => panic!("{other:?} is served but has no codec check here"),
         }

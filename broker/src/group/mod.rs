@@ -1,0 +1,1194 @@
+//! The group coordinator: consumer groups (classic and KIP-848) and committed offsets.
+//!
+//! Groups live in [`ClassicGroup`] and [`ConsumerGroup`], state machines without I/O. This
+//! module is their runtime: it finds a group's partition of `__consumer_offsets`
+//! (`abs(java_hash(group)) % offsets.topic.num.partitions`, created on first use with
+//! Kafka's configs), writes every state change there as Kafka-format records through the
+//! normal append path, then applies the records to RocksDB (the materialized view) and to
+//! memory, and only then answers. Each write also records how far the log has been
+//! applied, so start-up replays whatever the view missed, and a lost view is rebuilt from
+//! the log.
+//!
+//! One lock guards all groups; no I/O but the append and the store write happens under it,
+//! and both are short. Produce and fetch never take it.
+
+pub mod classic;
+pub mod consumer;
+pub mod records;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::config::BrokerConfig;
+use crate::meta_store::MetaStore;
+use crate::metadata::{Controller, MetadataError, NewTopic};
+use crate::protocol::records::{
+    build_keyed_batch, inflate_records, validate_record_set, walk_records, KeyValue, OffsetDeltas,
+};
+use crate::protocol::ErrorCode;
+use crate::replication::{Partition, ReplicaManager};
+use crate::Clock;
+
+pub use classic::{
+    Answer, ClassicGroup, ClassicState, JoinRequest, JoinResult, JoinedMember, MemberDescription,
+    SyncRequest, SyncResult, SyncStep,
+};
+pub use consumer::{ConsumerGroup, HeartbeatRequest, HeartbeatResult};
+use records::{GroupMetadataValue, OffsetCommitValue, RecordKey};
+
+/// The internal topic holding group state and committed offsets.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+const RECORD_PREFIX: &str = "group-record/";
+const APPLIED_PREFIX: &str = "group-applied/";
+const TICK_MS: u64 = 50;
+
+/// Why a group operation failed; each maps to one Kafka error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    #[error("the coordinator is not available")]
+    CoordinatorNotAvailable,
+    #[error("the group id is not valid")]
+    InvalidGroupId,
+    #[error("the generation is not the group's current one")]
+    IllegalGeneration,
+    #[error("the member's protocols do not match the group's")]
+    InconsistentGroupProtocol,
+    #[error("the member id is not known to the group")]
+    UnknownMemberId,
+    #[error("the session timeout is outside the broker's bounds")]
+    InvalidSessionTimeout,
+    #[error("the group is rebalancing")]
+    RebalanceInProgress,
+    #[error("the member must rejoin with the member id given")]
+    MemberIdRequired,
+    #[error("the group has reached group.max.size")]
+    GroupMaxSizeReached,
+    #[error("another member with this group.instance.id replaced this one")]
+    FencedInstanceId,
+    #[error("the group is not empty")]
+    NonEmptyGroup,
+    #[error("the group does not exist")]
+    GroupIdNotFound,
+    #[error("the group is subscribed to the topic")]
+    GroupSubscribedToTopic,
+    #[error("the offset metadata is larger than offset.metadata.max.bytes")]
+    OffsetMetadataTooLarge,
+    #[error("the commit is too large to be written")]
+    InvalidCommitOffsetSize,
+    #[error("the topic or partition does not exist")]
+    UnknownTopicOrPartition,
+    #[error("the member epoch is fenced")]
+    FencedMemberEpoch,
+    #[error("the member epoch is stale")]
+    StaleMemberEpoch,
+    #[error("the static member's instance id is still in use")]
+    UnreleasedInstanceId,
+    #[error("the server assignor is not supported")]
+    UnsupportedAssignor,
+    #[error("the subscription regular expression is not valid")]
+    InvalidRegularExpression,
+    #[error("the request is not valid")]
+    InvalidRequest,
+    #[error("the group state could not be written")]
+    StorageError,
+}
+
+impl GroupError {
+    pub fn code(self) -> ErrorCode {
+        match self {
+            GroupError::CoordinatorNotAvailable => ErrorCode::CoordinatorNotAvailable,
+            GroupError::InvalidGroupId => ErrorCode::InvalidGroupId,
+            GroupError::IllegalGeneration => ErrorCode::IllegalGeneration,
+            GroupError::InconsistentGroupProtocol => ErrorCode::InconsistentGroupProtocol,
+            GroupError::UnknownMemberId => ErrorCode::UnknownMemberId,
+            GroupError::InvalidSessionTimeout => ErrorCode::InvalidSessionTimeout,
+            GroupError::RebalanceInProgress => ErrorCode::RebalanceInProgress,
+            GroupError::MemberIdRequired => ErrorCode::MemberIdRequired,
+            GroupError::GroupMaxSizeReached => ErrorCode::GroupMaxSizeReached,
+            GroupError::FencedInstanceId => ErrorCode::FencedInstanceId,
+            GroupError::NonEmptyGroup => ErrorCode::NonEmptyGroup,
+            GroupError::GroupIdNotFound => ErrorCode::GroupIdNotFound,
+            GroupError::GroupSubscribedToTopic => ErrorCode::GroupSubscribedToTopic,
+            GroupError::OffsetMetadataTooLarge => ErrorCode::OffsetMetadataTooLarge,
+            GroupError::InvalidCommitOffsetSize => ErrorCode::InvalidCommitOffsetSize,
+            GroupError::UnknownTopicOrPartition => ErrorCode::UnknownTopicOrPartition,
+            GroupError::FencedMemberEpoch => ErrorCode::FencedMemberEpoch,
+            GroupError::StaleMemberEpoch => ErrorCode::StaleMemberEpoch,
+            GroupError::UnreleasedInstanceId => ErrorCode::UnreleasedInstanceId,
+            GroupError::UnsupportedAssignor => ErrorCode::UnsupportedAssignor,
+            GroupError::InvalidRegularExpression => ErrorCode::InvalidRegularExpression,
+            GroupError::InvalidRequest => ErrorCode::InvalidRequest,
+            GroupError::StorageError => ErrorCode::KafkaStorageError,
+        }
+    }
+}
+
+/// The bounds a classic group enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupLimits {
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub max_size: usize,
+    pub initial_rebalance_delay_ms: i64,
+}
+
+/// The group coordinator's settings, read once from the broker config.
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    pub limits: GroupLimits,
+    pub consumer: consumer::ConsumerLimits,
+    pub offsets_partitions: i32,
+    pub offsets_segment_bytes: i64,
+    pub offset_metadata_max_bytes: usize,
+    pub offsets_retention_ms: i64,
+    pub offsets_retention_check_interval_ms: i64,
+}
+
+impl GroupConfig {
+    pub fn from_broker(config: &BrokerConfig) -> GroupConfig {
+        let int = |key: &str, default: i64| config.get_i64(key).unwrap_or(default);
+        let assignors: Vec<String> = config
+            .get("group.consumer.assignors")
+            .unwrap_or("uniform,range")
+            .split(',')
+            .map(|a| consumer::assignor_name(a.trim()).to_string())
+            .filter(|a| !a.is_empty())
+            .collect();
+        GroupConfig {
+            limits: GroupLimits {
+                min_session_timeout_ms: int("group.min.session.timeout.ms", 6000) as i32,
+                max_session_timeout_ms: int("group.max.session.timeout.ms", 1_800_000) as i32,
+                max_size: int("group.max.size", i32::MAX as i64) as usize,
+                initial_rebalance_delay_ms: int("group.initial.rebalance.delay.ms", 3000),
+            },
+            consumer: consumer::ConsumerLimits {
+                session_timeout_ms: int("group.consumer.session.timeout.ms", 45_000),
+                heartbeat_interval_ms: int("group.consumer.heartbeat.interval.ms", 5000) as i32,
+                max_size: int("group.consumer.max.size", i32::MAX as i64) as usize,
+                assignors,
+            },
+            offsets_partitions: int("offsets.topic.num.partitions", 50).max(1) as i32,
+            offsets_segment_bytes: int("offsets.topic.segment.bytes", 104_857_600),
+            offset_metadata_max_bytes: int("offset.metadata.max.bytes", 4096) as usize,
+            offsets_retention_ms: int("offsets.retention.minutes", 10080) * 60_000,
+            offsets_retention_check_interval_ms: int(
+                "offsets.retention.check.interval.ms",
+                600_000,
+            ),
+        }
+    }
+}
+
+/// Kafka's `Utils.abs(groupId.hashCode()) % partitions`, with Java's String hash over
+/// UTF-16 code units, so a group lands on the same partition as with Kafka.
+pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
+    let hash = group_id
+        .encode_utf16()
+        .fold(0i32, |h, unit| h.wrapping_mul(31).wrapping_add(unit as i32));
+    let positive = if hash == i32::MIN { 0 } else { hash.abs() };
+    positive % partitions
+}
+
+/// A group of either protocol.
+#[derive(Debug)]
+pub enum Group {
+    Classic(ClassicGroup),
+    Consumer(ConsumerGroup),
+}
+
+impl Group {
+    fn is_empty(&self) -> bool {
+        match self {
+            Group::Classic(g) => g.is_empty(),
+            Group::Consumer(g) => g.is_empty(),
+        }
+    }
+
+    fn state_name(&self) -> &'static str {
+        match self {
+            Group::Classic(g) => g.state().name(),
+            Group::Consumer(g) => g.state_name(),
+        }
+    }
+
+    fn type_name(&self) -> &'static str {
+        match self {
+            Group::Classic(_) => "classic",
+            Group::Consumer(_) => "consumer",
+        }
+    }
+}
+
+/// A group as ListGroups shows it.
+#[derive(Debug, Clone)]
+pub struct GroupListing {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: String,
+    pub group_type: String,
+}
+
+/// A classic group as DescribeGroups shows it.
+#[derive(Debug, Clone)]
+pub struct GroupDescription {
+    pub group_id: String,
+    pub state: String,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<MemberDescription>,
+}
+
+/// A partition's committed offset as OffsetFetch returns it.
+pub type CommittedOffset = Option<OffsetCommitValue>;
+
+/// One partition to commit.
+#[derive(Debug, Clone)]
+pub struct OffsetToCommit {
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+}
+
+/// Who is committing: the group generation (classic) or member epoch (consumer).
+#[derive(Debug, Clone)]
+pub struct CommitContext {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub generation_or_epoch: i32,
+}
+
+/// An fsync still owed before an answer, when the flush policy of `__consumer_offsets`
+/// asks for one.
+pub type FlushOwed = Option<(Arc<Partition>, i64)>;
+
+type TopicOffsets = BTreeMap<(String, i32), OffsetCommitValue>;
+
+struct Shard {
+    partitions: Vec<Arc<Partition>>,
+    groups: BTreeMap<String, Group>,
+    offsets: BTreeMap<String, TopicOffsets>,
+    next_retention_check_ms: i64,
+}
+
+pub struct GroupCoordinator {
+    config: GroupConfig,
+    clock: Clock,
+    store: Arc<dyn MetaStore>,
+    replicas: Arc<ReplicaManager>,
+    shard: Mutex<Shard>,
+}
+
+impl GroupCoordinator {
+    /// Loads the groups of an existing `__consumer_offsets` and starts the timer task.
+    pub fn start(
+        config: GroupConfig,
+        clock: Clock,
+        store: Arc<dyn MetaStore>,
+        replicas: Arc<ReplicaManager>,
+    ) -> Result<Arc<GroupCoordinator>, GroupError> {
+        let coordinator = Arc::new(GroupCoordinator {
+            shard: Mutex::new(Shard {
+                partitions: Vec::new(),
+                groups: BTreeMap::new(),
+                offsets: BTreeMap::new(),
+                next_retention_check_ms: clock.now_ms()
+                    + config.offsets_retention_check_interval_ms,
+            }),
+            config,
+            clock,
+            store,
+            replicas,
+        });
+        if let Some(partitions) = coordinator.replicas.topic(OFFSETS_TOPIC) {
+            let mut shard = coordinator.lock();
+            coordinator.load(&mut shard, partitions)?;
+        }
+        if tokio::runtime::Handle::try_current().is_ok() {
+            spawn_ticker(Arc::downgrade(&coordinator));
+        }
+        Ok(coordinator)
+    }
+
+    pub fn config(&self) -> &GroupConfig {
+        &self.config
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Shard> {
+        self.shard.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes sure `__consumer_offsets` exists and is loaded, creating it on first use as
+    /// Kafka does (compacted, `offsets.topic.segment.bytes`).
+    pub fn ensure_offsets_topic(&self, controller: &Controller) -> Result<(), GroupError> {
+        if !self.lock().partitions.is_empty() {
+            return Ok(());
+        }
+        if controller.image().topic(OFFSETS_TOPIC).is_none() {
+            let configs = BTreeMap::from([
+                ("cleanup.policy".to_string(), "compact".to_string()),
+                ("compression.type".to_string(), "producer".to_string()),
+                (
+                    "segment.bytes".to_string(),
+                    self.config.offsets_segment_bytes.to_string(),
+                ),
+            ]);
+            let topic = NewTopic {
+                name: OFFSETS_TOPIC.to_string(),
+                partitions: self.config.offsets_partitions,
+                // One broker: the offsets topic gets the replicas that exist, as Kafka's
+                // single-node configs set offsets.topic.replication.factor=1.
+                replication_factor: 1,
+                assignments: BTreeMap::new(),
+                configs,
+            };
+            match controller.create_topic(topic, false) {
+                Ok(_) | Err(MetadataError::TopicAlreadyExists(_)) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot create {OFFSETS_TOPIC}");
+                    return Err(GroupError::CoordinatorNotAvailable);
+                }
+            }
+        }
+        let partitions = self
+            .replicas
+            .topic(OFFSETS_TOPIC)
+            .ok_or(GroupError::CoordinatorNotAvailable)?;
+        let mut shard = self.lock();
+        if shard.partitions.is_empty() {
+            self.load(&mut shard, partitions)?;
+        }
+        Ok(())
+    }
+
+    // ---- Loading ----
+
+    fn load(&self, shard: &mut Shard, partitions: Vec<Arc<Partition>>) -> Result<(), GroupError> {
+        for partition in &partitions {
+            self.replay(partition)?;
+        }
+        let now_ms = self.clock.now_ms();
+        let mut group_values = Vec::new();
+        for (key, value) in self.store.scan_prefix(RECORD_PREFIX).map_err(storage)? {
+            let Some(raw_key) = hex_decode(&key[RECORD_PREFIX.len()..]) else {
+                continue;
+            };
+            match RecordKey::decode(&raw_key) {
+                Ok(Some(RecordKey::OffsetCommit {
+                    group,
+                    topic,
+                    partition,
+                })) => match OffsetCommitValue::decode(&value) {
+                    Ok(v) => {
+                        shard
+                            .offsets
+                            .entry(group)
+                            .or_default()
+                            .insert((topic, partition), v);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "skipping a stored offset"),
+                },
+                Ok(Some(RecordKey::GroupMetadata { group })) => {
+                    match GroupMetadataValue::decode(&value) {
+                        Ok(v) => group_values.push((group, v)),
+                        Err(e) => tracing::warn!(error = %e, "skipping stored group metadata"),
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "skipping a stored group record"),
+            }
+        }
+        for (group, value) in group_values {
+            shard.groups.insert(
+                group.clone(),
+                Group::Classic(ClassicGroup::restore(&group, &value, now_ms)),
+            );
+        }
+        let offset_groups: Vec<String> = shard.offsets.keys().cloned().collect();
+        for group in offset_groups {
+            shard
+                .groups
+                .entry(group.clone())
+                .or_insert_with(|| Group::Classic(ClassicGroup::new(&group, now_ms)));
+        }
+        tracing::info!(
+            groups = shard.groups.len(),
+            partitions = partitions.len(),
+            "loaded consumer groups"
+        );
+        shard.partitions = partitions;
+        Ok(())
+    }
+
+    /// Applies to the store whatever the log holds beyond what was applied.
+    fn replay(&self, partition: &Partition) -> Result<(), GroupError> {
+        let applied_key = format!("{APPLIED_PREFIX}{}", partition.index);
+        let applied = self
+            .store
+            .get(&applied_key)
+            .map_err(storage)?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map(i64::from_be_bytes)
+            .unwrap_or(0);
+        let mut next = applied.max(partition.log_start_offset());
+        let high_watermark = partition.high_watermark();
+        let mut replayed = 0usize;
+        while next < high_watermark {
+            let plan = partition
+                .plan_read(next, high_watermark, 1 << 20)
+                .map_err(|e| replay_error(partition, e))?;
+            let Some(plan) = plan else { break };
+            let data = plan.read().map_err(|e| replay_error(partition, e))?.records;
+            let headers = validate_record_set(&data).map_err(|e| replay_error(partition, e))?;
+            if headers.is_empty() {
+                break;
+            }
+            let mut writes: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+            let mut position = 0;
+            for header in headers {
+                let batch = &data[position..position + header.total_bytes()];
+                position += header.total_bytes();
+                next = header.last_offset() + 1;
+                if header.is_control() {
+                    continue;
+                }
+                let records =
+                    inflate_records(batch, &header).map_err(|e| replay_error(partition, e))?;
+                walk_records(
+                    &records,
+                    header.record_count,
+                    OffsetDeltas::Increasing,
+                    |r| {
+                        if let Some(key) = r.key {
+                            writes.push((record_store_key(key), r.value.map(<[u8]>::to_vec)));
+                            replayed += 1;
+                        }
+                        Ok(())
+                    },
+                )
+                .map_err(|e| replay_error(partition, e))?;
+            }
+            writes.push((applied_key.clone(), Some(next.to_be_bytes().to_vec())));
+            self.store.write_batch(&writes).map_err(storage)?;
+        }
+        if replayed > 0 {
+            tracing::info!(
+                partition = partition.index,
+                records = replayed,
+                "replayed {OFFSETS_TOPIC} into the group store"
+            );
+        }
+        Ok(())
+    }
+
+    // ---- Writing ----
+
+    /// Appends records for one group to its partition, applies them to the store, and
+    /// returns the fsync still owed (if the flush policy wants one).
+    fn persist(
+        &self,
+        shard: &Shard,
+        group_id: &str,
+        records: &[(RecordKey, Option<Bytes>)],
+    ) -> Result<FlushOwed, GroupError> {
+        if records.is_empty() {
+            return Ok(None);
+        }
+        let index = partition_for(group_id, shard.partitions.len() as i32) as usize;
+        let partition = shard
+            .partitions
+            .get(index)
+            .ok_or(GroupError::CoordinatorNotAvailable)?;
+        let keys: Vec<Bytes> = records.iter().map(|(k, _)| k.encode()).collect();
+        let entries: Vec<KeyValue> = keys
+            .iter()
+            .zip(records)
+            .map(|(k, (_, v))| (Some(&k[..]), v.as_deref()))
+            .collect();
+        let now_ms = self.clock.now_ms();
+        let batch = build_keyed_batch(&entries, now_ms, (-1, -1, -1)).freeze();
+        let (append, flush_at) = partition.append(batch, 1, now_ms).map_err(|e| {
+            tracing::error!(group = %group_id, error = %e, "cannot write group records");
+            match e.code() {
+                ErrorCode::MessageTooLarge | ErrorCode::RecordListTooLarge => {
+                    GroupError::InvalidCommitOffsetSize
+                }
+                _ => GroupError::StorageError,
+            }
+        })?;
+        let mut writes: Vec<(String, Option<Vec<u8>>)> = keys
+            .iter()
+            .zip(records)
+            .map(|(k, (_, v))| (record_store_key(k), v.as_ref().map(|v| v.to_vec())))
+            .collect();
+        writes.push((
+            format!("{APPLIED_PREFIX}{}", partition.index),
+            Some((append.last_offset + 1).to_be_bytes().to_vec()),
+        ));
+        self.store.write_batch(&writes).map_err(storage)?;
+        Ok(flush_at.map(|offset| (Arc::clone(partition), offset)))
+    }
+
+    fn group_metadata_record(group: &ClassicGroup) -> (RecordKey, Option<Bytes>) {
+        (
+            RecordKey::GroupMetadata {
+                group: group.id.clone(),
+            },
+            Some(group.metadata_value().encode()),
+        )
+    }
+
+    // ---- Classic protocol ----
+
+    pub fn join_group(&self, group_id: &str, request: JoinRequest) -> Answer<JoinResult> {
+        let member_id = request.member_id.clone();
+        let fail = |e| Answer::Now(JoinResult::failed(e, &member_id));
+        if group_id.is_empty() {
+            return fail(GroupError::InvalidGroupId);
+        }
+        let now_ms = self.clock.now_ms();
+        let mut shard = self.lock();
+        if shard.partitions.is_empty() {
+            return fail(GroupError::CoordinatorNotAvailable);
+        }
+        let group = shard
+            .groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| Group::Classic(ClassicGroup::new(group_id, now_ms)));
+        match group {
+            Group::Classic(group) => group.join(now_ms, &self.config.limits, request),
+            Group::Consumer(_) => fail(GroupError::InconsistentGroupProtocol),
+        }
+    }
+
+    pub fn sync_group(
+        &self,
+        group_id: &str,
+        request: SyncRequest,
+    ) -> (Answer<SyncResult>, FlushOwed) {
+        let fail = |e| (Answer::Now(SyncResult::failed(e)), None);
+        let now_ms = self.clock.now_ms();
+        let mut shard = self.lock();
+        let Some(Group::Classic(group)) = shard.groups.get_mut(group_id) else {
+            return fail(GroupError::UnknownMemberId);
+        };
+        match group.sync(now_ms, request) {
+            SyncStep::Answer(answer) => (answer, None),
+            SyncStep::Persist(rx) => {
+                let record = Self::group_metadata_record(group);
+                let group_id = group.id.clone();
+                let persisted = self.persist(&shard, &group_id, &[record]);
+                let Some(Group::Classic(group)) = shard.groups.get_mut(&group_id) else {
+                    unreachable!("the group is held under the lock");
+                };
+                let flush = match persisted {
+                    Ok(flush) => {
+                        group.finish_sync(now_ms, &self.config.limits, Ok(()));
+                        flush
+                    }
+                    Err(_) => {
+                        group.finish_sync(
+                            now_ms,
+                            &self.config.limits,
+                            Err(GroupError::CoordinatorNotAvailable),
+                        );
+                        None
+                    }
+                };
+                (Answer::Later(rx), flush)
+            }
+        }
+    }
+
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<(), GroupError> {
+        let now_ms = self.clock.now_ms();
+        let mut shard = self.lock();
+        match shard.groups.get_mut(group_id) {
+            Some(Group::Classic(group)) => {
+                group.heartbeat(now_ms, member_id, instance_id, generation)
+            }
+            Some(Group::Consumer(_)) => Err(GroupError::InconsistentGroupProtocol),
+            None => Err(GroupError::UnknownMemberId),
+        }
+    }
+
+    /// LeaveGroup: one result per member; Err for the whole group.
+    pub fn leave_group(
+        &self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+        let now_ms = self.clock.now_ms();
+        let mut shard = self.lock();
+        let group = match shard.groups.get_mut(group_id) {
+            Some(Group::Classic(group)) => group,
+            Some(Group::Consumer(_)) => return Err(GroupError::InconsistentGroupProtocol),
+            None => return Err(GroupError::UnknownMemberId),
+        };
+        let before = group.state();
+        let results = members
+            .iter()
+            .map(|(member_id, instance)| {
+                group.leave(now_ms, &self.config.limits, member_id, instance.as_deref())
+            })
+            .collect();
+        if before != ClassicState::Empty && group.state() == ClassicState::Empty {
+            let record = Self::group_metadata_record(group);
+            if let Err(e) = self.persist(&shard, group_id, &[record]) {
+                tracing::warn!(group = %group_id, error = %e, "cannot persist the emptied group");
+            }
+        }
+        Ok(results)
+    }
+
+    // ---- KIP-848 ----
+
+    pub fn consumer_heartbeat(
+        &self,
+        group_id: &str,
+        request: HeartbeatRequest,
+    ) -> Result<HeartbeatResult, GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        let now_ms = self.clock.now_ms();
+        let mut shard = self.lock();
+        if shard.partitions.is_empty() {
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
+        let topics = consumer::TopicView::from_replicas(&self.replicas);
+        let group = match shard.groups.get(group_id) {
+            Some(Group::Classic(g)) if g.is_empty() => {
+                // An empty classic group (offsets only) becomes a consumer group, as Kafka
+                // converts empty groups.
+                shard.groups.insert(
+                    group_id.to_string(),
+                    Group::Consumer(ConsumerGroup::new(group_id)),
+                );
+                shard.groups.get_mut(group_id)
+            }
+            Some(_) => shard.groups.get_mut(group_id),
+            None => {
+                if request.member_epoch != 0 {
+                    return Err(GroupError::UnknownMemberId);
+                }
+                shard.groups.insert(
+                    group_id.to_string(),
+                    Group::Consumer(ConsumerGroup::new(group_id)),
+                );
+                shard.groups.get_mut(group_id)
+            }
+        };
+        match group {
+            Some(Group::Consumer(group)) => {
+                group.heartbeat(now_ms, &self.config.consumer, &topics, request)
+            }
+            _ => Err(GroupError::GroupIdNotFound),
+        }
+    }
+
+    /// KIP-848 groups, for ConsumerGroupDescribe.
+    pub fn describe_consumer_groups(
+        &self,
+        group_ids: &[String],
+    ) -> Vec<(
+        String,
+        Result<consumer::ConsumerGroupDescription, GroupError>,
+    )> {
+        let shard = self.lock();
+        let topics = consumer::TopicView::from_replicas(&self.replicas);
+        group_ids
+            .iter()
+            .map(|id| {
+                let result = match shard.groups.get(id) {
+                    Some(Group::Consumer(group)) => Ok(group.describe(&topics)),
+                    Some(Group::Classic(_)) => Err(GroupError::GroupIdNotFound),
+                    None => Err(GroupError::GroupIdNotFound),
+                };
+                (id.clone(), result)
+            })
+            .collect()
+    }
+
+    // ---- Offsets ----
+
+    /// OffsetCommit: validates the committer, writes the offsets, returns a result per
+    /// partition (or an error for the whole request).
+    pub fn commit_offsets(
+        &self,
+        group_id: &str,
+        context: &CommitContext,
+        topics: &[(String, Vec<OffsetToCommit>)],
+    ) -> Result<(Vec<(String, Vec<(i32, Result<(), GroupError>)>)>, FlushOwed), GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        let now_ms = self.clock.now_ms();
+        let mut shard = self.lock();
+        if shard.partitions.is_empty() {
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
+        let simple = context.generation_or_epoch < 0 && context.member_id.is_empty();
+        match shard.groups.get_mut(group_id) {
+            Some(Group::Classic(group)) => group.validate_offset_commit(
+                now_ms,
+                &context.member_id,
+                context.group_instance_id.as_deref(),
+                context.generation_or_epoch,
+            )?,
+            Some(Group::Consumer(group)) => {
+                group.validate_offset_commit(&context.member_id, context.generation_or_epoch)?
+            }
+            None if simple => {
+                shard.groups.insert(
+                    group_id.to_string(),
+                    Group::Classic(ClassicGroup::new(group_id, now_ms)),
+                );
+            }
+            None => return Err(GroupError::IllegalGeneration),
+        }
+        let mut records = Vec::new();
+        let mut results = Vec::with_capacity(topics.len());
+        for (topic, partitions) in topics {
+            let mut topic_results = Vec::with_capacity(partitions.len());
+            let known = self.replicas.topic(topic).map(|p| p.len() as i32);
+            for p in partitions {
+                let result = if !known.is_some_and(|count| p.partition >= 0 && p.partition < count)
+                {
+                    Err(GroupError::UnknownTopicOrPartition)
+                } else if p.metadata.len() > self.config.offset_metadata_max_bytes {
+                    Err(GroupError::OffsetMetadataTooLarge)
+                } else {
+                    records.push((
+                        RecordKey::OffsetCommit {
+                            group: group_id.to_string(),
+                            topic: topic.clone(),
+                            partition: p.partition,
+                        },
+                        OffsetCommitValue {
+                            offset: p.offset,
+                            leader_epoch: p.leader_epoch,
+                            metadata: p.metadata.clone(),
+                            commit_timestamp_ms: now_ms,
+                        },
+                    ));
+                    Ok(())
+                };
+                topic_results.push((p.partition, result));
+            }
+            results.push((topic.clone(), topic_results));
+        }
+        let encoded: Vec<(RecordKey, Option<Bytes>)> = records
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.encode())))
+            .collect();
+        let flush = match self.persist(&shard, group_id, &encoded) {
+            Ok(flush) => flush,
+            Err(e) => {
+                for (_, partitions) in &mut results {
+                    for (_, result) in partitions.iter_mut() {
+                        if result.is_ok() {
+                            *result = Err(e);
+                        }
+                    }
+                }
+                return Ok((results, None));
+            }
+        };
+        let offsets = shard.offsets.entry(group_id.to_string()).or_default();
+        for (key, value) in records {
+            if let RecordKey::OffsetCommit {
+                topic, partition, ..
+            } = key
+            {
+                offsets.insert((topic, partition), value);
+            }
+        }
+        Ok((results, flush))
+    }
+
+    /// OffsetFetch for one group: the listed partitions, or every committed one (None).
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        topics: Option<&[(String, Vec<i32>)]>,
+        member: Option<(&str, i32)>,
+    ) -> Result<Vec<(String, Vec<(i32, CommittedOffset)>)>, GroupError> {
+        let shard = self.lock();
+        if shard.partitions.is_empty() {
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
+        if let (Some((member_id, epoch)), Some(Group::Consumer(group))) =
+            (member, shard.groups.get(group_id))
+        {
+            group.validate_offset_fetch(member_id, epoch)?;
+        }
+        let committed = shard.offsets.get(group_id);
+        let out = match topics {
+            Some(topics) => topics
+                .iter()
+                .map(|(topic, partitions)| {
+                    let found = partitions
+                        .iter()
+                        .map(|p| {
+                            let value =
+                                committed.and_then(|c| c.get(&(topic.clone(), *p)).cloned());
+                            (*p, value)
+                        })
+                        .collect();
+                    (topic.clone(), found)
+                })
+                .collect(),
+            None => {
+                let mut by_topic: BTreeMap<String, Vec<(i32, CommittedOffset)>> = BTreeMap::new();
+                for ((topic, partition), value) in committed.into_iter().flatten() {
+                    by_topic
+                        .entry(topic.clone())
+                        .or_default()
+                        .push((*partition, Some(value.clone())));
+                }
+                by_topic.into_iter().collect()
+            }
+        };
+        Ok(out)
+    }
+
+    /// OffsetDelete: removes committed offsets of partitions the group does not consume.
+    pub fn delete_offsets(
+        &self,
+        group_id: &str,
+        topics: &[(String, Vec<i32>)],
+    ) -> Result<(Vec<(String, Vec<(i32, Result<(), GroupError>)>)>, FlushOwed), GroupError> {
+        let mut shard = self.lock();
+        if shard.partitions.is_empty() {
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
+        let subscribed: Option<BTreeSet<String>> = match shard.groups.get(group_id) {
+            None => return Err(GroupError::GroupIdNotFound),
+            Some(group) if group.is_empty() => Some(BTreeSet::new()),
+            Some(Group::Classic(group)) => match group.subscribed_topics() {
+                Some(topics) => Some(topics.into_iter().collect()),
+                // A non-consumer classic group with members: Kafka refuses.
+                None => return Err(GroupError::NonEmptyGroup),
+            },
+            Some(Group::Consumer(group)) => Some(group.subscribed_topic_names()),
+        };
+        let subscribed = subscribed.unwrap_or_default();
+        let mut records = Vec::new();
+        let mut results = Vec::new();
+        for (topic, partitions) in topics {
+            let mut topic_results = Vec::new();
+            for partition in partitions {
+                let result = if subscribed.contains(topic) {
+                    Err(GroupError::GroupSubscribedToTopic)
+                } else {
+                    records.push((
+                        RecordKey::OffsetCommit {
+                            group: group_id.to_string(),
+                            topic: topic.clone(),
+                            partition: *partition,
+                        },
+                        None,
+                    ));
+                    Ok(())
+                };
+                topic_results.push((*partition, result));
+            }
+            results.push((topic.clone(), topic_results));
+        }
+        let flush = self.persist(&shard, group_id, &records)?;
+        if let Some(offsets) = shard.offsets.get_mut(group_id) {
+            for (key, _) in &records {
+                if let RecordKey::OffsetCommit {
+                    topic, partition, ..
+                } = key
+                {
+                    offsets.remove(&(topic.clone(), *partition));
+                }
+            }
+        }
+        Ok((results, flush))
+    }
+
+    // ---- Admin ----
+
+    pub fn list_groups(&self, states: &[String], types: &[String]) -> Vec<GroupListing> {
+        let shard = self.lock();
+        shard
+            .groups
+            .iter()
+            .filter(|(_, g)| {
+                states.is_empty()
+                    || states
+                        .iter()
+                        .any(|s| s.eq_ignore_ascii_case(g.state_name()))
+            })
+            .filter(|(_, g)| {
+                types.is_empty() || types.iter().any(|t| t.eq_ignore_ascii_case(g.type_name()))
+            })
+            .map(|(id, g)| GroupListing {
+                group_id: id.clone(),
+                protocol_type: match g {
+                    Group::Classic(c) => c.protocol_type().unwrap_or_default().to_string(),
+                    Group::Consumer(_) => "consumer".to_string(),
+                },
+                state: g.state_name().to_string(),
+                group_type: g.type_name().to_string(),
+            })
+            .collect()
+    }
+
+    pub fn describe_groups(
+        &self,
+        group_ids: &[String],
+    ) -> Vec<(String, Result<GroupDescription, GroupError>)> {
+        let shard = self.lock();
+        group_ids
+            .iter()
+            .map(|id| {
+                let result = match shard.groups.get(id) {
+                    Some(Group::Classic(g)) => Ok(GroupDescription {
+                        group_id: id.clone(),
+                        state: g.state().name().to_string(),
+                        protocol_type: g.protocol_type().unwrap_or_default().to_string(),
+                        protocol: if g.state() == ClassicState::Stable {
+                            g.protocol().unwrap_or_default().to_string()
+                        } else {
+                            String::new()
+                        },
+                        members: g.describe_members(),
+                    }),
+                    // A consumer group described with the classic API: Kafka answers
+                    // GROUP_ID_NOT_FOUND ("not a classic group").
+                    Some(Group::Consumer(_)) => Err(GroupError::GroupIdNotFound),
+                    None => Err(GroupError::GroupIdNotFound),
+                };
+                (id.clone(), result)
+            })
+            .collect()
+    }
+
+    /// DeleteGroups: only empty groups; their offsets and metadata are tombstoned.
+    pub fn delete_groups(&self, group_ids: &[String]) -> Vec<(String, Result<(), GroupError>)> {
+        let mut shard = self.lock();
+        group_ids
+            .iter()
+            .map(|id| (id.clone(), self.delete_group(&mut shard, id)))
+            .collect()
+    }
+
+    fn delete_group(&self, shard: &mut Shard, group_id: &str) -> Result<(), GroupError> {
+        if shard.partitions.is_empty() {
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
+        match shard.groups.get(group_id) {
+            None => return Err(GroupError::GroupIdNotFound),
+            Some(g) if !g.is_empty() => return Err(GroupError::NonEmptyGroup),
+            Some(_) => {}
+        }
+        let mut records: Vec<(RecordKey, Option<Bytes>)> = shard
+            .offsets
+            .get(group_id)
+            .into_iter()
+            .flatten()
+            .map(|((topic, partition), _)| {
+                (
+                    RecordKey::OffsetCommit {
+                        group: group_id.to_string(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                    },
+                    None,
+                )
+            })
+            .collect();
+        records.push((
+            RecordKey::GroupMetadata {
+                group: group_id.to_string(),
+            },
+            None,
+        ));
+        self.persist(shard, group_id, &records)?;
+        shard.offsets.remove(group_id);
+        if let Some(Group::Classic(mut group)) = shard.groups.remove(group_id) {
+            group.mark_dead();
+        }
+        tracing::info!(group = %group_id, "deleted group");
+        Ok(())
+    }
+
+    /// The committed offsets of every group, for lag reporting in tests and tools.
+    pub fn group_count(&self) -> usize {
+        self.lock().groups.len()
+    }
+
+    // ---- Time ----
+
+    /// Applies deadlines of every group and, when due, offset retention.
+    pub fn tick(&self) {
+        let now_ms = self.clock.now_ms();
+        let mut shard = self.lock();
+        if shard.partitions.is_empty() {
+            return;
+        }
+        let mut emptied = Vec::new();
+        let topics = consumer::TopicView::from_replicas(&self.replicas);
+        for (id, group) in shard.groups.iter_mut() {
+            match group {
+                Group::Classic(g) => {
+                    if g.tick(now_ms, &self.config.limits) {
+                        emptied.push((id.clone(), Self::group_metadata_record(g)));
+                    }
+                }
+                Group::Consumer(g) => g.tick(now_ms, &self.config.consumer, &topics),
+            }
+        }
+        for (id, record) in emptied {
+            if let Err(e) = self.persist(&shard, &id, &[record]) {
+                tracing::warn!(group = %id, error = %e, "cannot persist the emptied group");
+            }
+        }
+        if now_ms >= shard.next_retention_check_ms {
+            shard.next_retention_check_ms =
+                now_ms + self.config.offsets_retention_check_interval_ms;
+            self.expire_offsets(&mut shard, now_ms);
+        }
+    }
+
+    /// `offsets.retention.minutes`: offsets of a group that has been empty that long (or,
+    /// for groups that never had members, offsets not committed for that long) are
+    /// removed, and a group left with nothing is deleted.
+    fn expire_offsets(&self, shard: &mut Shard, now_ms: i64) {
+        let retention_ms = self.config.offsets_retention_ms;
+        let mut expired: HashMap<String, Vec<(String, i32)>> = HashMap::new();
+        for (group_id, offsets) in &shard.offsets {
+            let base = match shard.groups.get(group_id) {
+                Some(Group::Classic(g)) if g.is_empty() && g.protocol_type().is_some() => {
+                    Some(g.state_since_ms())
+                }
+                Some(g) if !g.is_empty() => continue,
+                _ => None,
+            };
+            for (key, value) in offsets {
+                let since = base.unwrap_or(value.commit_timestamp_ms);
+                if now_ms - since >= retention_ms {
+                    expired
+                        .entry(group_id.clone())
+                        .or_default()
+                        .push(key.clone());
+                }
+            }
+        }
+        for (group_id, keys) in expired {
+            let records: Vec<(RecordKey, Option<Bytes>)> = keys
+                .iter()
+                .map(|(topic, partition)| {
+                    (
+                        RecordKey::OffsetCommit {
+                            group: group_id.clone(),
+                            topic: topic.clone(),
+                            partition: *partition,
+                        },
+                        None,
+                    )
+                })
+                .collect();
+            if let Err(e) = self.persist(shard, &group_id, &records) {
+                tracing::warn!(group = %group_id, error = %e, "cannot expire offsets");
+                continue;
+            }
+            tracing::info!(group = %group_id, partitions = keys.len(), "expired committed offsets");
+            if let Some(offsets) = shard.offsets.get_mut(&group_id) {
+                for key in &keys {
+                    offsets.remove(key);
+                }
+                if offsets.is_empty() {
+                    shard.offsets.remove(&group_id);
+                    if shard.groups.get(&group_id).is_some_and(Group::is_empty) {
+                        let _ = self.delete_group(shard, &group_id);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn spawn_ticker(coordinator: Weak<GroupCoordinator>) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_millis(TICK_MS));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            ticker.tick().await;
+            let Some(coordinator) = coordinator.upgrade() else {
+                break;
+            };
+            coordinator.tick();
+        }
+    });
+}
+
+fn storage(e: crate::meta_store::StoreError) -> GroupError {
+    tracing::error!(error = %e, "group store");
+    GroupError::StorageError
+}
+
+fn replay_error(partition: &Partition, e: impl std::fmt::Display) -> GroupError {
+    tracing::error!(partition = partition.index, error = %e, "cannot replay {OFFSETS_TOPIC}");
+    GroupError::CoordinatorNotAvailable
+}
+
+fn record_store_key(key: &[u8]) -> String {
+    let mut out = String::with_capacity(RECORD_PREFIX.len() + key.len() * 2);
+    out.push_str(RECORD_PREFIX);
+    for byte in key {
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
+}
+
+fn hex_decode(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_for_matches_java_string_hash() {
+        // Java: "test-group".hashCode() == 627841412 -> % 50 == 12.
+        assert_eq!(partition_for("test-group", 50), 12);
+        assert_eq!(partition_for("", 50), 0);
+        // Non-ASCII uses UTF-16 units: "é".hashCode() == 233.
+        assert_eq!(partition_for("é", 50), 233 % 50);
+    }
+
+    #[test]
+    fn store_keys_round_trip() {
+        let key = RecordKey::GroupMetadata {
+            group: "g/1".into(),
+        }
+        .encode();
+        let stored = record_store_key(&key);
+        assert_eq!(
+            hex_decode(&stored[RECORD_PREFIX.len()..]).unwrap(),
+            key.to_vec()
+        );
+    }
+}
