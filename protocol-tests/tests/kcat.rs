@@ -119,3 +119,39 @@ fn kcat_compressed_produce_round_trips() {
         assert_eq!(consumed, lines, "{codec}");
     }
 }
+
+#[test]
+fn kcat_balanced_consumer_commits_and_resumes() {
+    let broker = Broker::start(&[
+        ("num.partitions", "2"),
+        ("group.initial.rebalance.delay.ms", "0"),
+    ]);
+    let b = broker.bootstrap();
+    let lines: String = (0..100).map(|i| format!("v{i}\n")).collect();
+    kcat(&["-b", &b, "-P", "-t", "kcat-group"], Some(&lines));
+    let group_read = |count: &str| {
+        kcat(
+            &[
+                "-b",
+                &b,
+                "-G",
+                "kcat-g",
+                "-X",
+                "auto.offset.reset=earliest",
+                "-c",
+                count,
+                "kcat-group",
+            ],
+            None,
+        )
+    };
+    let first = group_read("60");
+    let second = group_read("40");
+    let mut all: Vec<&str> = first.lines().chain(second.lines()).collect();
+    all.sort_by_key(|v| v[1..].parse::<u32>().unwrap());
+    let expected: Vec<String> = (0..100).map(|i| format!("v{i}")).collect();
+    assert_eq!(
+        all, expected,
+        "the second run resumed at the first run's commit"
+    );
+}

@@ -95,6 +95,8 @@ pub enum GroupError {
     InvalidRequest,
     #[error("the group state could not be written")]
     StorageError,
+    #[error("the group's metadata is too large to be written")]
+    UnknownServerError,
 }
 
 impl GroupError {
@@ -123,6 +125,7 @@ impl GroupError {
             GroupError::InvalidRegularExpression => ErrorCode::InvalidRegularExpression,
             GroupError::InvalidRequest => ErrorCode::InvalidRequest,
             GroupError::StorageError => ErrorCode::KafkaStorageError,
+            GroupError::UnknownServerError => ErrorCode::UnknownServerError,
         }
     }
 }
@@ -590,12 +593,15 @@ impl GroupCoordinator {
                         group.finish_sync(now_ms, &self.config.limits, Ok(()));
                         flush
                     }
-                    Err(_) => {
-                        group.finish_sync(
-                            now_ms,
-                            &self.config.limits,
-                            Err(GroupError::CoordinatorNotAvailable),
-                        );
+                    Err(e) => {
+                        // As Kafka's storeGroup: a record too large is a server error, a
+                        // failed write makes the coordinator unavailable; either way the
+                        // group rebalances.
+                        let error = match e {
+                            GroupError::InvalidCommitOffsetSize => GroupError::UnknownServerError,
+                            _ => GroupError::CoordinatorNotAvailable,
+                        };
+                        group.finish_sync(now_ms, &self.config.limits, Err(error));
                         None
                     }
                 };

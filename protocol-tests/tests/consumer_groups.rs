@@ -1,0 +1,388 @@
+//! Consumer groups against the real broker: librdkafka (rdkafka crate) members under the
+//! classic and KIP-848 protocols, and bad group requests on the raw protocol.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use protocol_tests::clients::{create_topic, producer};
+use protocol_tests::raw::{topic_name, Client};
+use protocol_tests::Broker;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::FutureRecord;
+
+const FAST: &[(&str, &str)] = &[
+    ("group.initial.rebalance.delay.ms", "0"),
+    ("group.min.session.timeout.ms", "1000"),
+    ("group.consumer.heartbeat.interval.ms", "300"),
+    ("group.consumer.session.timeout.ms", "3000"),
+];
+
+fn member(bootstrap: &str, group: &str, topic: &str, extra: &[(&str, &str)]) -> BaseConsumer {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+    for (k, v) in extra {
+        config.set(*k, *v);
+    }
+    let consumer: BaseConsumer = config.create().expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    consumer
+}
+
+fn assigned(consumer: &BaseConsumer) -> BTreeSet<i32> {
+    consumer
+        .assignment()
+        .map(|list| list.elements().iter().map(|e| e.partition()).collect())
+        .unwrap_or_default()
+}
+
+/// Polls every member (collecting values) until `done` holds.
+fn poll_until(
+    members: &[&BaseConsumer],
+    values: &mut Vec<i64>,
+    mut done: impl FnMut(&[&BaseConsumer], &[i64]) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while Instant::now() < deadline {
+        for m in members {
+            if let Some(Ok(message)) = m.poll(Duration::from_millis(20)) {
+                let text = std::str::from_utf8(message.payload().unwrap()).unwrap();
+                values.push(text.parse().unwrap());
+            }
+        }
+        if done(members, values) {
+            return;
+        }
+    }
+    let state: Vec<BTreeSet<i32>> = members.iter().map(|m| assigned(m)).collect();
+    panic!(
+        "not reached: assignments {state:?}, {} values",
+        values.len()
+    );
+}
+
+async fn fill(bootstrap: &str, topic: &str, partitions: i32, range: std::ops::Range<i64>) {
+    let producer = producer(bootstrap, &[]);
+    for i in range {
+        let value = i.to_string();
+        producer
+            .send(
+                FutureRecord::<(), _>::to(topic)
+                    .payload(&value)
+                    .partition((i % partitions as i64) as i32),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("produce");
+    }
+}
+
+fn split_leave_and_resume(protocol: &[(&str, &str)], group: &str) {
+    let broker = Broker::start(FAST);
+    let b = broker.bootstrap();
+    let topic = format!("{group}-topic");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(create_topic(&b, &topic, 4, &[]));
+
+    let a = member(&b, group, &topic, protocol);
+    let second = member(&b, group, &topic, protocol);
+    let mut values = Vec::new();
+    // Records arrive once the split is settled, so each is read exactly once.
+    poll_until(&[&a, &second], &mut values, |m, _| {
+        assigned(m[0]).len() == 2 && assigned(m[1]).len() == 2
+    });
+    assert!(assigned(&a).is_disjoint(&assigned(&second)));
+    runtime.block_on(fill(&b, &topic, 4, 0..200));
+    poll_until(&[&a, &second], &mut values, |_, v| v.len() >= 200);
+    a.commit_consumer_state(CommitMode::Sync).unwrap();
+    second.commit_consumer_state(CommitMode::Sync).unwrap();
+    drop(second); // closes: leaves the group
+
+    poll_until(&[&a], &mut values, |m, _| assigned(m[0]).len() == 4);
+    runtime.block_on(fill(&b, &topic, 4, 200..300));
+    poll_until(&[&a], &mut values, |_, v| v.len() >= 300);
+    let mut sorted = values.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        (0..300).collect::<Vec<_>>(),
+        "nothing lost, nothing twice"
+    );
+}
+
+#[test]
+fn classic_members_split_and_one_leaves() {
+    split_leave_and_resume(&[("session.timeout.ms", "6000")], "rd-classic");
+}
+
+#[test]
+fn kip848_members_split_and_one_leaves() {
+    split_leave_and_resume(&[("group.protocol", "consumer")], "rd-848");
+}
+
+// ---- Bad input on the raw protocol ----
+
+fn group(s: &str) -> GroupId {
+    GroupId(StrBytes::from_string(s.to_string()))
+}
+
+fn s(text: &str) -> StrBytes {
+    StrBytes::from_string(text.to_string())
+}
+
+fn join(group_id: &str, member_id: &str, protocol_type: &str, metadata: Bytes) -> RequestKind {
+    RequestKind::JoinGroup(
+        JoinGroupRequest::default()
+            .with_group_id(group(group_id))
+            .with_member_id(s(member_id))
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(10_000)
+            .with_protocol_type(s(protocol_type))
+            .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+            )
+            .with_name(s("range"))
+            .with_metadata(metadata)]),
+    )
+}
+
+fn join_response(client: &mut Client, body: &RequestKind) -> JoinGroupResponse {
+    match client.call(ApiKey::JoinGroup, 9, body) {
+        ResponseKind::JoinGroup(r) => r,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Joins a single-member group through the MEMBER_ID_REQUIRED handshake and syncs it.
+fn settle_one(client: &mut Client, group_id: &str) -> (String, i32) {
+    let first = join_response(
+        client,
+        &join(group_id, "", "consumer", Bytes::from_static(b"m")),
+    );
+    assert_eq!(first.error_code, 79, "MEMBER_ID_REQUIRED");
+    let joined = join_response(
+        client,
+        &join(
+            group_id,
+            &first.member_id,
+            "consumer",
+            Bytes::from_static(b"m"),
+        ),
+    );
+    assert_eq!(joined.error_code, 0);
+    let ResponseKind::SyncGroup(sync) = client.call(
+        ApiKey::SyncGroup,
+        5,
+        &RequestKind::SyncGroup(
+            SyncGroupRequest::default()
+                .with_group_id(group(group_id))
+                .with_generation_id(joined.generation_id)
+                .with_member_id(joined.member_id.clone()),
+        ),
+    ) else {
+        panic!("sync answer expected");
+    };
+    assert_eq!(sync.error_code, 0);
+    (joined.member_id.to_string(), joined.generation_id)
+}
+
+fn heartbeat(client: &mut Client, group_id: &str, member_id: &str, generation: i32) -> i16 {
+    let ResponseKind::Heartbeat(r) = client.call(
+        ApiKey::Heartbeat,
+        4,
+        &RequestKind::Heartbeat(
+            HeartbeatRequest::default()
+                .with_group_id(group(group_id))
+                .with_generation_id(generation)
+                .with_member_id(s(member_id)),
+        ),
+    ) else {
+        panic!("heartbeat answer expected");
+    };
+    r.error_code
+}
+
+fn commit(
+    client: &mut Client,
+    group_id: &str,
+    generation: i32,
+    topic: &str,
+    metadata_bytes: usize,
+) -> i16 {
+    let ResponseKind::OffsetCommit(r) = client.call(
+        ApiKey::OffsetCommit,
+        9,
+        &RequestKind::OffsetCommit(
+            OffsetCommitRequest::default()
+                .with_group_id(group(group_id))
+                .with_generation_id_or_member_epoch(generation)
+                .with_topics(vec![
+                    offset_commit_request::OffsetCommitRequestTopic::default()
+                        .with_name(topic_name(topic))
+                        .with_partitions(vec![
+                            offset_commit_request::OffsetCommitRequestPartition::default()
+                                .with_partition_index(0)
+                                .with_committed_offset(5)
+                                .with_committed_metadata(Some(s(&"x".repeat(metadata_bytes)))),
+                        ]),
+                ]),
+        ),
+    ) else {
+        panic!("commit answer expected");
+    };
+    r.topics[0].partitions[0].error_code
+}
+
+#[test]
+fn bad_group_requests_get_kafka_errors_and_disturb_nothing() {
+    let broker = Broker::start(FAST);
+    let mut client = Client::connect(&broker);
+    // Clients find the coordinator first; that creates __consumer_offsets.
+    let ResponseKind::FindCoordinator(found) = client.call(
+        ApiKey::FindCoordinator,
+        4,
+        &RequestKind::FindCoordinator(
+            FindCoordinatorRequest::default().with_coordinator_keys(vec![s("bad-g")]),
+        ),
+    ) else {
+        panic!("coordinator answer expected");
+    };
+    assert_eq!(found.coordinators[0].error_code, 0);
+    assert_eq!(found.coordinators[0].port, broker.port as i32);
+    let (member_id, generation) = settle_one(&mut client, "bad-g");
+
+    // A member with another protocol type, or none at all.
+    let other_type = join_response(
+        &mut client,
+        &join("bad-g", "", "connect", Bytes::from_static(b"m")),
+    );
+    assert_eq!(other_type.error_code, 23, "INCONSISTENT_GROUP_PROTOCOL");
+    let mut no_protocols = join("bad-g2", "", "consumer", Bytes::new());
+    if let RequestKind::JoinGroup(j) = &mut no_protocols {
+        j.protocols.clear();
+    }
+    assert_eq!(join_response(&mut client, &no_protocols).error_code, 23);
+    let mut short_session = join("bad-g2", "", "consumer", Bytes::new());
+    if let RequestKind::JoinGroup(j) = &mut short_session {
+        j.session_timeout_ms = 1;
+    }
+    assert_eq!(
+        join_response(&mut client, &short_session).error_code,
+        26,
+        "INVALID_SESSION_TIMEOUT"
+    );
+    assert_eq!(
+        join_response(&mut client, &join("", "", "consumer", Bytes::new())).error_code,
+        24,
+        "INVALID_GROUP_ID"
+    );
+
+    // SyncGroup from a stranger; heartbeats for groups and members that do not exist.
+    let ResponseKind::SyncGroup(sync) = client.call(
+        ApiKey::SyncGroup,
+        5,
+        &RequestKind::SyncGroup(
+            SyncGroupRequest::default()
+                .with_group_id(group("bad-g"))
+                .with_generation_id(generation)
+                .with_member_id(s("stranger")),
+        ),
+    ) else {
+        panic!("sync answer expected");
+    };
+    assert_eq!(sync.error_code, 25, "UNKNOWN_MEMBER_ID");
+    assert_eq!(heartbeat(&mut client, "no-such-group", "m", 1), 25);
+    assert_eq!(
+        heartbeat(&mut client, "bad-g", &member_id, generation + 3),
+        22,
+        "ILLEGAL_GENERATION"
+    );
+
+    // Commits: a generation for a group that does not exist, an unknown topic, metadata
+    // beyond offset.metadata.max.bytes.
+    assert_eq!(commit(&mut client, "no-such-group", 3, "bad-topic", 1), 22);
+    assert_eq!(commit(&mut client, "simple-g", -1, "no-such-topic", 1), 3);
+    let ResponseKind::CreateTopics(_) = client.call(
+        ApiKey::CreateTopics,
+        7,
+        &RequestKind::CreateTopics(
+            CreateTopicsRequest::default().with_topics(vec![protocol_tests::raw::new_topic(
+                "bad-topic",
+                1,
+                &[],
+            )]),
+        ),
+    ) else {
+        panic!("create answer expected");
+    };
+    assert_eq!(
+        commit(&mut client, "simple-g", -1, "bad-topic", 5000),
+        12,
+        "OFFSET_METADATA_TOO_LARGE"
+    );
+    assert_eq!(commit(&mut client, "simple-g", -1, "bad-topic", 10), 0);
+
+    // A member whose metadata is too large to be stored: its group fails the sync with
+    // UNKNOWN_SERVER_ERROR, as Kafka; other groups carry on.
+    let huge = Bytes::from(vec![7u8; 2 << 20]);
+    let mut big_client = Client::connect(&broker);
+    let first = join_response(
+        &mut big_client,
+        &join("huge-g", "", "consumer", huge.clone()),
+    );
+    let joined = join_response(
+        &mut big_client,
+        &join("huge-g", &first.member_id, "consumer", huge),
+    );
+    assert_eq!(joined.error_code, 0);
+    let ResponseKind::SyncGroup(sync) = big_client.call(
+        ApiKey::SyncGroup,
+        5,
+        &RequestKind::SyncGroup(
+            SyncGroupRequest::default()
+                .with_group_id(group("huge-g"))
+                .with_generation_id(joined.generation_id)
+                .with_member_id(joined.member_id.clone()),
+        ),
+    ) else {
+        panic!("sync answer expected");
+    };
+    assert_eq!(sync.error_code, -1, "UNKNOWN_SERVER_ERROR");
+
+    // KIP-848: unknown members, fenced epochs, bad regular expressions.
+    let cg = |member: &str, epoch: i32, regex: Option<&str>| {
+        RequestKind::ConsumerGroupHeartbeat(
+            ConsumerGroupHeartbeatRequest::default()
+                .with_group_id(group("bad-cg"))
+                .with_member_id(s(member))
+                .with_member_epoch(epoch)
+                .with_rebalance_timeout_ms(5000)
+                .with_subscribed_topic_names(regex.is_none().then(|| vec![topic_name("bad-topic")]))
+                .with_subscribed_topic_regex(regex.map(s)),
+        )
+    };
+    let mut code_of =
+        |body: RequestKind| match client.call(ApiKey::ConsumerGroupHeartbeat, 1, &body) {
+            ResponseKind::ConsumerGroupHeartbeat(r) => r.error_code,
+            other => panic!("unexpected {other:?}"),
+        };
+    assert_eq!(
+        code_of(cg("m1", 0, Some("("))),
+        128,
+        "INVALID_REGULAR_EXPRESSION"
+    );
+    assert_eq!(code_of(cg("m1", 0, None)), 0);
+    assert_eq!(code_of(cg("m1", 7, None)), 110, "FENCED_MEMBER_EPOCH");
+    assert_eq!(code_of(cg("m2", 4, None)), 25, "UNKNOWN_MEMBER_ID");
+
+    // The settled group was not disturbed by any of it.
+    assert_eq!(heartbeat(&mut client, "bad-g", &member_id, generation), 0);
+}
