@@ -307,3 +307,24 @@ def test_admin_list_describe_lag_delete(groups_broker):
     with pytest.raises(Exception) as err:
         missing.result(10)
     assert "GROUP_ID_NOT_FOUND" in str(err.value)
+
+
+def test_offsets_topic_is_internal_and_compacted(groups_broker):
+    bootstrap = groups_broker.bootstrap
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    # Finding a coordinator creates __consumer_offsets with Kafka's configs.
+    Member(bootstrap, "g-internal", "grp-internal").close()
+    from confluent_kafka.admin import ConfigResource
+    topic = admin.list_topics(timeout=10).topics["__consumer_offsets"]
+    assert len(topic.partitions) == 50
+    configs = list(admin.describe_configs(
+        [ConfigResource(ConfigResource.Type.TOPIC, "__consumer_offsets")]).values())[0].result(10)
+    assert configs["cleanup.policy"].value == "compact"
+    assert configs["segment.bytes"].value == "104857600"
+    producer = Producer({"bootstrap.servers": bootstrap, "retries": 0})
+    errors = []
+    producer.produce("__consumer_offsets", value=b"x", partition=0,
+                     on_delivery=lambda err, msg: errors.append(err))
+    producer.flush(10)
+    assert errors and errors[0] is not None
+    assert errors[0].code() == KafkaError.TOPIC_EXCEPTION

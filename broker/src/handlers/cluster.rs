@@ -103,6 +103,13 @@ fn lookup_by_name(
     if !(allow_auto_create && broker.config.auto_create_topics_enable) {
         return fail(ErrorCode::UnknownTopicOrPartition);
     }
+    if name == crate::group::OFFSETS_TOPIC {
+        // The offsets topic is created by the group coordinator, with its own configs.
+        return match broker.groups.ensure_offsets_topic(&broker.controller) {
+            Ok(()) => lookup_by_name(broker, name, false),
+            Err(_) => fail(ErrorCode::LeaderNotAvailable),
+        };
+    }
     let new_topic = NewTopic {
         name: name.to_string(),
         partitions: -1,

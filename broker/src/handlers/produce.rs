@@ -54,6 +54,12 @@ pub fn produce(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> R
                 partitions.push(response.with_error_code(code.code()));
                 continue;
             };
+            if target.topic.as_ref() == crate::group::OFFSETS_TOPIC {
+                // Only the group coordinator writes there, as Kafka refuses clients.
+                first_error.get_or_insert_with(|| "produce to an internal topic".into());
+                partitions.push(response.with_error_code(ErrorCode::InvalidTopicException.code()));
+                continue;
+            }
             if request.transactional_id.is_some() {
                 first_error.get_or_insert_with(|| "transactional produce".into());
                 partitions.push(response.with_error_code(ErrorCode::InvalidRequest.code()));
