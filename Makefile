@@ -8,15 +8,16 @@
 #   make test    setup + build + unit tests + protocol tests (Rust, kcat, Python clients)
 #   make lint    cargo fmt --check and clippy with -D warnings
 #   make bench   rdkafka_performance against a fresh broker (see scripts/bench.sh)
+#   make bench-groups  1,000-partition OffsetCommit and 10-member rebalance timings
 #   make clean   remove build output and ./data
 
 CARGO ?= cargo
 PYTEST_ARGS ?=
 
-.PHONY: help deps setup build run test test-rust test-python lint bench clean
+.PHONY: help deps setup build run test test-rust test-python lint bench bench-groups clean
 
 help:
-	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,13p' Makefile | sed 's/^# \{0,1\}//'
 
 deps:
 	./scripts/setup.sh build
@@ -44,6 +45,9 @@ lint:
 
 bench: build
 	./scripts/bench.sh
+
+bench-groups: build
+	$(CARGO) run --release -q -p protocol-tests --example group_bench
 
 clean:
 	$(CARGO) clean

@@ -39,7 +39,12 @@ pub struct Client {
 
 impl Client {
     pub fn connect(broker: &Broker) -> Client {
-        let stream = TcpStream::connect(broker.bootstrap()).unwrap();
+        Client::connect_port(broker.port)
+    }
+
+    /// Connects to a broker on 127.0.0.1 by port (for threads that do not own the broker).
+    pub fn connect_port(port: u16) -> Client {
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();

@@ -1115,6 +1115,24 @@ impl ClassicGroup {
 
     // ---- Time ----
 
+    /// The earliest deadline [`ClassicGroup::tick`] must act on.
+    pub fn next_deadline_ms(&self) -> Option<i64> {
+        let sessions = self
+            .members
+            .values()
+            .filter(|m| m.awaiting_join.is_none() && m.awaiting_sync.is_none())
+            .map(|m| m.session_deadline_ms);
+        let rebalance = match self.state {
+            ClassicState::PreparingRebalance => self.join_deadline_ms,
+            ClassicState::CompletingRebalance => self.sync_deadline_ms,
+            _ => None,
+        };
+        sessions
+            .chain(self.pending_members.values().copied())
+            .chain(rebalance)
+            .min()
+    }
+
     /// Applies every deadline that passed; returns true when the group's metadata should be
     /// persisted (it became Empty).
     pub fn tick(&mut self, now_ms: i64, limits: &GroupLimits) -> bool {

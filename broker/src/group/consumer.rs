@@ -583,6 +583,15 @@ impl ConsumerGroup {
         Ok(())
     }
 
+    /// The earliest deadline [`ConsumerGroup::tick`] must act on.
+    pub fn next_deadline_ms(&self) -> Option<i64> {
+        self.members
+            .values()
+            .flat_map(|m| [Some(m.session_deadline_ms), m.revocation_deadline_ms])
+            .flatten()
+            .min()
+    }
+
     /// Removes members whose session lapsed or who did not revoke in time.
     pub fn tick(&mut self, now_ms: i64, limits: &ConsumerLimits, topics: &TopicView) {
         let gone: Vec<String> = self

@@ -44,7 +44,8 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 const RECORD_PREFIX: &str = "group-record/";
 const APPLIED_PREFIX: &str = "group-applied/";
-const TICK_MS: u64 = 50;
+/// The longest the timer sleeps without being woken, a backstop only.
+const IDLE_TICK_MS: i64 = 1000;
 
 /// Why a group operation failed; each maps to one Kafka error code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -284,6 +285,8 @@ pub struct GroupCoordinator {
     store: Arc<dyn MetaStore>,
     replicas: Arc<ReplicaManager>,
     shard: Mutex<Shard>,
+    /// Woken after every operation, which may have set an earlier deadline.
+    deadline_changed: tokio::sync::Notify,
 }
 
 impl GroupCoordinator {
@@ -306,6 +309,7 @@ impl GroupCoordinator {
             clock,
             store,
             replicas,
+            deadline_changed: tokio::sync::Notify::new(),
         });
         if let Some(partitions) = coordinator.replicas.topic(OFFSETS_TOPIC) {
             let mut shard = coordinator.lock();
@@ -322,7 +326,24 @@ impl GroupCoordinator {
     }
 
     fn lock(&self) -> MutexGuard<'_, Shard> {
+        // Any operation may move a deadline earlier: the timer re-reads them.
+        self.deadline_changed.notify_one();
         self.shard.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The earliest moment [`GroupCoordinator::tick`] has something to do.
+    fn next_deadline_ms(&self) -> i64 {
+        let shard = self.shard.lock().unwrap_or_else(|p| p.into_inner());
+        shard
+            .groups
+            .values()
+            .filter_map(|g| match g {
+                Group::Classic(g) => g.next_deadline_ms(),
+                Group::Consumer(g) => g.next_deadline_ms(),
+            })
+            .chain([shard.next_retention_check_ms])
+            .min()
+            .unwrap_or(i64::MAX)
     }
 
     /// Makes sure `__consumer_offsets` exists and is loaded, creating it on first use as
@@ -1043,7 +1064,8 @@ impl GroupCoordinator {
     /// Applies deadlines of every group and, when due, offset retention.
     pub fn tick(&self) {
         let now_ms = self.clock.now_ms();
-        let mut shard = self.lock();
+        // Not `lock()`: the timer must not wake itself.
+        let mut shard = self.shard.lock().unwrap_or_else(|p| p.into_inner());
         if shard.partitions.is_empty() {
             return;
         }
@@ -1131,14 +1153,18 @@ impl GroupCoordinator {
 
 fn spawn_ticker(coordinator: Weak<GroupCoordinator>) {
     tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(Duration::from_millis(TICK_MS));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
-            ticker.tick().await;
-            let Some(coordinator) = coordinator.upgrade() else {
+            let Some(strong) = coordinator.upgrade() else {
                 break;
             };
-            coordinator.tick();
+            let now_ms = strong.clock.now_ms();
+            let wait_ms = (strong.next_deadline_ms() - now_ms).clamp(0, IDLE_TICK_MS);
+            // Sleep to the next deadline, or until an operation may have moved it.
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(wait_ms as u64)) => {}
+                _ = strong.deadline_changed.notified() => {}
+            }
+            strong.tick();
         }
     });
 }
