@@ -749,19 +749,16 @@ fn assign_uniform(
         }
     }
     // Moving from the most to the least loaded evens out what stickiness left uneven.
-    loop {
-        let (Some(most), Some(least)) = (
-            counts
-                .iter()
-                .max_by_key(|(_, c)| **c)
-                .map(|(m, c)| ((*m).clone(), *c)),
-            counts
-                .iter()
-                .min_by_key(|(_, c)| **c)
-                .map(|(m, c)| ((*m).clone(), *c)),
-        ) else {
-            break;
-        };
+    while let (Some(most), Some(least)) = (
+        counts
+            .iter()
+            .max_by_key(|(_, c)| **c)
+            .map(|(m, c)| ((*m).clone(), *c)),
+        counts
+            .iter()
+            .min_by_key(|(_, c)| **c)
+            .map(|(m, c)| ((*m).clone(), *c)),
+    ) {
         if most.1 <= least.1 + 1 {
             break;
         }

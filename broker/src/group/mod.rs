@@ -249,6 +249,12 @@ pub struct GroupDescription {
 /// A partition's committed offset as OffsetFetch returns it.
 pub type CommittedOffset = Option<OffsetCommitValue>;
 
+/// A result per partition, by topic.
+pub type PartitionResults = Vec<(String, Vec<(i32, Result<(), GroupError>)>)>;
+
+/// Committed offsets per partition (None: nothing committed), by topic.
+pub type FetchedOffsets = Vec<(String, Vec<(i32, CommittedOffset)>)>;
+
 /// One partition to commit.
 #[derive(Debug, Clone)]
 pub struct OffsetToCommit {
@@ -756,7 +762,7 @@ impl GroupCoordinator {
         group_id: &str,
         context: &CommitContext,
         topics: &[(String, Vec<OffsetToCommit>)],
-    ) -> Result<(Vec<(String, Vec<(i32, Result<(), GroupError>)>)>, FlushOwed), GroupError> {
+    ) -> Result<(PartitionResults, FlushOwed), GroupError> {
         if group_id.is_empty() {
             return Err(GroupError::InvalidGroupId);
         }
@@ -850,7 +856,7 @@ impl GroupCoordinator {
         group_id: &str,
         topics: Option<&[(String, Vec<i32>)]>,
         member: Option<(&str, i32)>,
-    ) -> Result<Vec<(String, Vec<(i32, CommittedOffset)>)>, GroupError> {
+    ) -> Result<FetchedOffsets, GroupError> {
         let shard = self.lock();
         if shard.partitions.is_empty() {
             return Err(GroupError::CoordinatorNotAvailable);
@@ -895,7 +901,7 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         topics: &[(String, Vec<i32>)],
-    ) -> Result<(Vec<(String, Vec<(i32, Result<(), GroupError>)>)>, FlushOwed), GroupError> {
+    ) -> Result<(PartitionResults, FlushOwed), GroupError> {
         let mut shard = self.lock();
         if shard.partitions.is_empty() {
             return Err(GroupError::CoordinatorNotAvailable);
@@ -1189,7 +1195,7 @@ fn record_store_key(key: &[u8]) -> String {
 }
 
 fn hex_decode(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     (0..hex.len())
@@ -1288,6 +1294,40 @@ mod tests {
         assert_eq!(groups.list_groups(&[], &[]).len(), 1);
         // The view is complete again: a second start replays nothing new.
         assert!(!rebuilt.scan_prefix(APPLIED_PREFIX).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn offsets_expire_after_the_retention_and_empty_groups_go_with_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::meta_store::MemoryStore::default());
+        let (controller, groups) = start(&store, dir.path());
+        let topic = crate::metadata::NewTopic {
+            name: "t".into(),
+            partitions: 2,
+            replication_factor: -1,
+            assignments: BTreeMap::new(),
+            configs: BTreeMap::new(),
+        };
+        controller.create_topic(topic, false).unwrap();
+        groups.ensure_offsets_topic(&controller).unwrap();
+        commit(&groups, "g1", 10);
+        let retention_ms = groups.config.offsets_retention_ms;
+        let now_ms = Clock.now_ms();
+        {
+            let mut shard = groups.lock();
+            groups.expire_offsets(&mut shard, now_ms + retention_ms - 60_000);
+        }
+        assert_eq!(committed(&groups, "g1"), Some(10), "kept inside the retention");
+        {
+            let mut shard = groups.lock();
+            groups.expire_offsets(&mut shard, now_ms + retention_ms + 1);
+        }
+        assert_eq!(committed(&groups, "g1"), None, "expired");
+        assert!(groups.list_groups(&[], &[]).is_empty(), "the emptied group is deleted");
+        // The tombstones are in the store too: a restart does not bring them back.
+        drop((controller, groups));
+        let (_controller, groups) = start(&store, dir.path());
+        assert_eq!(committed(&groups, "g1"), None);
     }
 
     #[test]

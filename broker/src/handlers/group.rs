@@ -37,8 +37,8 @@ use kafka_protocol::protocol::StrBytes;
 use super::{ready, str_bytes, Reply};
 use crate::broker::Broker;
 use crate::group::{
-    Answer, CommitContext, CommittedOffset, FlushOwed, GroupError, HeartbeatRequest, JoinRequest,
-    JoinResult, OffsetToCommit, SyncRequest, SyncResult,
+    Answer, CommitContext, CommittedOffset, FetchedOffsets, FlushOwed, GroupError,
+    HeartbeatRequest, JoinRequest, JoinResult, OffsetToCommit, SyncRequest, SyncResult,
 };
 use crate::protocol::ErrorCode;
 
@@ -371,8 +371,6 @@ pub fn offset_commit(broker: &Arc<Broker>, version: i16, request: OffsetCommitRe
         ResponseKind::OffsetCommit(OffsetCommitResponse::default().with_topics(topics))
     })
 }
-
-type FetchedOffsets = Vec<(String, Vec<(i32, CommittedOffset)>)>;
 
 pub fn offset_fetch(
     broker: &Arc<Broker>,
