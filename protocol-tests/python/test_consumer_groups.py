@@ -268,6 +268,35 @@ def test_kip848_consumer_protocol_join_split_leave_rejoin(groups_broker):
     b2.close()
 
 
+def test_kip848_group_survives_a_broker_restart(make_broker):
+    broker = make_broker(FAST_GROUPS)
+    bootstrap = broker.bootstrap
+    topic, group = "grp-848-restart", "g-848-restart"
+    create_topic(bootstrap, topic, 4)
+    conf = {"group.protocol": "consumer"}
+    a = Member(bootstrap, group, topic, **conf)
+    b = Member(bootstrap, group, topic, **conf)
+    poll_until([a, b], lambda: len(a.assignment) == 2 and len(b.assignment) == 2)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    before = admin.describe_consumer_groups([group])[group].result(10)
+    members_before = sorted(m.member_id for m in before.members)
+    assignments_before = (set(a.assignment), set(b.assignment))
+
+    broker.kill9()
+    broker.restart()
+    # Straight after start-up, before anyone heartbeats: the group is back from the store.
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    after = admin.describe_consumer_groups([group])[group].result(10)
+    assert str(after.type).endswith("CONSUMER")
+    assert sorted(m.member_id for m in after.members) == members_before
+    for _ in range(40):
+        a.poll()
+        b.poll()
+    assert (a.assignment, b.assignment) == assignments_before, "no reassignment"
+    a.close()
+    b.close()
+
+
 def test_admin_list_describe_lag_delete(groups_broker):
     bootstrap = groups_broker.bootstrap
     topic, group = "grp-admin", "g-admin"

@@ -18,8 +18,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use bytes::Bytes;
 use uuid::Uuid;
 
+use super::records::{self, ConsumerMemberValue, CurrentAssignmentValue, RecordKey};
 use super::GroupError;
 use crate::replication::ReplicaManager;
 
@@ -208,6 +210,51 @@ pub struct ConsumerGroup {
     /// Partition counts of the subscribed topics the target was computed for.
     subscribed_partitions: BTreeMap<String, i32>,
     assignor: String,
+    /// The records last written for this group, so each change writes only its diff.
+    persisted: BTreeMap<RecordKey, Bytes>,
+}
+
+/// A consumer group's records as loaded from the store, before it is rebuilt.
+#[derive(Debug, Default)]
+pub struct StoredConsumerGroup {
+    pub group_epoch: Option<i32>,
+    pub assignment_epoch: Option<i32>,
+    pub members: BTreeMap<String, StoredConsumerMember>,
+}
+
+#[derive(Debug, Default)]
+pub struct StoredConsumerMember {
+    pub metadata: Option<ConsumerMemberValue>,
+    pub target: Option<records::TopicPartitions>,
+    pub current: Option<CurrentAssignmentValue>,
+}
+
+impl StoredConsumerGroup {
+    /// Takes one loaded record; false if the key is not a consumer group record.
+    pub fn add(&mut self, key: &RecordKey, value: &[u8]) -> Result<bool, records::RecordError> {
+        match key {
+            RecordKey::ConsumerGroupMetadata { .. } => {
+                self.group_epoch = Some(records::decode_epoch(value)?)
+            }
+            RecordKey::ConsumerTargetAssignmentMetadata { .. } => {
+                self.assignment_epoch = Some(records::decode_epoch(value)?)
+            }
+            RecordKey::ConsumerMemberMetadata { member, .. } => {
+                self.members.entry(member.clone()).or_default().metadata =
+                    Some(ConsumerMemberValue::decode(value)?)
+            }
+            RecordKey::ConsumerTargetAssignmentMember { member, .. } => {
+                self.members.entry(member.clone()).or_default().target =
+                    Some(records::decode_target(value)?)
+            }
+            RecordKey::ConsumerCurrentAssignment { member, .. } => {
+                self.members.entry(member.clone()).or_default().current =
+                    Some(CurrentAssignmentValue::decode(value)?)
+            }
+            RecordKey::OffsetCommit { .. } | RecordKey::GroupMetadata { .. } => return Ok(false),
+        }
+        Ok(true)
+    }
 }
 
 impl ConsumerGroup {
@@ -220,7 +267,168 @@ impl ConsumerGroup {
             target: BTreeMap::new(),
             subscribed_partitions: BTreeMap::new(),
             assignor: String::new(),
+            persisted: BTreeMap::new(),
         }
+    }
+
+    /// Rebuilds a group from its stored records. Members keep their epochs and
+    /// assignments and get a fresh session to heartbeat in.
+    pub fn restore(
+        id: &str,
+        stored: StoredConsumerGroup,
+        now_ms: i64,
+        limits: &ConsumerLimits,
+        topics: &TopicView,
+    ) -> ConsumerGroup {
+        let mut group = ConsumerGroup::new(id);
+        group.group_epoch = stored.group_epoch.unwrap_or(0);
+        group.assignment_epoch = stored.assignment_epoch.unwrap_or(0);
+        for (member_id, parts) in stored.members {
+            // A member is whole only with its metadata and current assignment.
+            let (Some(meta), Some(current)) = (parts.metadata, parts.current) else {
+                continue;
+            };
+            if let Some(target) = &parts.target {
+                group
+                    .target
+                    .insert(member_id.clone(), to_assignment(target));
+            }
+            group.members.insert(
+                member_id.clone(),
+                Member {
+                    member_id,
+                    instance_id: meta.instance_id,
+                    rack_id: meta.rack_id,
+                    client_id: meta.client_id,
+                    client_host: meta.client_host,
+                    rebalance_timeout_ms: meta.rebalance_timeout_ms,
+                    subscribed_names: meta.subscribed_topic_names,
+                    regex: meta.subscribed_topic_regex,
+                    server_assignor: meta.server_assignor,
+                    member_epoch: current.member_epoch,
+                    previous_epoch: current.previous_member_epoch,
+                    assigned: union(
+                        &to_assignment(&current.assigned),
+                        &to_assignment(&current.pending_revocation),
+                    ),
+                    pending_revocation: to_assignment(&current.pending_revocation),
+                    owned: None,
+                    last_sent: None,
+                    session_deadline_ms: now_ms + limits.session_timeout_ms,
+                    revocation_deadline_ms: None,
+                },
+            );
+        }
+        // The subscribed topics as they are now; a change since is a real change.
+        group.subscribed_partitions = group.current_subscriptions(topics);
+        group.assignor = group.choose_assignor(limits);
+        group.persisted = group.records();
+        group
+    }
+
+    /// The group's full record image: what a reload needs.
+    fn records(&self) -> BTreeMap<RecordKey, Bytes> {
+        let group = self.id.clone();
+        let mut out = BTreeMap::new();
+        out.insert(
+            RecordKey::ConsumerGroupMetadata {
+                group: group.clone(),
+            },
+            records::encode_epoch(self.group_epoch),
+        );
+        out.insert(
+            RecordKey::ConsumerTargetAssignmentMetadata {
+                group: group.clone(),
+            },
+            records::encode_epoch(self.assignment_epoch),
+        );
+        for member in self.members.values() {
+            let member_key = |kind: fn(String, String) -> RecordKey| {
+                kind(group.clone(), member.member_id.clone())
+            };
+            out.insert(
+                member_key(|group, member| RecordKey::ConsumerMemberMetadata { group, member }),
+                ConsumerMemberValue {
+                    instance_id: member.instance_id.clone(),
+                    rack_id: member.rack_id.clone(),
+                    client_id: member.client_id.clone(),
+                    client_host: member.client_host.clone(),
+                    subscribed_topic_names: member.subscribed_names.clone(),
+                    subscribed_topic_regex: member.regex.clone(),
+                    rebalance_timeout_ms: member.rebalance_timeout_ms,
+                    server_assignor: member.server_assignor.clone(),
+                }
+                .encode(),
+            );
+            let target = self
+                .target
+                .get(&member.member_id)
+                .cloned()
+                .unwrap_or_default();
+            out.insert(
+                member_key(|group, member| RecordKey::ConsumerTargetAssignmentMember {
+                    group,
+                    member,
+                }),
+                records::encode_target(&from_assignment(&target)),
+            );
+            // Kafka's MemberState: 0 stable, 1 unrevoked, 2 unreleased partitions.
+            let state = if !member.pending_revocation.is_empty() {
+                1
+            } else if member.assigned != target {
+                2
+            } else {
+                0
+            };
+            out.insert(
+                member_key(|group, member| RecordKey::ConsumerCurrentAssignment { group, member }),
+                CurrentAssignmentValue {
+                    member_epoch: member.member_epoch,
+                    previous_member_epoch: member.previous_epoch,
+                    state,
+                    assigned: from_assignment(&member.current()),
+                    pending_revocation: from_assignment(&member.pending_revocation),
+                }
+                .encode(),
+            );
+        }
+        out
+    }
+
+    /// The records that changed since the last call (None value: a tombstone), which the
+    /// coordinator writes before answering.
+    pub fn take_changes(&mut self) -> Vec<(RecordKey, Option<Bytes>)> {
+        let current = self.records();
+        let mut changes: Vec<(RecordKey, Option<Bytes>)> = self
+            .persisted
+            .keys()
+            .filter(|k| !current.contains_key(*k))
+            .map(|k| (k.clone(), None))
+            .collect();
+        for (key, value) in &current {
+            if self.persisted.get(key) != Some(value) {
+                changes.push((key.clone(), Some(value.clone())));
+            }
+        }
+        self.persisted = current;
+        changes
+    }
+
+    /// Tombstones for every record of the group (DeleteGroups, or a conversion to classic).
+    pub fn tombstones(&self) -> Vec<(RecordKey, Option<Bytes>)> {
+        self.persisted.keys().map(|k| (k.clone(), None)).collect()
+    }
+
+    fn current_subscriptions(&self, topics: &TopicView) -> BTreeMap<String, i32> {
+        let mut subscribed = BTreeMap::new();
+        for member in self.members.values() {
+            for topic in member.resolved_topics(topics) {
+                if let Some((_, count)) = topics.get(&topic) {
+                    subscribed.insert(topic, count);
+                }
+            }
+        }
+        subscribed
     }
 
     pub fn is_empty(&self) -> bool {
@@ -455,14 +663,7 @@ impl ConsumerGroup {
     /// Bumps the group epoch when a subscribed topic's partition count changed, then
     /// computes a new target assignment if the group epoch moved past it.
     fn refresh_target(&mut self, limits: &ConsumerLimits, topics: &TopicView) {
-        let mut subscribed = BTreeMap::new();
-        for member in self.members.values() {
-            for topic in member.resolved_topics(topics) {
-                if let Some((_, count)) = topics.get(&topic) {
-                    subscribed.insert(topic, count);
-                }
-            }
-        }
+        let subscribed = self.current_subscriptions(topics);
         if subscribed != self.subscribed_partitions {
             self.subscribed_partitions = subscribed;
             self.group_epoch += 1;
@@ -592,8 +793,8 @@ impl ConsumerGroup {
             .min()
     }
 
-    /// Removes members whose session lapsed or who did not revoke in time.
-    pub fn tick(&mut self, now_ms: i64, limits: &ConsumerLimits, topics: &TopicView) {
+    /// Removes members whose session lapsed or who did not revoke in time; true if any.
+    pub fn tick(&mut self, now_ms: i64, limits: &ConsumerLimits, topics: &TopicView) -> bool {
         let gone: Vec<String> = self
             .members
             .values()
@@ -604,7 +805,7 @@ impl ConsumerGroup {
             .map(|m| m.member_id.clone())
             .collect();
         if gone.is_empty() {
-            return;
+            return false;
         }
         for member_id in &gone {
             tracing::info!(group = %self.id, member = %member_id, "member fenced: session or revocation timeout");
@@ -613,6 +814,7 @@ impl ConsumerGroup {
         }
         self.group_epoch += 1;
         self.refresh_target(limits, topics);
+        true
     }
 
     pub fn describe(&self, topics: &TopicView) -> ConsumerGroupDescription {
@@ -951,6 +1153,58 @@ mod tests {
             )
             .unwrap();
         assert_eq!(count(&a4), 4);
+    }
+
+    #[test]
+    fn the_record_image_restores_the_group_and_removals_are_tombstoned() {
+        let t = Uuid::new_v4();
+        let topics = TopicView::of(&[("t", t, 4)]);
+        let mut group = ConsumerGroup::new("g");
+        let a = group.heartbeat(0, &limits(), &topics, join("t")).unwrap();
+        let b = group.heartbeat(1, &limits(), &topics, join("t")).unwrap();
+        let changes = group.take_changes();
+        assert!(changes.iter().all(|(_, v)| v.is_some()));
+        let mut stored = StoredConsumerGroup::default();
+        for (key, value) in &changes {
+            assert!(stored.add(key, value.as_ref().unwrap()).unwrap());
+        }
+        let restored = ConsumerGroup::restore("g", stored, 5, &limits(), &topics);
+        let summary = |g: &ConsumerGroup| {
+            let d = g.describe(&topics);
+            let members: Vec<_> = d
+                .members
+                .iter()
+                .map(|m| (m.member_id.clone(), m.member_epoch, m.assignment.clone()))
+                .collect();
+            (d.group_epoch, d.assignment_epoch, d.state, members)
+        };
+        assert_eq!(summary(&restored), summary(&group));
+        assert!(group.take_changes().is_empty(), "nothing changed since");
+
+        group
+            .heartbeat(
+                2,
+                &limits(),
+                &topics,
+                HeartbeatRequest {
+                    member_id: b.member_id.clone(),
+                    member_epoch: -1,
+                    ..HeartbeatRequest::default()
+                },
+            )
+            .unwrap();
+        let tombstoned: Vec<_> = group
+            .take_changes()
+            .into_iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(tombstoned.len(), 3, "b's metadata, target and assignment");
+        assert!(tombstoned.iter().all(|k| matches!(k,
+            RecordKey::ConsumerMemberMetadata { member, .. }
+            | RecordKey::ConsumerTargetAssignmentMember { member, .. }
+            | RecordKey::ConsumerCurrentAssignment { member, .. } if *member == b.member_id)));
+        let _ = a;
     }
 
     #[test]

@@ -403,33 +403,41 @@ impl GroupCoordinator {
         }
         let now_ms = self.clock.now_ms();
         let mut group_values = Vec::new();
+        let mut consumer_groups: BTreeMap<String, consumer::StoredConsumerGroup> = BTreeMap::new();
         for (key, value) in self.store.scan_prefix(RECORD_PREFIX).map_err(storage)? {
             let Some(raw_key) = hex_decode(&key[RECORD_PREFIX.len()..]) else {
                 continue;
             };
-            match RecordKey::decode(&raw_key) {
-                Ok(Some(RecordKey::OffsetCommit {
+            let key = match RecordKey::decode(&raw_key) {
+                Ok(Some(key)) => key,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "skipping a stored group record");
+                    continue;
+                }
+            };
+            let loaded = match &key {
+                RecordKey::OffsetCommit {
                     group,
                     topic,
                     partition,
-                })) => match OffsetCommitValue::decode(&value) {
-                    Ok(v) => {
-                        shard
-                            .offsets
-                            .entry(group)
-                            .or_default()
-                            .insert((topic, partition), v);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "skipping a stored offset"),
-                },
-                Ok(Some(RecordKey::GroupMetadata { group })) => {
-                    match GroupMetadataValue::decode(&value) {
-                        Ok(v) => group_values.push((group, v)),
-                        Err(e) => tracing::warn!(error = %e, "skipping stored group metadata"),
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "skipping a stored group record"),
+                } => OffsetCommitValue::decode(&value).map(|v| {
+                    shard
+                        .offsets
+                        .entry(group.clone())
+                        .or_default()
+                        .insert((topic.clone(), *partition), v);
+                }),
+                RecordKey::GroupMetadata { group } => GroupMetadataValue::decode(&value)
+                    .map(|v| group_values.push((group.clone(), v))),
+                other => consumer_groups
+                    .entry(other.group().to_string())
+                    .or_default()
+                    .add(other, &value)
+                    .map(|_| ()),
+            };
+            if let Err(e) = loaded {
+                tracing::warn!(error = %e, "skipping a stored group record");
             }
         }
         for (group, value) in group_values {
@@ -437,6 +445,15 @@ impl GroupCoordinator {
                 group.clone(),
                 Group::Classic(ClassicGroup::restore(&group, &value, now_ms)),
             );
+        }
+        let topics = consumer::TopicView::from_replicas(&self.replicas);
+        for (group, stored) in consumer_groups {
+            if stored.group_epoch.is_none() {
+                continue;
+            }
+            let restored =
+                ConsumerGroup::restore(&group, stored, now_ms, &self.config.consumer, &topics);
+            shard.groups.insert(group, Group::Consumer(restored));
         }
         let offset_groups: Vec<String> = shard.offsets.keys().cloned().collect();
         for group in offset_groups {
@@ -585,6 +602,17 @@ impl GroupCoordinator {
         if shard.partitions.is_empty() {
             return fail(GroupError::CoordinatorNotAvailable);
         }
+        if let Some(Group::Consumer(g)) = shard.groups.get(group_id) {
+            if !g.is_empty() {
+                return fail(GroupError::InconsistentGroupProtocol);
+            }
+            // An empty consumer group becomes a classic one, as Kafka converts it.
+            let tombstones = g.tombstones();
+            if let Err(e) = self.persist(&shard, group_id, &tombstones) {
+                return fail(e);
+            }
+            shard.groups.remove(group_id);
+        }
         let group = shard
             .groups
             .entry(group_id.to_string())
@@ -700,34 +728,39 @@ impl GroupCoordinator {
             return Err(GroupError::CoordinatorNotAvailable);
         }
         let topics = consumer::TopicView::from_replicas(&self.replicas);
-        let group = match shard.groups.get(group_id) {
+        let mut conversion = Vec::new();
+        match shard.groups.get(group_id) {
+            // An empty classic group (offsets only) becomes a consumer group, as Kafka
+            // converts empty groups; its classic metadata is tombstoned.
             Some(Group::Classic(g)) if g.is_empty() => {
-                // An empty classic group (offsets only) becomes a consumer group, as Kafka
-                // converts empty groups.
+                conversion.push((
+                    RecordKey::GroupMetadata {
+                        group: group_id.to_string(),
+                    },
+                    None,
+                ));
                 shard.groups.insert(
                     group_id.to_string(),
                     Group::Consumer(ConsumerGroup::new(group_id)),
                 );
-                shard.groups.get_mut(group_id)
             }
-            Some(_) => shard.groups.get_mut(group_id),
+            Some(_) => {}
+            None if request.member_epoch != 0 => return Err(GroupError::UnknownMemberId),
             None => {
-                if request.member_epoch != 0 {
-                    return Err(GroupError::UnknownMemberId);
-                }
                 shard.groups.insert(
                     group_id.to_string(),
                     Group::Consumer(ConsumerGroup::new(group_id)),
                 );
-                shard.groups.get_mut(group_id)
             }
-        };
-        match group {
-            Some(Group::Consumer(group)) => {
-                group.heartbeat(now_ms, &self.config.consumer, &topics, request)
-            }
-            _ => Err(GroupError::GroupIdNotFound),
         }
+        let Some(Group::Consumer(group)) = shard.groups.get_mut(group_id) else {
+            return Err(GroupError::GroupIdNotFound);
+        };
+        let result = group.heartbeat(now_ms, &self.config.consumer, &topics, request);
+        let mut changes = conversion;
+        changes.extend(group.take_changes());
+        self.persist(&shard, group_id, &changes)?;
+        result
     }
 
     /// KIP-848 groups, for ConsumerGroupDescribe.
@@ -1045,12 +1078,15 @@ impl GroupCoordinator {
                 )
             })
             .collect();
-        records.push((
-            RecordKey::GroupMetadata {
-                group: group_id.to_string(),
-            },
-            None,
-        ));
+        match shard.groups.get(group_id) {
+            Some(Group::Consumer(g)) => records.extend(g.tombstones()),
+            _ => records.push((
+                RecordKey::GroupMetadata {
+                    group: group_id.to_string(),
+                },
+                None,
+            )),
+        }
         self.persist(shard, group_id, &records)?;
         shard.offsets.remove(group_id);
         if let Some(Group::Classic(mut group)) = shard.groups.remove(group_id) {
@@ -1075,21 +1111,25 @@ impl GroupCoordinator {
         if shard.partitions.is_empty() {
             return;
         }
-        let mut emptied = Vec::new();
+        let mut changed = Vec::new();
         let topics = consumer::TopicView::from_replicas(&self.replicas);
         for (id, group) in shard.groups.iter_mut() {
             match group {
                 Group::Classic(g) => {
                     if g.tick(now_ms, &self.config.limits) {
-                        emptied.push((id.clone(), Self::group_metadata_record(g)));
+                        changed.push((id.clone(), vec![Self::group_metadata_record(g)]));
                     }
                 }
-                Group::Consumer(g) => g.tick(now_ms, &self.config.consumer, &topics),
+                Group::Consumer(g) => {
+                    if g.tick(now_ms, &self.config.consumer, &topics) {
+                        changed.push((id.clone(), g.take_changes()));
+                    }
+                }
             }
         }
-        for (id, record) in emptied {
-            if let Err(e) = self.persist(&shard, &id, &[record]) {
-                tracing::warn!(group = %id, error = %e, "cannot persist the emptied group");
+        for (id, records) in changed {
+            if let Err(e) = self.persist(&shard, &id, &records) {
+                tracing::warn!(group = %id, error = %e, "cannot persist group changes");
             }
         }
         if now_ms >= shard.next_retention_check_ms {
@@ -1317,13 +1357,20 @@ mod tests {
             let mut shard = groups.lock();
             groups.expire_offsets(&mut shard, now_ms + retention_ms - 60_000);
         }
-        assert_eq!(committed(&groups, "g1"), Some(10), "kept inside the retention");
+        assert_eq!(
+            committed(&groups, "g1"),
+            Some(10),
+            "kept inside the retention"
+        );
         {
             let mut shard = groups.lock();
             groups.expire_offsets(&mut shard, now_ms + retention_ms + 1);
         }
         assert_eq!(committed(&groups, "g1"), None, "expired");
-        assert!(groups.list_groups(&[], &[]).is_empty(), "the emptied group is deleted");
+        assert!(
+            groups.list_groups(&[], &[]).is_empty(),
+            "the emptied group is deleted"
+        );
         // The tombstones are in the store too: a restart does not bring them back.
         drop((controller, groups));
         let (_controller, groups) = start(&store, dir.path());

@@ -9,6 +9,9 @@
 //! - key version 2: a classic group's metadata (`group`); value version 3: protocol type,
 //!   generation, protocol, leader, state timestamp, members with their subscriptions and
 //!   assignments.
+//! - KIP-848 consumer groups (key versions 3, 5, 6, 7, 8, values in the flexible encoding
+//!   with tagged fields): the group epoch, each member's metadata, the target assignment
+//!   epoch, each member's target, and each member's current assignment and epochs.
 //!
 //! Decoding never panics on stored bytes: a damaged record is an error the loader reports.
 
@@ -30,6 +33,50 @@ pub enum RecordKey {
     GroupMetadata {
         group: String,
     },
+    ConsumerGroupMetadata {
+        group: String,
+    },
+    ConsumerMemberMetadata {
+        group: String,
+        member: String,
+    },
+    ConsumerTargetAssignmentMetadata {
+        group: String,
+    },
+    ConsumerTargetAssignmentMember {
+        group: String,
+        member: String,
+    },
+    ConsumerCurrentAssignment {
+        group: String,
+        member: String,
+    },
+}
+
+/// Partitions by topic id, as the consumer group records list them.
+pub type TopicPartitions = Vec<(uuid::Uuid, Vec<i32>)>;
+
+/// A KIP-848 member's subscription and identity as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConsumerMemberValue {
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub subscribed_topic_names: Vec<String>,
+    pub subscribed_topic_regex: Option<String>,
+    pub rebalance_timeout_ms: i32,
+    pub server_assignor: Option<String>,
+}
+
+/// A KIP-848 member's epochs and current assignment as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CurrentAssignmentValue {
+    pub member_epoch: i32,
+    pub previous_member_epoch: i32,
+    pub state: i8,
+    pub assigned: TopicPartitions,
+    pub pending_revocation: TopicPartitions,
 }
 
 /// A committed offset as stored.
@@ -73,7 +120,13 @@ pub struct RecordError(pub &'static str);
 impl RecordKey {
     pub fn group(&self) -> &str {
         match self {
-            RecordKey::OffsetCommit { group, .. } | RecordKey::GroupMetadata { group } => group,
+            RecordKey::OffsetCommit { group, .. }
+            | RecordKey::GroupMetadata { group }
+            | RecordKey::ConsumerGroupMetadata { group }
+            | RecordKey::ConsumerMemberMetadata { group, .. }
+            | RecordKey::ConsumerTargetAssignmentMetadata { group }
+            | RecordKey::ConsumerTargetAssignmentMember { group, .. }
+            | RecordKey::ConsumerCurrentAssignment { group, .. } => group,
         }
     }
 
@@ -94,6 +147,29 @@ impl RecordKey {
                 out.put_i16(GROUP_METADATA_KEY_VERSION);
                 put_string(&mut out, group);
             }
+            RecordKey::ConsumerGroupMetadata { group } => {
+                out.put_i16(3);
+                put_string(&mut out, group);
+            }
+            RecordKey::ConsumerMemberMetadata { group, member } => {
+                out.put_i16(5);
+                put_string(&mut out, group);
+                put_string(&mut out, member);
+            }
+            RecordKey::ConsumerTargetAssignmentMetadata { group } => {
+                out.put_i16(6);
+                put_string(&mut out, group);
+            }
+            RecordKey::ConsumerTargetAssignmentMember { group, member } => {
+                out.put_i16(7);
+                put_string(&mut out, group);
+                put_string(&mut out, member);
+            }
+            RecordKey::ConsumerCurrentAssignment { group, member } => {
+                out.put_i16(8);
+                put_string(&mut out, group);
+                put_string(&mut out, member);
+            }
         }
         out.freeze()
     }
@@ -110,6 +186,24 @@ impl RecordKey {
             },
             2 => RecordKey::GroupMetadata {
                 group: get_string(&mut bytes)?,
+            },
+            3 => RecordKey::ConsumerGroupMetadata {
+                group: get_string(&mut bytes)?,
+            },
+            5 => RecordKey::ConsumerMemberMetadata {
+                group: get_string(&mut bytes)?,
+                member: get_string(&mut bytes)?,
+            },
+            6 => RecordKey::ConsumerTargetAssignmentMetadata {
+                group: get_string(&mut bytes)?,
+            },
+            7 => RecordKey::ConsumerTargetAssignmentMember {
+                group: get_string(&mut bytes)?,
+                member: get_string(&mut bytes)?,
+            },
+            8 => RecordKey::ConsumerCurrentAssignment {
+                group: get_string(&mut bytes)?,
+                member: get_string(&mut bytes)?,
             },
             _ => return Ok(None),
         };
@@ -237,6 +331,229 @@ impl GroupMetadataValue {
     }
 }
 
+/// An epoch value (ConsumerGroupMetadataValue, ConsumerGroupTargetAssignmentMetadataValue):
+/// version 0, one int32, no tagged fields written; tagged fields read are skipped.
+pub fn encode_epoch(epoch: i32) -> Bytes {
+    let mut out = BytesMut::new();
+    out.put_i16(0);
+    out.put_i32(epoch);
+    put_uvarint(&mut out, 0);
+    out.freeze()
+}
+
+pub fn decode_epoch(mut bytes: &[u8]) -> Result<i32, RecordError> {
+    get_i16(&mut bytes)?;
+    let epoch = get_i32(&mut bytes)?;
+    skip_tagged_fields(&mut bytes)?;
+    Ok(epoch)
+}
+
+impl ConsumerMemberValue {
+    pub fn encode(&self) -> Bytes {
+        let mut out = BytesMut::new();
+        out.put_i16(0);
+        put_compact_nullable_string(&mut out, self.instance_id.as_deref());
+        put_compact_nullable_string(&mut out, self.rack_id.as_deref());
+        put_compact_nullable_string(&mut out, Some(&self.client_id));
+        put_compact_nullable_string(&mut out, Some(&self.client_host));
+        put_uvarint(&mut out, self.subscribed_topic_names.len() as u64 + 1);
+        for name in &self.subscribed_topic_names {
+            put_compact_nullable_string(&mut out, Some(name));
+        }
+        put_compact_nullable_string(&mut out, self.subscribed_topic_regex.as_deref());
+        out.put_i32(self.rebalance_timeout_ms);
+        put_compact_nullable_string(&mut out, self.server_assignor.as_deref());
+        put_uvarint(&mut out, 0);
+        out.freeze()
+    }
+
+    pub fn decode(mut bytes: &[u8]) -> Result<ConsumerMemberValue, RecordError> {
+        get_i16(&mut bytes)?;
+        let instance_id = get_compact_nullable_string(&mut bytes)?;
+        let rack_id = get_compact_nullable_string(&mut bytes)?;
+        let client_id = get_compact_string(&mut bytes)?;
+        let client_host = get_compact_string(&mut bytes)?;
+        let count = get_compact_length(&mut bytes)?.unwrap_or(0);
+        let mut subscribed_topic_names = Vec::with_capacity(count.min(bytes.len()));
+        for _ in 0..count {
+            subscribed_topic_names.push(get_compact_string(&mut bytes)?);
+        }
+        let subscribed_topic_regex = get_compact_nullable_string(&mut bytes)?;
+        let rebalance_timeout_ms = get_i32(&mut bytes)?;
+        let server_assignor = get_compact_nullable_string(&mut bytes)?;
+        skip_tagged_fields(&mut bytes)?;
+        Ok(ConsumerMemberValue {
+            instance_id,
+            rack_id,
+            client_id,
+            client_host,
+            subscribed_topic_names,
+            subscribed_topic_regex,
+            rebalance_timeout_ms,
+            server_assignor,
+        })
+    }
+}
+
+/// ConsumerGroupTargetAssignmentMemberValue: the member's target partitions.
+pub fn encode_target(partitions: &TopicPartitions) -> Bytes {
+    let mut out = BytesMut::new();
+    out.put_i16(0);
+    put_topic_partitions(&mut out, partitions);
+    put_uvarint(&mut out, 0);
+    out.freeze()
+}
+
+pub fn decode_target(mut bytes: &[u8]) -> Result<TopicPartitions, RecordError> {
+    get_i16(&mut bytes)?;
+    let partitions = get_topic_partitions(&mut bytes)?;
+    skip_tagged_fields(&mut bytes)?;
+    Ok(partitions)
+}
+
+impl CurrentAssignmentValue {
+    pub fn encode(&self) -> Bytes {
+        let mut out = BytesMut::new();
+        out.put_i16(0);
+        out.put_i32(self.member_epoch);
+        out.put_i32(self.previous_member_epoch);
+        out.put_i8(self.state);
+        put_topic_partitions(&mut out, &self.assigned);
+        put_topic_partitions(&mut out, &self.pending_revocation);
+        put_uvarint(&mut out, 0);
+        out.freeze()
+    }
+
+    pub fn decode(mut bytes: &[u8]) -> Result<CurrentAssignmentValue, RecordError> {
+        get_i16(&mut bytes)?;
+        let member_epoch = get_i32(&mut bytes)?;
+        let previous_member_epoch = get_i32(&mut bytes)?;
+        if bytes.is_empty() {
+            return Err(RecordError("truncated"));
+        }
+        let state = bytes.get_i8();
+        let assigned = get_topic_partitions(&mut bytes)?;
+        let pending_revocation = get_topic_partitions(&mut bytes)?;
+        skip_tagged_fields(&mut bytes)?;
+        Ok(CurrentAssignmentValue {
+            member_epoch,
+            previous_member_epoch,
+            state,
+            assigned,
+            pending_revocation,
+        })
+    }
+}
+
+fn put_uvarint(out: &mut BytesMut, mut value: u64) {
+    while value >= 0x80 {
+        out.put_u8((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.put_u8(value as u8);
+}
+
+fn get_uvarint(bytes: &mut &[u8]) -> Result<u64, RecordError> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        if bytes.is_empty() {
+            return Err(RecordError("truncated varint"));
+        }
+        let byte = bytes.get_u8();
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(RecordError("varint too long"))
+}
+
+/// A compact length: None for null (0), else n.
+fn get_compact_length(bytes: &mut &[u8]) -> Result<Option<usize>, RecordError> {
+    let raw = get_uvarint(bytes)?;
+    if raw == 0 {
+        return Ok(None);
+    }
+    let length = (raw - 1) as usize;
+    if length > bytes.len() * 4 + 16 {
+        return Err(RecordError("length beyond the record"));
+    }
+    Ok(Some(length))
+}
+
+fn put_compact_nullable_string(out: &mut BytesMut, s: Option<&str>) {
+    match s {
+        Some(s) => {
+            put_uvarint(out, s.len() as u64 + 1);
+            out.put_slice(s.as_bytes());
+        }
+        None => put_uvarint(out, 0),
+    }
+}
+
+fn get_compact_nullable_string(bytes: &mut &[u8]) -> Result<Option<String>, RecordError> {
+    let Some(length) = get_compact_length(bytes)? else {
+        return Ok(None);
+    };
+    if bytes.remaining() < length {
+        return Err(RecordError("string beyond the record"));
+    }
+    let s = std::str::from_utf8(&bytes[..length])
+        .map_err(|_| RecordError("string is not UTF-8"))?
+        .to_string();
+    bytes.advance(length);
+    Ok(Some(s))
+}
+
+fn get_compact_string(bytes: &mut &[u8]) -> Result<String, RecordError> {
+    get_compact_nullable_string(bytes)?.ok_or(RecordError("null where a string is required"))
+}
+
+fn put_topic_partitions(out: &mut BytesMut, list: &TopicPartitions) {
+    put_uvarint(out, list.len() as u64 + 1);
+    for (topic_id, partitions) in list {
+        out.put_slice(topic_id.as_bytes());
+        put_uvarint(out, partitions.len() as u64 + 1);
+        for p in partitions {
+            out.put_i32(*p);
+        }
+        put_uvarint(out, 0);
+    }
+}
+
+fn get_topic_partitions(bytes: &mut &[u8]) -> Result<TopicPartitions, RecordError> {
+    let count = get_compact_length(bytes)?.unwrap_or(0);
+    let mut out = Vec::with_capacity(count.min(bytes.len()));
+    for _ in 0..count {
+        if bytes.remaining() < 16 {
+            return Err(RecordError("truncated topic id"));
+        }
+        let topic_id = uuid::Uuid::from_slice(&bytes[..16]).map_err(|_| RecordError("topic id"))?;
+        bytes.advance(16);
+        let n = get_compact_length(bytes)?.unwrap_or(0);
+        let mut partitions = Vec::with_capacity(n.min(bytes.len()));
+        for _ in 0..n {
+            partitions.push(get_i32(bytes)?);
+        }
+        skip_tagged_fields(bytes)?;
+        out.push((topic_id, partitions));
+    }
+    Ok(out)
+}
+
+fn skip_tagged_fields(bytes: &mut &[u8]) -> Result<(), RecordError> {
+    let count = get_uvarint(bytes)?;
+    for _ in 0..count {
+        get_uvarint(bytes)?;
+        let size = get_uvarint(bytes)? as usize;
+        if bytes.remaining() < size {
+            return Err(RecordError("tagged field beyond the record"));
+        }
+        bytes.advance(size);
+    }
+    Ok(())
+}
+
 fn put_string(out: &mut BytesMut, s: &str) {
     // Group ids, topics and member ids are bounded far below i16::MAX by the protocol.
     out.put_i16(s.len() as i16);
@@ -350,6 +667,51 @@ mod tests {
     }
 
     #[test]
+    fn consumer_group_records_round_trip() {
+        let member = ConsumerMemberValue {
+            instance_id: None,
+            rack_id: Some("r".into()),
+            client_id: "c".into(),
+            client_host: "/h".into(),
+            subscribed_topic_names: vec!["a".into(), "b".into()],
+            subscribed_topic_regex: Some("x.*".into()),
+            rebalance_timeout_ms: 300,
+            server_assignor: Some("uniform".into()),
+        };
+        assert_eq!(
+            ConsumerMemberValue::decode(&member.encode()).unwrap(),
+            member
+        );
+        let id = uuid::Uuid::from_u128(7);
+        let current = CurrentAssignmentValue {
+            member_epoch: 4,
+            previous_member_epoch: 3,
+            state: 0,
+            assigned: vec![(id, vec![0, 2])],
+            pending_revocation: vec![(id, vec![1])],
+        };
+        let encoded = current.encode();
+        assert_eq!(CurrentAssignmentValue::decode(&encoded).unwrap(), current);
+        for cut in 0..encoded.len() {
+            assert!(CurrentAssignmentValue::decode(&encoded[..cut]).is_err());
+        }
+        assert_eq!(
+            decode_target(&encode_target(&vec![(id, vec![5])])).unwrap(),
+            vec![(id, vec![5])]
+        );
+        assert_eq!(decode_epoch(&encode_epoch(9)).unwrap(), 9);
+        for key in [
+            RecordKey::ConsumerGroupMetadata { group: "g".into() },
+            RecordKey::ConsumerCurrentAssignment {
+                group: "g".into(),
+                member: "m".into(),
+            },
+        ] {
+            assert_eq!(RecordKey::decode(&key.encode()).unwrap(), Some(key));
+        }
+    }
+
+    #[test]
     fn damaged_records_are_errors_not_panics() {
         let group = GroupMetadataValue {
             protocol_type: "consumer".into(),
@@ -364,6 +726,6 @@ mod tests {
             assert!(GroupMetadataValue::decode(&group[..cut]).is_err());
         }
         assert!(RecordKey::decode(&[0, 1, 0x7f]).is_err());
-        assert_eq!(RecordKey::decode(&[0, 9]).unwrap(), None);
+        assert_eq!(RecordKey::decode(&[0, 99]).unwrap(), None);
     }
 }
