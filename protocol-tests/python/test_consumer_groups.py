@@ -324,6 +324,13 @@ def test_admin_list_describe_lag_delete(groups_broker):
         lag += high - tp.offset
     assert lag == 5
 
+    # OffsetDelete (kafka-python's admin) while the member is subscribed to the topic.
+    from kafka import KafkaAdminClient, TopicPartition as KpPartition
+    kp_admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    deleted = kp_admin.delete_group_offsets(group, [KpPartition(topic, 0)])
+    assert deleted[KpPartition(topic, 0)].__name__ == "GroupSubscribedToTopicError"
+    kp_admin.close()
+
     not_empty = admin.delete_consumer_groups([group])[group]
     with pytest.raises(Exception) as err:
         not_empty.result(10)

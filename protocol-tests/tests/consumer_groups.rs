@@ -385,4 +385,70 @@ fn bad_group_requests_get_kafka_errors_and_disturb_nothing() {
 
     // The settled group was not disturbed by any of it.
     assert_eq!(heartbeat(&mut client, "bad-g", &member_id, generation), 0);
+
+    // OffsetDelete while a member with an unreadable subscription is in: Kafka treats it
+    // as subscribed to everything.
+    let ResponseKind::OffsetDelete(deleted) = client.call(
+        ApiKey::OffsetDelete,
+        0,
+        &RequestKind::OffsetDelete(
+            OffsetDeleteRequest::default()
+                .with_group_id(group("bad-g"))
+                .with_topics(vec![
+                    offset_delete_request::OffsetDeleteRequestTopic::default()
+                        .with_name(topic_name("bad-topic"))
+                        .with_partitions(vec![
+                            offset_delete_request::OffsetDeleteRequestPartition::default(),
+                        ]),
+                ]),
+        ),
+    ) else {
+        panic!("offset delete answer expected");
+    };
+    assert_eq!(deleted.error_code, 0);
+    assert_eq!(
+        deleted.topics[0].partitions[0].error_code, 86,
+        "GROUP_SUBSCRIBED_TO_TOPIC"
+    );
+
+    // LeaveGroup v5 batch: the member leaves, a stranger is unknown.
+    let ResponseKind::LeaveGroup(left) = client.call(
+        ApiKey::LeaveGroup,
+        5,
+        &RequestKind::LeaveGroup(
+            LeaveGroupRequest::default()
+                .with_group_id(group("bad-g"))
+                .with_members(vec![
+                    leave_group_request::MemberIdentity::default().with_member_id(s(&member_id)),
+                    leave_group_request::MemberIdentity::default().with_member_id(s("stranger")),
+                ]),
+        ),
+    ) else {
+        panic!("leave answer expected");
+    };
+    let codes: Vec<i16> = left.members.iter().map(|m| m.error_code).collect();
+    assert_eq!(codes, vec![0, 25]);
+    assert_eq!(heartbeat(&mut client, "bad-g", &member_id, generation), 25);
+}
+
+#[test]
+fn group_max_size_is_enforced() {
+    let broker = Broker::start(&[
+        ("group.max.size", "1"),
+        ("group.initial.rebalance.delay.ms", "0"),
+    ]);
+    let mut client = Client::connect(&broker);
+    client.call(
+        ApiKey::FindCoordinator,
+        4,
+        &RequestKind::FindCoordinator(
+            FindCoordinatorRequest::default().with_coordinator_keys(vec![s("small")]),
+        ),
+    );
+    settle_one(&mut client, "small");
+    let refused = join_response(
+        &mut client,
+        &join("small", "", "consumer", Bytes::from_static(b"m")),
+    );
+    assert_eq!(refused.error_code, 81, "GROUP_MAX_SIZE_REACHED");
 }

@@ -939,23 +939,25 @@ impl GroupCoordinator {
         if shard.partitions.is_empty() {
             return Err(GroupError::CoordinatorNotAvailable);
         }
+        // As Kafka's validateOffsetDelete: None means "every topic counts as subscribed".
         let subscribed: Option<BTreeSet<String>> = match shard.groups.get(group_id) {
             None => return Err(GroupError::GroupIdNotFound),
             Some(group) if group.is_empty() => Some(BTreeSet::new()),
-            Some(Group::Classic(group)) => match group.subscribed_topics() {
-                Some(topics) => Some(topics.into_iter().collect()),
-                // A non-consumer classic group with members: Kafka refuses.
-                None => return Err(GroupError::NonEmptyGroup),
-            },
+            Some(Group::Classic(group)) if group.protocol_type() != Some("consumer") => {
+                return Err(GroupError::NonEmptyGroup)
+            }
+            // Subscriptions that cannot be read count as subscribed to everything.
+            Some(Group::Classic(group)) => group
+                .subscribed_topics()
+                .map(|topics| topics.into_iter().collect()),
             Some(Group::Consumer(group)) => Some(group.subscribed_topic_names()),
         };
-        let subscribed = subscribed.unwrap_or_default();
         let mut records = Vec::new();
         let mut results = Vec::new();
         for (topic, partitions) in topics {
             let mut topic_results = Vec::new();
             for partition in partitions {
-                let result = if subscribed.contains(topic) {
+                let result = if subscribed.as_ref().is_none_or(|s| s.contains(topic)) {
                     Err(GroupError::GroupSubscribedToTopic)
                 } else {
                     records.push((
