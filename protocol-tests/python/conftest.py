@@ -33,8 +33,17 @@ class BrokerProcess:
         for key, value in (overrides or {}).items():
             args += ["--override", f"{key}={value}"]
         self.args = args
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # A file, not a pipe: an undrained pipe would block the broker once it fills.
+        self.log_path = Path(self.dir.name + ".log")
+        self._spawn()
+
+    def _spawn(self):
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=log)
         self._wait_ready()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
 
     def _wait_ready(self):
         deadline = time.time() + 20
@@ -44,7 +53,7 @@ class BrokerProcess:
                 return
             except OSError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(self.proc.stderr.read().decode())
+                    raise RuntimeError(self.log())
                 time.sleep(0.02)
         raise RuntimeError("broker did not start")
 
@@ -64,8 +73,7 @@ class BrokerProcess:
         """Starts the broker again on the same port and data directory."""
         if self.proc.poll() is None:
             self.kill9()
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self._wait_ready()
+        self._spawn()
 
     def stop(self):
         if self.proc.poll() is None:
@@ -76,6 +84,7 @@ class BrokerProcess:
                 self.proc.kill()
                 self.proc.wait()
         self.dir.cleanup()
+        self.log_path.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")

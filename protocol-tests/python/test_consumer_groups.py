@@ -197,7 +197,7 @@ def test_static_member_restarts_without_rebalancing_the_others(groups_broker):
     poll_until([a, b2], lambda: b2.assignment == kept)
     for _ in range(20):
         a.poll()
-    assert a.assign_events == events_a, "the other member was not rebalanced"
+    assert a.assign_events == events_a, "the other member was rebalanced: " + groups_broker.log()[-3000:]
     a.close()
     b2.close()
 

@@ -228,6 +228,8 @@ pub struct ClassicGroup {
     join_deadline_ms: Option<i64>,
     initial_delay: Option<InitialDelay>,
     sync_deadline_ms: Option<i64>,
+    /// Set when a change outside a rebalance (a static member replaced) must be persisted.
+    metadata_changed: bool,
 }
 
 impl ClassicGroup {
@@ -247,6 +249,7 @@ impl ClassicGroup {
             join_deadline_ms: None,
             initial_delay: None,
             sync_deadline_ms: None,
+            metadata_changed: false,
         }
     }
 
@@ -320,6 +323,11 @@ impl ClassicGroup {
 
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
+    }
+
+    /// Whether the metadata changed outside a rebalance since the last call.
+    pub fn take_metadata_changed(&mut self) -> bool {
+        std::mem::take(&mut self.metadata_changed)
     }
 
     pub fn member_count(&self) -> usize {
@@ -497,7 +505,11 @@ impl ClassicGroup {
                     Answer::Now(self.current_join_result(&member_id, false))
                 } else {
                     let rx = self.update_member(now_ms, &request);
-                    self.prepare_rebalance(now_ms, limits);
+                    self.prepare_rebalance(
+                        now_ms,
+                        limits,
+                        "a member joined with changed protocols",
+                    );
                     Answer::Later(rx)
                 }
             }
@@ -505,7 +517,11 @@ impl ClassicGroup {
                 let is_leader = self.leader.as_deref() == Some(member_id.as_str());
                 if is_leader || !self.same_protocols(&member_id, &request.protocols) {
                     let rx = self.update_member(now_ms, &request);
-                    self.prepare_rebalance(now_ms, limits);
+                    self.prepare_rebalance(
+                        now_ms,
+                        limits,
+                        "the leader or a member with changed protocols rejoined",
+                    );
                     Answer::Later(rx)
                 } else {
                     self.refresh_session(now_ms, &member_id);
@@ -539,7 +555,6 @@ impl ClassicGroup {
         if let Some(tx) = member.awaiting_sync.take() {
             let _ = tx.send(SyncResult::failed(GroupError::FencedInstanceId));
         }
-        let protocols_changed = member.protocols != request.protocols;
         member.member_id = new_id.clone();
         self.members.insert(new_id.clone(), member);
         if let Some(instance) = &request.group_instance_id {
@@ -549,12 +564,29 @@ impl ClassicGroup {
             self.leader = Some(new_id.clone());
         }
         let is_leader = self.leader.as_deref() == Some(new_id.as_str());
+        // As Kafka: in Stable only a change of the protocol the group would select forces a
+        // rebalance; the subscription bytes of a restarted client may differ harmlessly.
+        let protocol_kept = self.state == ClassicState::Stable && {
+            if let Some(m) = self.members.get_mut(&new_id) {
+                m.protocols = request.protocols.clone();
+            }
+            self.select_protocol() == self.protocol
+        };
         match self.state {
-            ClassicState::Stable
-                if !protocols_changed && (!is_leader || request.supports_skip_assignment) =>
-            {
+            ClassicState::Stable if protocol_kept => {
                 self.refresh_session(now_ms, &new_id);
-                Answer::Now(self.current_join_result(&new_id, is_leader))
+                self.metadata_changed = true;
+                let mut result = self.current_join_result(&new_id, false);
+                if is_leader && request.supports_skip_assignment {
+                    // v9+: the leader gets the members but keeps the current assignment.
+                    result.skip_assignment = true;
+                } else if is_leader {
+                    // Older clients would compute a new assignment: answer as to a follower,
+                    // naming the old leader id, as Kafka does.
+                    result.members.clear();
+                    result.leader = old_id.to_string();
+                }
+                Answer::Now(result)
             }
             ClassicState::Stable | ClassicState::CompletingRebalance => {
                 let rx = self.update_member(
@@ -564,7 +596,11 @@ impl ClassicGroup {
                         ..request
                     },
                 );
-                self.prepare_rebalance(now_ms, limits);
+                self.prepare_rebalance(
+                    now_ms,
+                    limits,
+                    "a static member rejoined: the selected protocol would change, or it leads",
+                );
                 Answer::Later(rx)
             }
             _ => {
@@ -621,7 +657,7 @@ impl ClassicGroup {
         }
         match self.state {
             ClassicState::PreparingRebalance => self.try_complete_join(now_ms),
-            _ => self.prepare_rebalance(now_ms, limits),
+            _ => self.prepare_rebalance(now_ms, limits, "a new member joined"),
         }
         Answer::Later(rx)
     }
@@ -688,7 +724,14 @@ impl ClassicGroup {
             .collect()
     }
 
-    fn prepare_rebalance(&mut self, now_ms: i64, limits: &GroupLimits) {
+    fn prepare_rebalance(&mut self, now_ms: i64, limits: &GroupLimits, reason: &str) {
+        tracing::info!(
+            group = %self.id,
+            state = self.state.name(),
+            generation = self.generation,
+            reason,
+            "preparing to rebalance"
+        );
         if self.state == ClassicState::CompletingRebalance {
             for member in self.members.values_mut() {
                 member.assignment = Bytes::new();
@@ -842,7 +885,7 @@ impl ClassicGroup {
     fn after_members_removed(&mut self, now_ms: i64, limits: &GroupLimits) {
         match self.state {
             ClassicState::Stable | ClassicState::CompletingRebalance => {
-                self.prepare_rebalance(now_ms, limits)
+                self.prepare_rebalance(now_ms, limits, "members left")
             }
             ClassicState::PreparingRebalance => self.try_complete_join(now_ms),
             ClassicState::Empty | ClassicState::Dead => {}
@@ -963,7 +1006,7 @@ impl ClassicGroup {
                         let _ = tx.send(SyncResult::failed(error));
                     }
                 }
-                self.prepare_rebalance(now_ms, limits);
+                self.prepare_rebalance(now_ms, limits, "the assignment could not be persisted");
             }
         }
     }
@@ -1184,7 +1227,7 @@ impl ClassicGroup {
             for member_id in &missing {
                 self.remove_member(member_id, GroupError::UnknownMemberId);
             }
-            self.prepare_rebalance(now_ms, limits);
+            self.prepare_rebalance(now_ms, limits, "members did not sync in time");
         }
         let after = (self.state, self.generation);
         after != before && self.state == ClassicState::Empty

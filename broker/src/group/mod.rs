@@ -617,10 +617,17 @@ impl GroupCoordinator {
             .groups
             .entry(group_id.to_string())
             .or_insert_with(|| Group::Classic(ClassicGroup::new(group_id, now_ms)));
-        match group {
-            Group::Classic(group) => group.join(now_ms, &self.config.limits, request),
-            Group::Consumer(_) => fail(GroupError::InconsistentGroupProtocol),
+        let Group::Classic(group) = group else {
+            return fail(GroupError::InconsistentGroupProtocol);
+        };
+        let answer = group.join(now_ms, &self.config.limits, request);
+        if group.take_metadata_changed() {
+            let record = Self::group_metadata_record(group);
+            if let Err(e) = self.persist(&shard, group_id, &[record]) {
+                tracing::warn!(group = %group_id, error = %e, "cannot persist a replaced static member");
+            }
         }
+        answer
     }
 
     pub fn sync_group(
