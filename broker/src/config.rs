@@ -27,6 +27,7 @@ pub enum ConfigType {
     Long,
     Double,
     List,
+    Class,
     Password,
 }
 
@@ -41,6 +42,7 @@ impl ConfigType {
             ConfigType::Long => 5,
             ConfigType::Double => 6,
             ConfigType::List => 7,
+            ConfigType::Class => 8,
             ConfigType::Password => 9,
         }
     }
@@ -56,7 +58,9 @@ impl ConfigType {
             ConfigType::Short => value.parse::<i16>().is_ok(),
             ConfigType::Long => value.parse::<i64>().is_ok(),
             ConfigType::Double => value.parse::<f64>().is_ok(),
-            ConfigType::String | ConfigType::List | ConfigType::Password => true,
+            ConfigType::String | ConfigType::List | ConfigType::Class | ConfigType::Password => {
+                true
+            }
         };
         if ok {
             Ok(())
@@ -727,7 +731,18 @@ impl BrokerConfig {
                         reason,
                     })?,
                 None if is_topic_level_broker_key(key) => {}
-                None => tracing::warn!(key = %key, "unknown configuration key, ignored"),
+                None => match kafka_broker_key(key) {
+                    // A Kafka key this broker does not act on: type-checked, then accepted.
+                    Some(k) => k
+                        .kind
+                        .validate(value)
+                        .map_err(|reason| ConfigError::Invalid {
+                            key: key.clone(),
+                            value: value.clone(),
+                            reason,
+                        })?,
+                    None => tracing::warn!(key = %key, "unknown configuration key, ignored"),
+                },
             }
         }
         let get = |key: &str| values.get(key).map(|(v, _)| v.trim().to_string());
@@ -864,6 +879,57 @@ impl BrokerConfig {
     }
 }
 
+/// One key of Apache Kafka 4.1's broker configuration, as its reference lists it.
+#[derive(Debug, Clone)]
+pub struct KafkaBrokerKey {
+    pub name: &'static str,
+    pub kind: ConfigType,
+    /// None: Kafka's `null` default.
+    pub default: Option<&'static str>,
+    /// Whether Kafka can change it without a restart (update mode per-broker or
+    /// cluster-wide); DescribeConfigs reports the others as read-only.
+    pub dynamic: bool,
+}
+
+/// Kafka 4.1's broker keys, from `broker/data/kafka-4.1-broker-configs.tsv`. DescribeConfigs
+/// lists all of them, as Kafka does; those this broker does not act on are accepted in
+/// `server.properties` without a warning.
+pub fn kafka_broker_keys() -> &'static [KafkaBrokerKey] {
+    static KEYS: std::sync::OnceLock<Vec<KafkaBrokerKey>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        include_str!("../data/kafka-4.1-broker-configs.tsv")
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+            .map(|line| {
+                let fields: Vec<&'static str> = line.split('\t').collect();
+                let [name, kind, default, mode] = fields[..] else {
+                    panic!("malformed line in the Kafka broker key table: {line}");
+                };
+                KafkaBrokerKey {
+                    name,
+                    kind: match kind {
+                        "boolean" => ConfigType::Boolean,
+                        "int" => ConfigType::Int,
+                        "short" => ConfigType::Short,
+                        "long" => ConfigType::Long,
+                        "double" => ConfigType::Double,
+                        "list" => ConfigType::List,
+                        "class" => ConfigType::Class,
+                        "password" => ConfigType::Password,
+                        _ => ConfigType::String,
+                    },
+                    default: (default != "null").then_some(default),
+                    dynamic: mode != "read-only",
+                }
+            })
+            .collect()
+    })
+}
+
+pub fn kafka_broker_key(name: &str) -> Option<&'static KafkaBrokerKey> {
+    kafka_broker_keys().iter().find(|k| k.name == name)
+}
+
 /// Keys such as `log.retention.bytes` are read by the topic config table, and a few
 /// topic-level defaults may be given under their topic names in tests; both are known.
 fn is_topic_level_broker_key(key: &str) -> bool {
@@ -970,6 +1036,40 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         BrokerConfig::load_from(&args, &env)
+    }
+
+    #[test]
+    fn the_kafka_key_table_is_whole() {
+        let keys = kafka_broker_keys();
+        assert!(keys.len() >= 300, "{} keys", keys.len());
+        let mut names: Vec<&str> = keys.iter().map(|k| k.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), keys.len(), "no key twice");
+        for key in keys {
+            if let Some(default) = key.default {
+                assert!(
+                    key.kind.validate(default).is_ok() || default.is_empty(),
+                    "{} default {default:?} is not a {:?}",
+                    key.name,
+                    key.kind
+                );
+            }
+        }
+        let retention = kafka_broker_key("log.retention.ms").unwrap();
+        assert!(retention.dynamic && retention.default.is_none());
+        assert_eq!(
+            kafka_broker_key("ssl.key.password").unwrap().kind,
+            ConfigType::Password
+        );
+        // Every key this broker reads is a Kafka key, or one of Kafka's topic-level names.
+        for def in BROKER_CONFIGS {
+            assert!(
+                kafka_broker_key(def.name).is_some(),
+                "{} is not in Kafka 4.1's broker configuration",
+                def.name
+            );
+        }
     }
 
     #[test]

@@ -63,3 +63,30 @@ def test_produce_consume_round_trip(broker):
     assert [m.value() for m in msgs] == [f"v{i}".encode() for i in range(500)]
     assert msgs[0].headers() == [("h", b"1")]
     assert [m.offset() for m in msgs] == list(range(500))
+
+
+def test_describe_broker_lists_every_kafka_key(broker):
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    resource = ConfigResource(ConfigResource.Type.BROKER, "1")
+    entries = list(admin.describe_configs([resource]).values())[0].result(10)
+    # Kafka 4.1 documents 316 broker keys; all are listed, as Kafka lists its whole ConfigDef.
+    assert len(entries) >= 316, len(entries)
+    keystore = entries["ssl.keystore.type"]
+    assert keystore.value == "JKS" and keystore.is_default and not keystore.is_read_only
+    password = entries["ssl.key.password"]
+    assert password.is_sensitive and password.value is None
+    assert entries["broker.rack"].value is None
+    assert entries["num.partitions"].is_read_only
+    assert not entries["log.retention.ms"].is_read_only
+    assert not entries["message.max.bytes"].is_read_only
+    assert entries["listener.security.protocol.map"].value.startswith("SASL_SSL:SASL_SSL")
+    # listeners is dynamic in Kafka, but this broker binds it at start-up only.
+    assert entries["listeners"].is_read_only
+    # A dynamic Kafka key without effect here can be set and is described as set.
+    from confluent_kafka.admin import ConfigEntry, AlterConfigOpType
+    change = ConfigResource(ConfigResource.Type.BROKER, "1", incremental_configs=[
+        ConfigEntry("background.threads", "4", incremental_operation=AlterConfigOpType.SET)])
+    list(admin.incremental_alter_configs([change]).values())[0].result(10)
+    entries = list(admin.describe_configs([resource]).values())[0].result(10)
+    assert entries["background.threads"].value == "4"
+    assert entries["background.threads"].source == 2  # DYNAMIC_BROKER_CONFIG

@@ -134,6 +134,14 @@ fn invalid_values_stop_start_up_and_unknown_keys_warn() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("listeners"));
 
+    // A Kafka key this broker does not act on is still type-checked.
+    let out = Command::new(weir_bin())
+        .args(["--override", "socket.listen.backlog.size=many"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("socket.listen.backlog.size"));
+
     let port = free_port();
     let mut child = Killed(
         Command::new(weir_bin())
@@ -143,6 +151,9 @@ fn invalid_values_stop_start_up_and_unknown_keys_warn() {
             ])
             .args(["--override", &format!("log.dirs={}", dir.path().display())])
             .args(["--override", "made.up.key=1"])
+            // Kafka keys without effect here start quietly.
+            .args(["--override", "ssl.keystore.type=PKCS12"])
+            .args(["--override", "num.network.threads=3"])
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
@@ -154,6 +165,7 @@ fn invalid_values_stop_start_up_and_unknown_keys_warn() {
         out.contains("unknown configuration key") && out.contains("made.up.key"),
         "{out}"
     );
+    assert_eq!(out.matches("unknown configuration key").count(), 1, "{out}");
 }
 
 trait WaitOutput {

@@ -18,7 +18,9 @@ use uuid::Uuid;
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::config::{BrokerConfig, ConfigSource, ConfigType, BROKER_CONFIGS};
+use crate::config::{
+    kafka_broker_key, kafka_broker_keys, BrokerConfig, ConfigSource, ConfigType, BROKER_CONFIGS,
+};
 use crate::log::{TopicConfig, TopicConfigDef, TOPIC_CONFIGS};
 use crate::metadata::{MetadataError, NewTopic, TopicRecord};
 use crate::protocol::ErrorCode;
@@ -306,30 +308,56 @@ fn describe_broker_configs(
             format!("Unexpected broker id, expected {node} or empty string, but received {name}"),
         ));
     }
-    let mut out = Vec::new();
     let view = broker.controller.broker_view();
-    for (key, value, source) in view.entries() {
+    // Every key of Kafka's broker configuration, then any other key this broker was given;
+    // set values come from the broker view, the rest are Kafka's defaults.
+    let mut keys: Vec<&str> = kafka_broker_keys().iter().map(|k| k.name).collect();
+    keys.extend(view.entries().map(|(key, _, _)| key));
+    keys.sort_unstable();
+    keys.dedup();
+    let mut out = Vec::new();
+    for key in keys {
         if !keep(key) {
             continue;
         }
-        let def = BROKER_CONFIGS.iter().find(|d| d.name == key);
-        let kind = def.map(|d| d.kind).unwrap_or(ConfigType::String);
+        let kafka = kafka_broker_key(key);
+        let ours = BROKER_CONFIGS.iter().find(|d| d.name == key);
+        let (value, source) = match view.value(key) {
+            Some((value, source)) => (Some(value.to_string()), source),
+            None => (
+                kafka.and_then(|k| k.default).map(str::to_string),
+                ConfigSource::Default,
+            ),
+        };
+        let kind = kafka
+            .map(|k| k.kind)
+            .or(ours.map(|d| d.kind))
+            .unwrap_or(ConfigType::String);
         let sensitive = kind == ConfigType::Password;
-        let shown = (!sensitive).then(|| value.to_string());
+        let read_only = crate::metadata::broker_dynamic_type(key).is_none();
+        let doc = match ours {
+            Some(def) => def.doc.to_string(),
+            None => format!(
+                "Apache Kafka broker configuration `{key}`: accepted for compatibility, no effect in this broker."
+            ),
+        };
+        let shown = if sensitive { None } else { value.clone() };
         let mut entry = config_entry(
             key,
             shown,
             source.describe_code(),
-            true,
+            read_only,
             sensitive,
             kind,
-            def.map(|d| d.doc).unwrap_or(""),
+            &doc,
             request,
         );
         if request.include_synonyms && !sensitive {
-            entry
-                .synonyms
-                .push(synonym(key, value, source.describe_code()));
+            if let Some(value) = &value {
+                entry
+                    .synonyms
+                    .push(synonym(key, value, source.describe_code()));
+            }
         }
         out.push(entry);
     }

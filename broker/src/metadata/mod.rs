@@ -610,19 +610,27 @@ fn topic_key_of_broker_key(key: &str) -> Option<&'static str> {
         .map(|d| d.name)
 }
 
-/// The type of a broker key that may change dynamically, or None if it cannot.
-fn broker_dynamic_type(key: &str) -> Option<crate::config::ConfigType> {
-    topic_key_of_broker_key(key)?;
-    crate::config::BROKER_CONFIGS
-        .iter()
-        .find(|d| d.name == key)
-        .map(|d| d.kind)
-        .or_else(|| {
-            crate::log::TOPIC_CONFIGS
-                .iter()
-                .find(|d| d.broker_synonym == Some(key))
-                .map(|d| d.kind)
-        })
+/// The type of a broker key that may change dynamically, or None if it cannot: the broker
+/// defaults of topic configs (applied live), and Kafka's other dynamic keys that this
+/// broker does not read (kept and described, without effect). Keys it reads at start-up
+/// only stay read-only.
+pub(crate) fn broker_dynamic_type(key: &str) -> Option<crate::config::ConfigType> {
+    if topic_key_of_broker_key(key).is_some() {
+        return crate::config::BROKER_CONFIGS
+            .iter()
+            .find(|d| d.name == key)
+            .map(|d| d.kind)
+            .or_else(|| {
+                crate::log::TOPIC_CONFIGS
+                    .iter()
+                    .find(|d| d.broker_synonym == Some(key))
+                    .map(|d| d.kind)
+            });
+    }
+    let read_here = crate::config::BROKER_CONFIGS.iter().any(|d| d.name == key);
+    crate::config::kafka_broker_key(key)
+        .filter(|k| k.dynamic && !read_here)
+        .map(|k| k.kind)
 }
 
 /// Applies one incremental change to a config map.
