@@ -1,7 +1,7 @@
 //! Weir: a broker that speaks Apache Kafka's wire protocol.
 //!
 //! Dependencies run one way, top to bottom: `server` (connections) -> `handlers` (decode,
-//! call one subsystem, encode) -> `metadata` / `replication` -> `log` -> `meta_store`.
+//! call one subsystem, encode) -> `group` / `metadata` / `replication` -> `log` -> `meta_store`.
 //! `protocol` is the only module that knows kafka-protocol's plumbing and Kafka's error
 //! codes; `config` is read by all.
 

@@ -2,8 +2,10 @@
 //!
 //! RocksDB backs it in the broker ([`rocks::RocksStore`]); unit tests use [`MemoryStore`].
 //! It holds what the broker must remember across restarts that is not record data: the
-//! cluster id, topics with their ids and configs, the producer id block, and producer state
-//! checkpoints. Keys are namespaced by a prefix (`topic/`, `producer_state/`, ...).
+//! cluster id, topics with their ids and configs, the producer id block, producer state
+//! checkpoints, and the materialized view of `__consumer_offsets` (group records and how far
+//! each partition was applied). Keys are namespaced by a prefix (`topic/`,
+//! `producer_state/`, `group-record/`, ...).
 
 pub mod rocks;
 
