@@ -55,6 +55,7 @@ class Member:
         self.incremental = (conf.get("partition.assignment.strategy") == "cooperative-sticky"
                             or conf.get("group.protocol") == "consumer")
         self.assignment = set()
+        self.topic_partitions = set()
         self.assign_events = 0
         self.revoked = []
         self.values = []
@@ -63,6 +64,7 @@ class Member:
 
     def _on_assign(self, consumer, partitions):
         self.assign_events += 1
+        self.topic_partitions |= {(p.topic, p.partition) for p in partitions}
         if self.incremental:
             self.assignment |= {p.partition for p in partitions}
         else:
@@ -70,6 +72,7 @@ class Member:
 
     def _on_revoke(self, consumer, partitions):
         self.revoked.append({p.partition for p in partitions})
+        self.topic_partitions -= {(p.topic, p.partition) for p in partitions}
         if self.incremental:
             self.assignment -= {p.partition for p in partitions}
         else:
@@ -364,3 +367,49 @@ def test_offsets_topic_is_internal_and_compacted(groups_broker):
     producer.flush(10)
     assert errors and errors[0] is not None
     assert errors[0].code() == KafkaError.TOPIC_EXCEPTION
+
+
+def test_kip848_range_assignor_and_regex_subscription(groups_broker):
+    bootstrap = groups_broker.bootstrap
+    for name in ("grp-re-a", "grp-re-b"):
+        create_topic(bootstrap, name, 2)
+    conf = {"group.protocol": "consumer", "group.remote.assignor": "range"}
+    # librdkafka sends a subscription starting with ^ as a regex (KIP-848 regexes).
+    a = Member(bootstrap, "g-848-re", "^grp-re-.*", **conf)
+    poll_until([a], lambda: len(a.topic_partitions) == 4)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    described = admin.describe_consumer_groups(["g-848-re"])["g-848-re"].result(10)
+    assert described.partition_assignor == "range"
+    topics = {tp.topic for tp in described.members[0].assignment.topic_partitions}
+    assert topics == {"grp-re-a", "grp-re-b"}
+    # A topic created later that matches joins the subscription.
+    create_topic(bootstrap, "grp-re-c", 1)
+    poll_until([a], lambda: ("grp-re-c", 0) in a.topic_partitions, timeout=40)
+    a.close()
+
+
+def test_offsets_expire_after_retention(make_broker):
+    broker = make_broker({**FAST_GROUPS, "offsets.retention.minutes": "1",
+                          "offsets.retention.check.interval.ms": "1000"})
+    bootstrap = broker.bootstrap
+    create_topic(bootstrap, "grp-retention", 1)
+    simple = Consumer({"bootstrap.servers": bootstrap, "group.id": "g-retention"})
+    simple.commit(offsets=[TopicPartition("grp-retention", 0, 3)], asynchronous=False)
+    simple.close()
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    def committed():
+        result = admin.list_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions("g-retention")])["g-retention"].result(10)
+        return [tp.offset for tp in result.topic_partitions]
+
+    assert committed() == [3]
+    time.sleep(45)
+    assert committed() == [3], "kept inside offsets.retention.minutes"
+    deadline = time.time() + 40
+    while time.time() < deadline and "g-retention" in {
+            g.group_id for g in admin.list_consumer_groups().result(10).valid}:
+        time.sleep(1)
+    assert "g-retention" not in {g.group_id for g in admin.list_consumer_groups().result(10).valid}
+    assert committed() in ([], [-1001])
