@@ -1155,14 +1155,32 @@ impl GroupCoordinator {
         let retention_ms = self.config.offsets_retention_ms;
         let mut expired: HashMap<String, Vec<(String, i32)>> = HashMap::new();
         for (group_id, offsets) in &shard.offsets {
+            // When each offset's retention starts, as Kafka's OffsetExpirationCondition:
+            // an emptied group's state change; a simple group's commit; in a group with
+            // members, the commit of a topic it no longer subscribes to (never for a topic
+            // it subscribes to, or when its subscriptions cannot be read).
+            let mut subscribed: Option<BTreeSet<String>> = None;
             let base = match shard.groups.get(group_id) {
                 Some(Group::Classic(g)) if g.is_empty() && g.protocol_type().is_some() => {
                     Some(g.state_since_ms())
                 }
-                Some(g) if !g.is_empty() => continue,
+                Some(Group::Classic(g)) if !g.is_empty() => match g.subscribed_topics() {
+                    Some(topics) => {
+                        subscribed = Some(topics.into_iter().collect());
+                        None
+                    }
+                    None => continue,
+                },
+                Some(Group::Consumer(g)) if !g.is_empty() => {
+                    subscribed = Some(g.subscribed_topic_names());
+                    None
+                }
                 _ => None,
             };
             for (key, value) in offsets {
+                if subscribed.as_ref().is_some_and(|s| s.contains(&key.0)) {
+                    continue;
+                }
                 let since = base.unwrap_or(value.commit_timestamp_ms);
                 if now_ms - since >= retention_ms {
                     expired
@@ -1384,6 +1402,63 @@ mod tests {
         drop((controller, groups));
         let (_controller, groups) = start(&store, dir.path());
         assert_eq!(committed(&groups, "g1"), None);
+    }
+
+    #[tokio::test]
+    async fn a_live_group_keeps_offsets_of_subscribed_topics_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::meta_store::MemoryStore::default());
+        let (controller, groups) = start(&store, dir.path());
+        for name in ["t", "u"] {
+            let topic = crate::metadata::NewTopic {
+                name: name.into(),
+                partitions: 2,
+                replication_factor: -1,
+                assignments: BTreeMap::new(),
+                configs: BTreeMap::new(),
+            };
+            controller.create_topic(topic, false).unwrap();
+        }
+        groups.ensure_offsets_topic(&controller).unwrap();
+        // Offsets committed while the group was empty, for t and u.
+        commit(&groups, "g", 5);
+        let context = CommitContext {
+            member_id: String::new(),
+            group_instance_id: None,
+            generation_or_epoch: -1,
+        };
+        let to_commit = OffsetToCommit {
+            partition: 0,
+            offset: 9,
+            leader_epoch: 0,
+            metadata: String::new(),
+        };
+        groups
+            .commit_offsets("g", &context, &[("u".into(), vec![to_commit])])
+            .unwrap();
+        // A KIP-848 member now subscribes to t only.
+        let joined = groups.consumer_heartbeat(
+            "g",
+            HeartbeatRequest {
+                member_id: "m".into(),
+                member_epoch: 0,
+                rebalance_timeout_ms: 5000,
+                subscribed_topic_names: Some(vec!["t".into()]),
+                ..HeartbeatRequest::default()
+            },
+        );
+        assert!(joined.is_ok(), "{joined:?}");
+        let later = Clock.now_ms() + groups.config.offsets_retention_ms + 1;
+        {
+            let mut shard = groups.lock();
+            groups.expire_offsets(&mut shard, later);
+        }
+        assert_eq!(committed(&groups, "g"), Some(5), "t is subscribed: kept");
+        let u = groups
+            .fetch_offsets("g", Some(&[("u".into(), vec![0])]), None)
+            .unwrap();
+        assert_eq!(u[0].1[0].1, None, "u is not subscribed: expired");
+        assert_eq!(groups.list_groups(&[], &[]).len(), 1, "a live group stays");
     }
 
     #[test]
