@@ -1,7 +1,8 @@
 //! Group coordinator timings against the real broker (`make bench-groups`).
 //!
 //! 1. OffsetCommit of 1,000 partitions in one request, next to a baseline of the same
-//!    shape measured in the same run: ListOffsets for the same 1,000 partitions.
+//!    shape measured in the same run: ListOffsets for the same 1,000 partitions; and the
+//!    latency of a one-partition commit.
 //! 2. A rebalance of 10 classic members joining together: wall time from the first
 //!    JoinGroup to the last SyncGroup answer, against what the protocol needs: the initial
 //!    rebalance delay, extended once because members arrived during it (Kafka's
@@ -31,8 +32,8 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
-fn commit_request(group: &str, offset: i64) -> RequestKind {
-    let partitions = (0..PARTITIONS)
+fn commit_request(group: &str, offset: i64, count: i32) -> RequestKind {
+    let partitions = (0..count)
         .map(|p| {
             offset_commit_request::OffsetCommitRequestPartition::default()
                 .with_partition_index(p)
@@ -88,9 +89,14 @@ fn bench_commit() {
             FindCoordinatorRequest::default().with_coordinator_keys(vec![s("bench-g")]),
         ),
     );
-    let (mut commits, mut lists) = (Vec::new(), Vec::new());
+    let (mut commits, mut lists, mut singles) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..RUNS {
-        let body = commit_request("bench-g", run as i64);
+        let body = commit_request("bench-g", run as i64, 1);
+        let started = Instant::now();
+        client.call(ApiKey::OffsetCommit, 9, &body);
+        singles.push(started.elapsed());
+
+        let body = commit_request("bench-g", run as i64, PARTITIONS);
         let started = Instant::now();
         let ResponseKind::OffsetCommit(r) = client.call(ApiKey::OffsetCommit, 9, &body) else {
             panic!("commit answer expected");
@@ -110,6 +116,10 @@ fn bench_commit() {
         commit.as_secs_f64() * 1e3,
         list.as_secs_f64() * 1e3,
         commit.as_secs_f64() / list.as_secs_f64()
+    );
+    println!(
+        "offset commit of 1 partition: median {:.3} ms over {RUNS} runs",
+        median(singles).as_secs_f64() * 1e3
     );
 }
 
