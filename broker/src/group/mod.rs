@@ -9,8 +9,9 @@
 //! applied, so start-up replays whatever the view missed, and a lost view is rebuilt from
 //! the log.
 //!
-//! One lock guards all groups; no I/O but the append and the store write happens under it,
-//! and both are short. Produce and fetch never take it.
+//! One lock guards all groups; no I/O but the append (to the page cache, unless the flush
+//! policy asks for an fsync, which is awaited outside the lock) and the unsynced store write
+//! happens under it. Produce and fetch never take it.
 
 pub mod classic;
 pub mod consumer;
@@ -219,6 +220,13 @@ impl Group {
         }
     }
 
+    fn next_deadline_ms(&self) -> Option<i64> {
+        match self {
+            Group::Classic(g) => g.next_deadline_ms(),
+            Group::Consumer(g) => g.next_deadline_ms(),
+        }
+    }
+
     fn type_name(&self) -> &'static str {
         match self {
             Group::Classic(_) => "classic",
@@ -343,10 +351,7 @@ impl GroupCoordinator {
         shard
             .groups
             .values()
-            .filter_map(|g| match g {
-                Group::Classic(g) => g.next_deadline_ms(),
-                Group::Consumer(g) => g.next_deadline_ms(),
-            })
+            .filter_map(Group::next_deadline_ms)
             .chain([shard.next_retention_check_ms])
             .min()
             .unwrap_or(i64::MAX)
@@ -1121,8 +1126,13 @@ impl GroupCoordinator {
             return;
         }
         let mut changed = Vec::new();
-        let topics = consumer::TopicView::from_replicas(&self.replicas);
+        // The timer runs after every operation: only groups with a deadline due are
+        // touched, and the topic view is built only if a consumer group needs it.
+        let mut topics = None;
         for (id, group) in shard.groups.iter_mut() {
+            if group.next_deadline_ms().is_none_or(|d| d > now_ms) {
+                continue;
+            }
             match group {
                 Group::Classic(g) => {
                     if g.tick(now_ms, &self.config.limits) {
@@ -1130,7 +1140,9 @@ impl GroupCoordinator {
                     }
                 }
                 Group::Consumer(g) => {
-                    if g.tick(now_ms, &self.config.consumer, &topics) {
+                    let topics = topics
+                        .get_or_insert_with(|| consumer::TopicView::from_replicas(&self.replicas));
+                    if g.tick(now_ms, &self.config.consumer, topics) {
                         changed.push((id.clone(), g.take_changes()));
                     }
                 }

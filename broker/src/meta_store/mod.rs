@@ -17,12 +17,15 @@ use std::sync::Mutex;
 #[error("metadata store: {0}")]
 pub struct StoreError(pub String);
 
-/// An ordered key-value store; every write is durable when it returns.
+/// An ordered key-value store. `put` and `delete` are durable when they return;
+/// `write_batch` is atomic but not synced, for views that a log can rebuild.
 pub trait MetaStore: Send + Sync {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
     fn delete(&self, key: &str) -> Result<(), StoreError>;
-    /// Puts (Some) and deletes (None) applied atomically.
+    /// Puts (Some) and deletes (None) applied atomically, without waiting for an fsync: a
+    /// crash may lose the latest batches (never part of one, never a later one without an
+    /// earlier one), so callers keep in the batch how far their source log was applied.
     fn write_batch(&self, writes: &[(String, Option<Vec<u8>>)]) -> Result<(), StoreError>;
     /// All pairs whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;

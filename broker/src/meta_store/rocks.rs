@@ -1,7 +1,8 @@
 //! The RocksDB-backed [`MetaStore`], in `<log.dirs>/__weir_meta`.
 //!
-//! Writes are synced (WAL fsync) because what lands here is what the broker acknowledged
-//! as created: a topic, a config change, a producer id block.
+//! Single writes are synced (WAL fsync) because what lands here is what the broker
+//! acknowledged as created: a topic, a config change, a producer id block. Batches are the
+//! group coordinator's view of `__consumer_offsets`, which that log rebuilds, so they are not.
 
 use std::path::Path;
 
@@ -60,9 +61,9 @@ impl MetaStore for RocksStore {
                 None => batch.delete(key.as_bytes()),
             }
         }
-        self.db
-            .write_opt(batch, &Self::synced())
-            .map_err(|e| StoreError(e.to_string()))
+        // Written to the WAL without fsync: see the trait. The group coordinator replays
+        // `__consumer_offsets` beyond the applied offset each batch carries.
+        self.db.write(batch).map_err(|e| StoreError(e.to_string()))
     }
 
     fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
