@@ -721,9 +721,15 @@ impl BrokerConfig {
         values: BTreeMap<String, (String, ConfigSource)>,
     ) -> Result<BrokerConfig, ConfigError> {
         for (key, (value, _)) in &values {
-            match BROKER_CONFIGS.iter().find(|d| d.name == key) {
-                Some(d) => d
-                    .kind
+            // Keys this broker reads, then Kafka keys it accepts without acting on them: both
+            // are type-checked. Topic-level names are checked by the topic config table.
+            let kind = BROKER_CONFIGS
+                .iter()
+                .find(|d| d.name == key)
+                .map(|d| d.kind)
+                .or_else(|| kafka_broker_key(key).map(|k| k.kind));
+            match kind {
+                Some(kind) => kind
                     .validate(value)
                     .map_err(|reason| ConfigError::Invalid {
                         key: key.clone(),
@@ -731,18 +737,7 @@ impl BrokerConfig {
                         reason,
                     })?,
                 None if is_topic_level_broker_key(key) => {}
-                None => match kafka_broker_key(key) {
-                    // A Kafka key this broker does not act on: type-checked, then accepted.
-                    Some(k) => k
-                        .kind
-                        .validate(value)
-                        .map_err(|reason| ConfigError::Invalid {
-                            key: key.clone(),
-                            value: value.clone(),
-                            reason,
-                        })?,
-                    None => tracing::warn!(key = %key, "unknown configuration key, ignored"),
-                },
+                None => tracing::warn!(key = %key, "unknown configuration key, ignored"),
             }
         }
         let get = |key: &str| values.get(key).map(|(v, _)| v.trim().to_string());
