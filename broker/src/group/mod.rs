@@ -293,6 +293,47 @@ struct Shard {
     next_retention_check_ms: i64,
 }
 
+impl Shard {
+    /// Replays one offset commit record (None: its tombstone) into the committed offsets;
+    /// a group whose last offset goes has no entry left.
+    fn replay_offset(&mut self, key: &RecordKey, value: Option<OffsetCommitValue>) {
+        let RecordKey::OffsetCommit {
+            group,
+            topic,
+            partition,
+        } = key
+        else {
+            return;
+        };
+        let partition_key = (topic.clone(), *partition);
+        match value {
+            Some(value) => {
+                self.offsets
+                    .entry(group.clone())
+                    .or_default()
+                    .insert(partition_key, value);
+            }
+            None => {
+                if let Some(offsets) = self.offsets.get_mut(group) {
+                    offsets.remove(&partition_key);
+                    if offsets.is_empty() {
+                        self.offsets.remove(group);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The key of a committed offset's record.
+fn offset_key(group: &str, topic: &str, partition: i32) -> RecordKey {
+    RecordKey::OffsetCommit {
+        group: group.to_string(),
+        topic: topic.to_string(),
+        partition,
+    }
+}
+
 pub struct GroupCoordinator {
     config: GroupConfig,
     clock: Clock,
@@ -422,17 +463,9 @@ impl GroupCoordinator {
                 }
             };
             let loaded = match &key {
-                RecordKey::OffsetCommit {
-                    group,
-                    topic,
-                    partition,
-                } => OffsetCommitValue::decode(&value).map(|v| {
-                    shard
-                        .offsets
-                        .entry(group.clone())
-                        .or_default()
-                        .insert((topic.clone(), *partition), v);
-                }),
+                RecordKey::OffsetCommit { .. } => {
+                    OffsetCommitValue::decode(&value).map(|v| shard.replay_offset(&key, Some(v)))
+                }
                 RecordKey::GroupMetadata { group } => GroupMetadataValue::decode(&value)
                     .map(|v| group_values.push((group.clone(), v))),
                 other => consumer_groups
@@ -538,6 +571,30 @@ impl GroupCoordinator {
     }
 
     // ---- Writing ----
+
+    /// Persists records that change committed offsets, then replays them into memory, so
+    /// the offsets in memory change only by their records. (Group records go through
+    /// [`GroupCoordinator::persist`] alone: they describe what the state machines hold.)
+    fn write(
+        &self,
+        shard: &mut Shard,
+        group_id: &str,
+        records: &[(RecordKey, Option<Bytes>)],
+    ) -> Result<FlushOwed, GroupError> {
+        let flush = self.persist(shard, group_id, records)?;
+        for (key, value) in records {
+            if !matches!(key, RecordKey::OffsetCommit { .. }) {
+                continue;
+            }
+            match value.as_deref().map(OffsetCommitValue::decode).transpose() {
+                Ok(value) => shard.replay_offset(key, value),
+                Err(e) => {
+                    tracing::error!(error = %e, "an offset record written here does not decode")
+                }
+            }
+        }
+        Ok(flush)
+    }
 
     /// Appends records for one group to its partition, applies them to the store, and
     /// returns the fsync still owed (if the flush policy wants one).
@@ -847,18 +904,15 @@ impl GroupCoordinator {
                 } else if p.metadata.len() > self.config.offset_metadata_max_bytes {
                     Err(GroupError::OffsetMetadataTooLarge)
                 } else {
+                    let value = OffsetCommitValue {
+                        offset: p.offset,
+                        leader_epoch: p.leader_epoch,
+                        metadata: p.metadata.clone(),
+                        commit_timestamp_ms: now_ms,
+                    };
                     records.push((
-                        RecordKey::OffsetCommit {
-                            group: group_id.to_string(),
-                            topic: topic.clone(),
-                            partition: p.partition,
-                        },
-                        OffsetCommitValue {
-                            offset: p.offset,
-                            leader_epoch: p.leader_epoch,
-                            metadata: p.metadata.clone(),
-                            commit_timestamp_ms: now_ms,
-                        },
+                        offset_key(group_id, topic, p.partition),
+                        Some(value.encode()),
                     ));
                     Ok(())
                 };
@@ -866,12 +920,8 @@ impl GroupCoordinator {
             }
             results.push((topic.clone(), topic_results));
         }
-        let encoded: Vec<(RecordKey, Option<Bytes>)> = records
-            .iter()
-            .map(|(k, v)| (k.clone(), Some(v.encode())))
-            .collect();
-        let flush = match self.persist(&shard, group_id, &encoded) {
-            Ok(flush) => flush,
+        match self.write(&mut shard, group_id, &records) {
+            Ok(flush) => Ok((results, flush)),
             Err(e) => {
                 for (_, partitions) in &mut results {
                     for (_, result) in partitions.iter_mut() {
@@ -880,19 +930,9 @@ impl GroupCoordinator {
                         }
                     }
                 }
-                return Ok((results, None));
-            }
-        };
-        let offsets = shard.offsets.entry(group_id.to_string()).or_default();
-        for (key, value) in records {
-            if let RecordKey::OffsetCommit {
-                topic, partition, ..
-            } = key
-            {
-                offsets.insert((topic, partition), value);
+                Ok((results, None))
             }
         }
-        Ok((results, flush))
     }
 
     /// OffsetFetch for one group: the listed partitions, or every committed one (None).
@@ -972,31 +1012,14 @@ impl GroupCoordinator {
                 let result = if subscribed.as_ref().is_none_or(|s| s.contains(topic)) {
                     Err(GroupError::GroupSubscribedToTopic)
                 } else {
-                    records.push((
-                        RecordKey::OffsetCommit {
-                            group: group_id.to_string(),
-                            topic: topic.clone(),
-                            partition: *partition,
-                        },
-                        None,
-                    ));
+                    records.push((offset_key(group_id, topic, *partition), None));
                     Ok(())
                 };
                 topic_results.push((*partition, result));
             }
             results.push((topic.clone(), topic_results));
         }
-        let flush = self.persist(&shard, group_id, &records)?;
-        if let Some(offsets) = shard.offsets.get_mut(group_id) {
-            for (key, _) in &records {
-                if let RecordKey::OffsetCommit {
-                    topic, partition, ..
-                } = key
-                {
-                    offsets.remove(&(topic.clone(), *partition));
-                }
-            }
-        }
+        let flush = self.write(&mut shard, group_id, &records)?;
         Ok((results, flush))
     }
 
@@ -1081,16 +1104,7 @@ impl GroupCoordinator {
             .get(group_id)
             .into_iter()
             .flatten()
-            .map(|((topic, partition), _)| {
-                (
-                    RecordKey::OffsetCommit {
-                        group: group_id.to_string(),
-                        topic: topic.clone(),
-                        partition: *partition,
-                    },
-                    None,
-                )
-            })
+            .map(|((topic, partition), _)| (offset_key(group_id, topic, *partition), None))
             .collect();
         match shard.groups.get(group_id) {
             Some(Group::Consumer(g)) => records.extend(g.tombstones()),
@@ -1101,18 +1115,12 @@ impl GroupCoordinator {
                 None,
             )),
         }
-        self.persist(shard, group_id, &records)?;
-        shard.offsets.remove(group_id);
+        self.write(shard, group_id, &records)?;
         if let Some(Group::Classic(mut group)) = shard.groups.remove(group_id) {
             group.mark_dead();
         }
         tracing::info!(group = %group_id, "deleted group");
         Ok(())
-    }
-
-    /// The committed offsets of every group, for lag reporting in tests and tools.
-    pub fn group_count(&self) -> usize {
-        self.lock().groups.len()
     }
 
     // ---- Time ----
@@ -1205,32 +1213,17 @@ impl GroupCoordinator {
         for (group_id, keys) in expired {
             let records: Vec<(RecordKey, Option<Bytes>)> = keys
                 .iter()
-                .map(|(topic, partition)| {
-                    (
-                        RecordKey::OffsetCommit {
-                            group: group_id.clone(),
-                            topic: topic.clone(),
-                            partition: *partition,
-                        },
-                        None,
-                    )
-                })
+                .map(|(topic, partition)| (offset_key(&group_id, topic, *partition), None))
                 .collect();
-            if let Err(e) = self.persist(shard, &group_id, &records) {
+            if let Err(e) = self.write(shard, &group_id, &records) {
                 tracing::warn!(group = %group_id, error = %e, "cannot expire offsets");
                 continue;
             }
             tracing::info!(group = %group_id, partitions = keys.len(), "expired committed offsets");
-            if let Some(offsets) = shard.offsets.get_mut(&group_id) {
-                for key in &keys {
-                    offsets.remove(key);
-                }
-                if offsets.is_empty() {
-                    shard.offsets.remove(&group_id);
-                    if shard.groups.get(&group_id).is_some_and(Group::is_empty) {
-                        let _ = self.delete_group(shard, &group_id);
-                    }
-                }
+            let emptied = !shard.offsets.contains_key(&group_id)
+                && shard.groups.get(&group_id).is_some_and(Group::is_empty);
+            if emptied {
+                let _ = self.delete_group(shard, &group_id);
             }
         }
     }
@@ -1315,20 +1308,46 @@ mod tests {
         (controller, groups)
     }
 
+    /// A coordinator with `__consumer_offsets` and two-partition `topics` in place.
+    fn start_with_topics(
+        store: &Arc<crate::meta_store::MemoryStore>,
+        dir: &std::path::Path,
+        topics: &[&str],
+    ) -> (Controller, Arc<GroupCoordinator>) {
+        let (controller, groups) = start(store, dir);
+        for name in topics {
+            let topic = crate::metadata::NewTopic {
+                name: name.to_string(),
+                partitions: 2,
+                replication_factor: -1,
+                assignments: BTreeMap::new(),
+                configs: BTreeMap::new(),
+            };
+            controller.create_topic(topic, false).unwrap();
+        }
+        groups.ensure_offsets_topic(&controller).unwrap();
+        (controller, groups)
+    }
+
+    /// A commit from outside the group to partition 1 of `t`.
     fn commit(groups: &GroupCoordinator, group: &str, offset: i64) {
+        commit_to(groups, group, "t", 1, offset);
+    }
+
+    fn commit_to(groups: &GroupCoordinator, group: &str, topic: &str, partition: i32, offset: i64) {
         let context = CommitContext {
             member_id: String::new(),
             group_instance_id: None,
             generation_or_epoch: -1,
         };
         let to_commit = OffsetToCommit {
-            partition: 1,
+            partition,
             offset,
             leader_epoch: 0,
             metadata: "meta".into(),
         };
         let (results, _) = groups
-            .commit_offsets(group, &context, &[("t".into(), vec![to_commit])])
+            .commit_offsets(group, &context, &[(topic.into(), vec![to_commit])])
             .unwrap();
         assert_eq!(results[0].1[0].1, Ok(()));
     }
@@ -1344,16 +1363,7 @@ mod tests {
     async fn a_lost_store_is_rebuilt_from_the_offsets_topic() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(crate::meta_store::MemoryStore::default());
-        let (controller, groups) = start(&store, dir.path());
-        let topic = crate::metadata::NewTopic {
-            name: "t".into(),
-            partitions: 2,
-            replication_factor: -1,
-            assignments: BTreeMap::new(),
-            configs: BTreeMap::new(),
-        };
-        controller.create_topic(topic, false).unwrap();
-        groups.ensure_offsets_topic(&controller).unwrap();
+        let (controller, groups) = start_with_topics(&store, dir.path(), &["t"]);
         commit(&groups, "g1", 10);
         commit(&groups, "g1", 12);
         commit(&groups, "g2", 3);
@@ -1379,16 +1389,7 @@ mod tests {
     async fn offsets_expire_after_the_retention_and_empty_groups_go_with_them() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(crate::meta_store::MemoryStore::default());
-        let (controller, groups) = start(&store, dir.path());
-        let topic = crate::metadata::NewTopic {
-            name: "t".into(),
-            partitions: 2,
-            replication_factor: -1,
-            assignments: BTreeMap::new(),
-            configs: BTreeMap::new(),
-        };
-        controller.create_topic(topic, false).unwrap();
-        groups.ensure_offsets_topic(&controller).unwrap();
+        let (controller, groups) = start_with_topics(&store, dir.path(), &["t"]);
         commit(&groups, "g1", 10);
         let retention_ms = groups.config.offsets_retention_ms;
         let now_ms = Clock.now_ms();
@@ -1420,34 +1421,10 @@ mod tests {
     async fn a_live_group_keeps_offsets_of_subscribed_topics_only() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(crate::meta_store::MemoryStore::default());
-        let (controller, groups) = start(&store, dir.path());
-        for name in ["t", "u"] {
-            let topic = crate::metadata::NewTopic {
-                name: name.into(),
-                partitions: 2,
-                replication_factor: -1,
-                assignments: BTreeMap::new(),
-                configs: BTreeMap::new(),
-            };
-            controller.create_topic(topic, false).unwrap();
-        }
-        groups.ensure_offsets_topic(&controller).unwrap();
+        let (_controller, groups) = start_with_topics(&store, dir.path(), &["t", "u"]);
         // Offsets committed while the group was empty, for t and u.
         commit(&groups, "g", 5);
-        let context = CommitContext {
-            member_id: String::new(),
-            group_instance_id: None,
-            generation_or_epoch: -1,
-        };
-        let to_commit = OffsetToCommit {
-            partition: 0,
-            offset: 9,
-            leader_epoch: 0,
-            metadata: String::new(),
-        };
-        groups
-            .commit_offsets("g", &context, &[("u".into(), vec![to_commit])])
-            .unwrap();
+        commit_to(&groups, "g", "u", 0, 9);
         // A KIP-848 member now subscribes to t only.
         let joined = groups.consumer_heartbeat(
             "g",
