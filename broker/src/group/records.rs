@@ -492,17 +492,10 @@ fn put_compact_nullable_string(out: &mut BytesMut, s: Option<&str>) {
 }
 
 fn get_compact_nullable_string(bytes: &mut &[u8]) -> Result<Option<String>, RecordError> {
-    let Some(length) = get_compact_length(bytes)? else {
-        return Ok(None);
-    };
-    if bytes.remaining() < length {
-        return Err(RecordError("string beyond the record"));
+    match get_compact_length(bytes)? {
+        Some(length) => take_str(bytes, length).map(Some),
+        None => Ok(None),
     }
-    let s = std::str::from_utf8(&bytes[..length])
-        .map_err(|_| RecordError("string is not UTF-8"))?
-        .to_string();
-    bytes.advance(length);
-    Ok(Some(s))
 }
 
 fn get_compact_string(bytes: &mut &[u8]) -> Result<String, RecordError> {
@@ -525,11 +518,8 @@ fn get_topic_partitions(bytes: &mut &[u8]) -> Result<TopicPartitions, RecordErro
     let count = get_compact_length(bytes)?.unwrap_or(0);
     let mut out = Vec::with_capacity(count.min(bytes.len()));
     for _ in 0..count {
-        if bytes.remaining() < 16 {
-            return Err(RecordError("truncated topic id"));
-        }
-        let topic_id = uuid::Uuid::from_slice(&bytes[..16]).map_err(|_| RecordError("topic id"))?;
-        bytes.advance(16);
+        let topic_id = uuid::Uuid::from_slice(take(bytes, 16, "truncated topic id")?)
+            .map_err(|_| RecordError("topic id"))?;
         let n = get_compact_length(bytes)?.unwrap_or(0);
         let mut partitions = Vec::with_capacity(n.min(bytes.len()));
         for _ in 0..n {
@@ -546,10 +536,7 @@ fn skip_tagged_fields(bytes: &mut &[u8]) -> Result<(), RecordError> {
     for _ in 0..count {
         get_uvarint(bytes)?;
         let size = get_uvarint(bytes)? as usize;
-        if bytes.remaining() < size {
-            return Err(RecordError("tagged field beyond the record"));
-        }
-        bytes.advance(size);
+        take(bytes, size, "tagged field beyond the record")?;
     }
     Ok(())
 }
@@ -598,15 +585,29 @@ fn get_nullable_string(bytes: &mut &[u8]) -> Result<Option<String>, RecordError>
     if length < 0 {
         return Ok(None);
     }
-    let length = length as usize;
-    if bytes.remaining() < length {
-        return Err(RecordError("string beyond the record"));
+    take_str(bytes, length as usize).map(Some)
+}
+
+/// The next `length` bytes as UTF-8, for both string encodings.
+fn take_str(bytes: &mut &[u8], length: usize) -> Result<String, RecordError> {
+    let taken = take(bytes, length, "string beyond the record")?;
+    std::str::from_utf8(taken)
+        .map(str::to_string)
+        .map_err(|_| RecordError("string is not UTF-8"))
+}
+
+/// The next `length` bytes, or an error naming what ran past the record.
+fn take<'a>(
+    bytes: &mut &'a [u8],
+    length: usize,
+    beyond: &'static str,
+) -> Result<&'a [u8], RecordError> {
+    if bytes.len() < length {
+        return Err(RecordError(beyond));
     }
-    let s = std::str::from_utf8(&bytes[..length])
-        .map_err(|_| RecordError("string is not UTF-8"))?
-        .to_string();
-    bytes.advance(length);
-    Ok(Some(s))
+    let (taken, rest) = bytes.split_at(length);
+    *bytes = rest;
+    Ok(taken)
 }
 
 fn get_string(bytes: &mut &[u8]) -> Result<String, RecordError> {
@@ -618,13 +619,7 @@ fn get_bytes(bytes: &mut &[u8]) -> Result<Bytes, RecordError> {
     if length < 0 {
         return Ok(Bytes::new());
     }
-    let length = length as usize;
-    if bytes.remaining() < length {
-        return Err(RecordError("bytes beyond the record"));
-    }
-    let out = Bytes::copy_from_slice(&bytes[..length]);
-    bytes.advance(length);
-    Ok(out)
+    take(bytes, length as usize, "bytes beyond the record").map(Bytes::copy_from_slice)
 }
 
 #[cfg(test)]
