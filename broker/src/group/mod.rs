@@ -149,6 +149,8 @@ pub struct GroupConfig {
     pub offsets_partitions: i32,
     pub offsets_segment_bytes: i64,
     pub offset_metadata_max_bytes: usize,
+    /// How long an answer waits for an fsync of `__consumer_offsets` the flush policy owes.
+    pub offsets_commit_timeout_ms: u64,
     pub offsets_retention_ms: i64,
     pub offsets_retention_check_interval_ms: i64,
 }
@@ -179,6 +181,7 @@ impl GroupConfig {
             offsets_partitions: int("offsets.topic.num.partitions", 50).max(1) as i32,
             offsets_segment_bytes: int("offsets.topic.segment.bytes", 104_857_600),
             offset_metadata_max_bytes: int("offset.metadata.max.bytes", 4096) as usize,
+            offsets_commit_timeout_ms: int("offsets.commit.timeout.ms", 5000).max(1) as u64,
             offsets_retention_ms: int("offsets.retention.minutes", 10080) * 60_000,
             offsets_retention_check_interval_ms: int(
                 "offsets.retention.check.interval.ms",

@@ -58,20 +58,55 @@ fn opt_str(s: Option<&StrBytes>) -> Option<String> {
     s.map(|s| s.to_string())
 }
 
+/// Waits for the fsync the flush policy owes, up to `offsets.commit.timeout.ms`; false if
+/// it did not come in time.
+async fn wait_flush(flush: FlushOwed, timeout_ms: u64) -> bool {
+    match flush {
+        None => true,
+        Some((partition, offset)) => partition
+            .wait_flushed(offset, Duration::from_millis(timeout_ms))
+            .await
+            .is_ok(),
+    }
+}
+
 /// Answers after the fsync the flush policy asks for, or at once.
 fn after_flush(
+    broker: &Arc<Broker>,
     flush: FlushOwed,
     respond: impl FnOnce(bool) -> ResponseKind + Send + 'static,
 ) -> Reply {
-    match flush {
-        None => ready(respond(true)),
-        Some((partition, offset)) => Reply::Pending(Box::pin(async move {
-            let flushed = partition
-                .wait_flushed(offset, Duration::from_secs(5))
-                .await
-                .is_ok();
-            respond(flushed)
-        })),
+    if flush.is_none() {
+        return ready(respond(true));
+    }
+    let timeout_ms = broker.groups.config().offsets_commit_timeout_ms;
+    Reply::Pending(Box::pin(async move {
+        respond(wait_flush(flush, timeout_ms).await)
+    }))
+}
+
+/// Answers a JoinGroup or SyncGroup: at once, or when its parked answer arrives and any
+/// fsync owed is done. A parked answer whose group went away reads as `dropped`.
+fn answer<T: Send + 'static>(
+    broker: &Arc<Broker>,
+    answer: Answer<T>,
+    flush: FlushOwed,
+    dropped: fn() -> T,
+    respond: impl FnOnce(T) -> ResponseKind + Send + 'static,
+) -> Reply {
+    match (answer, flush) {
+        (Answer::Now(result), None) => ready(respond(result)),
+        (answer, flush) => {
+            let timeout_ms = broker.groups.config().offsets_commit_timeout_ms;
+            Reply::Pending(Box::pin(async move {
+                wait_flush(flush, timeout_ms).await;
+                let result = match answer {
+                    Answer::Now(result) => result,
+                    Answer::Later(rx) => rx.await.unwrap_or_else(|_| dropped()),
+                };
+                respond(result)
+            }))
+        }
     }
 }
 
@@ -161,15 +196,13 @@ pub fn join_group(
         require_known_member_id: version >= 4,
         supports_skip_assignment: version >= 9,
     };
-    match broker.groups.join_group(&request.group_id.0, join) {
-        Answer::Now(result) => ready(ResponseKind::JoinGroup(join_response(version, result))),
-        Answer::Later(rx) => Reply::Pending(Box::pin(async move {
-            let result = rx
-                .await
-                .unwrap_or_else(|_| JoinResult::failed(GroupError::CoordinatorNotAvailable, ""));
-            ResponseKind::JoinGroup(join_response(version, result))
-        })),
-    }
+    answer(
+        broker,
+        broker.groups.join_group(&request.group_id.0, join),
+        None,
+        || JoinResult::failed(GroupError::CoordinatorNotAvailable, ""),
+        move |result| ResponseKind::JoinGroup(join_response(version, result)),
+    )
 }
 
 fn join_response(version: i16, result: JoinResult) -> JoinGroupResponse {
@@ -217,7 +250,7 @@ pub fn sync_group(broker: &Arc<Broker>, version: i16, request: SyncGroupRequest)
             .map(|a| (a.member_id.to_string(), a.assignment))
             .collect(),
     };
-    let (answer, flush) = broker.groups.sync_group(&request.group_id.0, sync);
+    let (parked, flush) = broker.groups.sync_group(&request.group_id.0, sync);
     let respond = move |result: SyncResult| {
         let mut response = SyncGroupResponse::default()
             .with_error_code(result.error.map_or(0, |e| e.code().code()))
@@ -228,19 +261,13 @@ pub fn sync_group(broker: &Arc<Broker>, version: i16, request: SyncGroupRequest)
         }
         ResponseKind::SyncGroup(response)
     };
-    match (answer, flush) {
-        (Answer::Now(result), None) => ready(respond(result)),
-        (Answer::Now(result), Some(flush)) => after_flush(Some(flush), move |_| respond(result)),
-        (Answer::Later(rx), flush) => Reply::Pending(Box::pin(async move {
-            if let Some((partition, offset)) = flush {
-                let _ = partition.wait_flushed(offset, Duration::from_secs(5)).await;
-            }
-            let result = rx
-                .await
-                .unwrap_or_else(|_| SyncResult::failed(GroupError::CoordinatorNotAvailable));
-            respond(result)
-        })),
-    }
+    answer(
+        broker,
+        parked,
+        flush,
+        || SyncResult::failed(GroupError::CoordinatorNotAvailable),
+        respond,
+    )
 }
 
 pub fn heartbeat(broker: &Arc<Broker>, request: HeartbeatRequest_) -> HeartbeatResponse {
@@ -346,7 +373,7 @@ pub fn offset_commit(broker: &Arc<Broker>, version: i16, request: OffsetCommitRe
             (failed, None)
         }
     };
-    after_flush(flush, move |flushed| {
+    after_flush(broker, flush, move |flushed| {
         let topics = results
             .into_iter()
             .map(|(name, partitions)| {
@@ -517,7 +544,7 @@ pub fn offset_delete(broker: &Arc<Broker>, request: OffsetDeleteRequest) -> Repl
         Err(e) => ready(ResponseKind::OffsetDelete(
             OffsetDeleteResponse::default().with_error_code(e.code().code()),
         )),
-        Ok((results, flush)) => after_flush(flush, move |_| {
+        Ok((results, flush)) => after_flush(broker, flush, move |_| {
             let topics = results
                 .into_iter()
                 .map(|(name, partitions)| {
