@@ -923,9 +923,7 @@ impl ClassicGroup {
 
     pub fn sync(&mut self, now_ms: i64, request: SyncRequest) -> SyncStep {
         let fail = |e| SyncStep::Answer(Answer::Now(SyncResult::failed(e)));
-        if matches!(self.state, ClassicState::Empty | ClassicState::Dead) {
-            return fail(GroupError::UnknownMemberId);
-        }
+        // An Empty or Dead group has no members: the member check answers UNKNOWN_MEMBER_ID.
         if let Err(e) =
             self.validate_member(&request.member_id, request.group_instance_id.as_deref())
         {
@@ -968,7 +966,9 @@ impl ClassicGroup {
                 }
                 SyncStep::Persist(rx)
             }
-            ClassicState::Empty | ClassicState::Dead => fail(GroupError::UnknownMemberId),
+            ClassicState::Empty | ClassicState::Dead => {
+                unreachable!("a validated member belongs to a group with members")
+            }
         }
     }
 
@@ -1265,6 +1265,21 @@ mod tests {
         }
     }
 
+    fn sync_request(
+        member_id: &str,
+        generation: i32,
+        assignments: Vec<(String, Bytes)>,
+    ) -> SyncRequest {
+        SyncRequest {
+            member_id: member_id.into(),
+            group_instance_id: None,
+            generation,
+            protocol_type: None,
+            protocol_name: None,
+            assignments,
+        }
+    }
+
     fn now<T>(answer: Answer<T>) -> T {
         match answer {
             Answer::Now(t) => t,
@@ -1293,17 +1308,7 @@ mod tests {
 
     fn settle(group: &mut ClassicGroup, t: i64, leader: &str) {
         let generation = group.generation();
-        let SyncStep::Persist(_) = group.sync(
-            t,
-            SyncRequest {
-                member_id: leader.into(),
-                group_instance_id: None,
-                generation,
-                protocol_type: None,
-                protocol_name: None,
-                assignments: vec![],
-            },
-        ) else {
+        let SyncStep::Persist(_) = group.sync(t, sync_request(leader, generation, vec![])) else {
             panic!("leader sync persists");
         };
         group.finish_sync(t, &limits(), Ok(()));
@@ -1338,26 +1343,16 @@ mod tests {
         let SyncStep::Answer(Answer::Later(mut sync_b)) = group.sync(
             5,
             SyncRequest {
-                member_id: b.clone(),
-                group_instance_id: None,
-                generation: 2,
                 protocol_type: Some("consumer".into()),
                 protocol_name: Some("range".into()),
-                assignments: vec![],
+                ..sync_request(&b, 2, vec![])
             },
         ) else {
             panic!("follower parks");
         };
         let SyncStep::Persist(_) = group.sync(
             6,
-            SyncRequest {
-                member_id: a.clone(),
-                group_instance_id: None,
-                generation: 2,
-                protocol_type: None,
-                protocol_name: None,
-                assignments: vec![(b.clone(), Bytes::from_static(b"for-b"))],
-            },
+            sync_request(&a, 2, vec![(b.clone(), Bytes::from_static(b"for-b"))]),
         ) else {
             panic!("leader persists");
         };
@@ -1448,17 +1443,9 @@ mod tests {
             now(group.join(0, &limits(), wrong_type)).error,
             Some(GroupError::InconsistentGroupProtocol)
         );
-        let SyncStep::Answer(Answer::Now(result)) = group.sync(
-            0,
-            SyncRequest {
-                member_id: "stranger".into(),
-                group_instance_id: None,
-                generation: 1,
-                protocol_type: None,
-                protocol_name: None,
-                assignments: vec![],
-            },
-        ) else {
+        let SyncStep::Answer(Answer::Now(result)) =
+            group.sync(0, sync_request("stranger", 1, vec![]))
+        else {
             panic!("answered at once");
         };
         assert_eq!(result.error, Some(GroupError::UnknownMemberId));

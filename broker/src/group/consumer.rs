@@ -1057,6 +1057,15 @@ mod tests {
         }
     }
 
+    /// A heartbeat of a known member that changes nothing.
+    fn beat(member_id: &str, member_epoch: i32) -> HeartbeatRequest {
+        HeartbeatRequest {
+            member_id: member_id.into(),
+            member_epoch,
+            ..HeartbeatRequest::default()
+        }
+    }
+
     fn count(result: &HeartbeatResult) -> usize {
         result
             .assignment
@@ -1078,16 +1087,7 @@ mod tests {
         assert_eq!(count(&b), 0, "b waits until a releases");
         // a is asked to revoke two partitions; its epoch stays.
         let a2 = group
-            .heartbeat(
-                2,
-                &limits(),
-                &topics,
-                HeartbeatRequest {
-                    member_id: a.member_id.clone(),
-                    member_epoch: a.member_epoch,
-                    ..HeartbeatRequest::default()
-                },
-            )
+            .heartbeat(2, &limits(), &topics, beat(&a.member_id, a.member_epoch))
             .unwrap();
         assert_eq!((count(&a2), a2.member_epoch), (2, a.member_epoch));
         assert_eq!(group.state_name(), "Reconciling");
@@ -1099,10 +1099,8 @@ mod tests {
                 &limits(),
                 &topics,
                 HeartbeatRequest {
-                    member_id: a.member_id.clone(),
-                    member_epoch: a.member_epoch,
                     owned: Some(kept),
-                    ..HeartbeatRequest::default()
+                    ..beat(&a.member_id, a.member_epoch)
                 },
             )
             .unwrap();
@@ -1117,10 +1115,8 @@ mod tests {
                 &limits(),
                 &topics,
                 HeartbeatRequest {
-                    member_id: b.member_id.clone(),
-                    member_epoch: b.member_epoch,
                     owned: Some(vec![]),
-                    ..HeartbeatRequest::default()
+                    ..beat(&b.member_id, b.member_epoch)
                 },
             )
             .unwrap();
@@ -1129,28 +1125,10 @@ mod tests {
 
         // b leaves; a gets everything back.
         group
-            .heartbeat(
-                5,
-                &limits(),
-                &topics,
-                HeartbeatRequest {
-                    member_id: b.member_id.clone(),
-                    member_epoch: -1,
-                    ..HeartbeatRequest::default()
-                },
-            )
+            .heartbeat(5, &limits(), &topics, beat(&b.member_id, -1))
             .unwrap();
         let a4 = group
-            .heartbeat(
-                6,
-                &limits(),
-                &topics,
-                HeartbeatRequest {
-                    member_id: a.member_id.clone(),
-                    member_epoch: a3.member_epoch,
-                    ..HeartbeatRequest::default()
-                },
-            )
+            .heartbeat(6, &limits(), &topics, beat(&a.member_id, a3.member_epoch))
             .unwrap();
         assert_eq!(count(&a4), 4);
     }
@@ -1182,16 +1160,7 @@ mod tests {
         assert!(group.take_changes().is_empty(), "nothing changed since");
 
         group
-            .heartbeat(
-                2,
-                &limits(),
-                &topics,
-                HeartbeatRequest {
-                    member_id: b.member_id.clone(),
-                    member_epoch: -1,
-                    ..HeartbeatRequest::default()
-                },
-            )
+            .heartbeat(2, &limits(), &topics, beat(&b.member_id, -1))
             .unwrap();
         let tombstoned: Vec<_> = group
             .take_changes()
@@ -1217,11 +1186,7 @@ mod tests {
             1,
             &limits(),
             &topics,
-            HeartbeatRequest {
-                member_id: a.member_id.clone(),
-                member_epoch: a.member_epoch + 5,
-                ..HeartbeatRequest::default()
-            },
+            beat(&a.member_id, a.member_epoch + 5),
         );
         assert_eq!(stale, Err(GroupError::FencedMemberEpoch));
         let unknown = group.heartbeat(
