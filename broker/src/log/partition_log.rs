@@ -805,6 +805,16 @@ mod tests {
     }
 
     /// Every (offset, key, value) readable from the start of the log.
+    /// The stored bytes of the batches in `[from, to)`.
+    fn read_raw(log: &PartitionLog, from: i64, to: i64) -> Bytes {
+        log.plan_read(from, to, 1 << 20)
+            .unwrap()
+            .unwrap()
+            .read()
+            .unwrap()
+            .records
+    }
+
     fn read_all(log: &PartitionLog) -> Vec<(i64, String, Option<String>)> {
         let mut out = Vec::new();
         let mut offset = log.log_start_offset();
@@ -1005,13 +1015,7 @@ mod tests {
         let max = log.max_timestamp().unwrap();
         let by_time = log.lookup_timestamp(1_305).unwrap();
         let segments = log.segments.len();
-        let tail = log
-            .plan_read(leo - 3, leo, 1 << 20)
-            .unwrap()
-            .unwrap()
-            .read()
-            .unwrap()
-            .records;
+        let tail = read_raw(&log, leo - 3, leo);
         drop(log);
         for damage in [false, true] {
             if damage {
@@ -1056,13 +1060,7 @@ mod tests {
         }
         log.close().unwrap();
         let leo = log.log_end_offset();
-        let all = log
-            .plan_read(0, leo, 1 << 20)
-            .unwrap()
-            .unwrap()
-            .read()
-            .unwrap()
-            .records;
+        let all = read_raw(&log, 0, leo);
         drop(log);
         // As if a clean had installed new content and crashed before rewriting the index:
         // entries that are ordered and in range but point into the middle of a batch.
@@ -1076,13 +1074,7 @@ mod tests {
             let log =
                 PartitionLog::open(dir.path(), options(config(), clean_shutdown), None, 0).unwrap();
             assert_eq!(log.log_end_offset(), leo);
-            let read = log
-                .plan_read(0, leo, 1 << 20)
-                .unwrap()
-                .unwrap()
-                .read()
-                .unwrap()
-                .records;
+            let read = read_raw(&log, 0, leo);
             assert_eq!(read, all, "clean shutdown: {clean_shutdown}");
             assert!(log.plan_read(1, leo, 1 << 20).unwrap().is_some());
         }
