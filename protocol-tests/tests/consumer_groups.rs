@@ -178,20 +178,41 @@ fn settle_one(client: &mut Client, group_id: &str) -> (String, i32) {
         ),
     );
     assert_eq!(joined.error_code, 0);
+    assert_eq!(
+        sync(client, group_id, joined.generation_id, &joined.member_id),
+        0
+    );
+    (joined.member_id.to_string(), joined.generation_id)
+}
+
+fn find_coordinator(client: &mut Client, group_id: &str) -> find_coordinator_response::Coordinator {
+    let ResponseKind::FindCoordinator(found) = client.call(
+        ApiKey::FindCoordinator,
+        4,
+        &RequestKind::FindCoordinator(
+            FindCoordinatorRequest::default().with_coordinator_keys(vec![s(group_id)]),
+        ),
+    ) else {
+        panic!("coordinator answer expected");
+    };
+    found.coordinators[0].clone()
+}
+
+/// A SyncGroup without assignments; returns its error code.
+fn sync(client: &mut Client, group_id: &str, generation: i32, member_id: &str) -> i16 {
     let ResponseKind::SyncGroup(sync) = client.call(
         ApiKey::SyncGroup,
         5,
         &RequestKind::SyncGroup(
             SyncGroupRequest::default()
                 .with_group_id(group(group_id))
-                .with_generation_id(joined.generation_id)
-                .with_member_id(joined.member_id.clone()),
+                .with_generation_id(generation)
+                .with_member_id(s(member_id)),
         ),
     ) else {
         panic!("sync answer expected");
     };
-    assert_eq!(sync.error_code, 0);
-    (joined.member_id.to_string(), joined.generation_id)
+    sync.error_code
 }
 
 fn heartbeat(client: &mut Client, group_id: &str, member_id: &str, generation: i32) -> i16 {
@@ -246,17 +267,9 @@ fn bad_group_requests_get_kafka_errors_and_disturb_nothing() {
     let broker = Broker::start(FAST);
     let mut client = Client::connect(&broker);
     // Clients find the coordinator first; that creates __consumer_offsets.
-    let ResponseKind::FindCoordinator(found) = client.call(
-        ApiKey::FindCoordinator,
-        4,
-        &RequestKind::FindCoordinator(
-            FindCoordinatorRequest::default().with_coordinator_keys(vec![s("bad-g")]),
-        ),
-    ) else {
-        panic!("coordinator answer expected");
-    };
-    assert_eq!(found.coordinators[0].error_code, 0);
-    assert_eq!(found.coordinators[0].port, broker.port as i32);
+    let found = find_coordinator(&mut client, "bad-g");
+    assert_eq!(found.error_code, 0);
+    assert_eq!(found.port, broker.port as i32);
     let (member_id, generation) = settle_one(&mut client, "bad-g");
 
     // A member with another protocol type, or none at all.
@@ -286,19 +299,11 @@ fn bad_group_requests_get_kafka_errors_and_disturb_nothing() {
     );
 
     // SyncGroup from a stranger; heartbeats for groups and members that do not exist.
-    let ResponseKind::SyncGroup(sync) = client.call(
-        ApiKey::SyncGroup,
-        5,
-        &RequestKind::SyncGroup(
-            SyncGroupRequest::default()
-                .with_group_id(group("bad-g"))
-                .with_generation_id(generation)
-                .with_member_id(s("stranger")),
-        ),
-    ) else {
-        panic!("sync answer expected");
-    };
-    assert_eq!(sync.error_code, 25, "UNKNOWN_MEMBER_ID");
+    assert_eq!(
+        sync(&mut client, "bad-g", generation, "stranger"),
+        25,
+        "UNKNOWN_MEMBER_ID"
+    );
     assert_eq!(heartbeat(&mut client, "no-such-group", "m", 1), 25);
     assert_eq!(
         heartbeat(&mut client, "bad-g", &member_id, generation + 3),
@@ -343,19 +348,16 @@ fn bad_group_requests_get_kafka_errors_and_disturb_nothing() {
         &join("huge-g", &first.member_id, "consumer", huge),
     );
     assert_eq!(joined.error_code, 0);
-    let ResponseKind::SyncGroup(sync) = big_client.call(
-        ApiKey::SyncGroup,
-        5,
-        &RequestKind::SyncGroup(
-            SyncGroupRequest::default()
-                .with_group_id(group("huge-g"))
-                .with_generation_id(joined.generation_id)
-                .with_member_id(joined.member_id.clone()),
+    assert_eq!(
+        sync(
+            &mut big_client,
+            "huge-g",
+            joined.generation_id,
+            &joined.member_id
         ),
-    ) else {
-        panic!("sync answer expected");
-    };
-    assert_eq!(sync.error_code, -1, "UNKNOWN_SERVER_ERROR");
+        -1,
+        "UNKNOWN_SERVER_ERROR"
+    );
 
     // KIP-848: unknown members, fenced epochs, bad regular expressions.
     let cg = |member: &str, epoch: i32, regex: Option<&str>| {
@@ -438,13 +440,7 @@ fn group_max_size_is_enforced() {
         ("group.initial.rebalance.delay.ms", "0"),
     ]);
     let mut client = Client::connect(&broker);
-    client.call(
-        ApiKey::FindCoordinator,
-        4,
-        &RequestKind::FindCoordinator(
-            FindCoordinatorRequest::default().with_coordinator_keys(vec![s("small")]),
-        ),
-    );
+    find_coordinator(&mut client, "small");
     settle_one(&mut client, "small");
     let refused = join_response(
         &mut client,
