@@ -886,13 +886,13 @@ pub struct KafkaBrokerKey {
     pub dynamic: bool,
 }
 
-/// Kafka 4.1's broker keys, from `broker/data/kafka-4.1-broker-configs.tsv`. DescribeConfigs
+/// Kafka 4.1's broker keys in name order, from `broker/data/kafka-4.1-broker-configs.tsv`. DescribeConfigs
 /// lists all of them, as Kafka does; those this broker does not act on are accepted in
 /// `server.properties` without a warning.
 pub fn kafka_broker_keys() -> &'static [KafkaBrokerKey] {
     static KEYS: std::sync::OnceLock<Vec<KafkaBrokerKey>> = std::sync::OnceLock::new();
     KEYS.get_or_init(|| {
-        include_str!("../data/kafka-4.1-broker-configs.tsv")
+        let mut keys = include_str!("../data/kafka-4.1-broker-configs.tsv")
             .lines()
             .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
             .map(|line| {
@@ -917,12 +917,18 @@ pub fn kafka_broker_keys() -> &'static [KafkaBrokerKey] {
                     dynamic: mode != "read-only",
                 }
             })
-            .collect()
+            .collect::<Vec<_>>();
+        // Sorted by name, so a lookup is a binary search.
+        keys.sort_unstable_by_key(|k| k.name);
+        keys
     })
 }
 
 pub fn kafka_broker_key(name: &str) -> Option<&'static KafkaBrokerKey> {
-    kafka_broker_keys().iter().find(|k| k.name == name)
+    let keys = kafka_broker_keys();
+    keys.binary_search_by_key(&name, |k| k.name)
+        .ok()
+        .map(|i| &keys[i])
 }
 
 /// Keys such as `log.retention.bytes` are read by the topic config table, and a few

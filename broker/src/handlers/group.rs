@@ -38,7 +38,8 @@ use super::{ready, str_bytes, Reply};
 use crate::broker::Broker;
 use crate::group::{
     Answer, CommitContext, CommittedOffset, FetchedOffsets, FlushOwed, GroupError,
-    HeartbeatRequest, JoinRequest, JoinResult, OffsetToCommit, SyncRequest, SyncResult,
+    HeartbeatRequest as ConsumerHeartbeat, JoinRequest, JoinResult, OffsetToCommit, SyncRequest,
+    SyncResult,
 };
 use crate::protocol::ErrorCode;
 
@@ -270,7 +271,7 @@ pub fn sync_group(broker: &Arc<Broker>, version: i16, request: SyncGroupRequest)
     )
 }
 
-pub fn heartbeat(broker: &Arc<Broker>, request: HeartbeatRequest_) -> HeartbeatResponse {
+pub fn heartbeat(broker: &Arc<Broker>, request: HeartbeatRequest) -> HeartbeatResponse {
     let result = broker.groups.heartbeat(
         &request.group_id.0,
         &request.member_id,
@@ -279,9 +280,6 @@ pub fn heartbeat(broker: &Arc<Broker>, request: HeartbeatRequest_) -> HeartbeatR
     );
     HeartbeatResponse::default().with_error_code(code(result))
 }
-
-/// kafka-protocol's Heartbeat request, named apart from the KIP-848 heartbeat.
-type HeartbeatRequest_ = kafka_protocol::messages::HeartbeatRequest;
 
 pub fn leave_group(
     broker: &Arc<Broker>,
@@ -687,7 +685,7 @@ pub fn consumer_group_heartbeat(
     client_id: &str,
     peer: SocketAddr,
 ) -> ConsumerGroupHeartbeatResponse {
-    let heartbeat = HeartbeatRequest {
+    let heartbeat = ConsumerHeartbeat {
         member_id: request.member_id.to_string(),
         member_epoch: request.member_epoch,
         instance_id: opt_str(request.instance_id.as_ref()),
