@@ -57,18 +57,10 @@ pub struct TopicView {
 impl TopicView {
     pub fn from_replicas(replicas: &ReplicaManager) -> TopicView {
         let mut view = TopicView::default();
-        for partition in replicas.all() {
-            let entry = view
-                .by_name
-                .entry(partition.topic.to_string())
-                .or_insert((partition.topic_id, 0));
-            entry.1 = entry.1.max(partition.index + 1);
+        for (name, id, count) in replicas.topic_summaries() {
+            view.by_id.insert(id, name.to_string());
+            view.by_name.insert(name.to_string(), (id, count));
         }
-        view.by_id = view
-            .by_name
-            .iter()
-            .map(|(name, (id, _))| (*id, name.clone()))
-            .collect();
         view
     }
 

@@ -320,6 +320,19 @@ impl ReplicaManager {
             .cloned()
     }
 
+    /// Each hosted topic's name, id and partition count, without touching its partitions.
+    pub fn topic_summaries(&self) -> Vec<(Arc<str>, Uuid, i32)> {
+        self.partitions
+            .read()
+            .expect("partitions lock")
+            .iter()
+            .filter_map(|(name, partitions)| {
+                let first = partitions.first()?;
+                Some((Arc::clone(name), first.topic_id, partitions.len() as i32))
+            })
+            .collect()
+    }
+
     pub fn all(&self) -> Vec<Arc<Partition>> {
         self.partitions
             .read()
