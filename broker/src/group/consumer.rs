@@ -751,14 +751,7 @@ impl ConsumerGroup {
                 Err(GroupError::UnknownMemberId)
             };
         }
-        let member = self
-            .members
-            .get(member_id)
-            .ok_or(GroupError::UnknownMemberId)?;
-        if epoch != member.member_epoch {
-            return Err(GroupError::StaleMemberEpoch);
-        }
-        Ok(())
+        self.check_member_epoch(member_id, epoch)
     }
 
     /// OffsetFetch v9 with a member id: the member must exist with that epoch.
@@ -766,6 +759,11 @@ impl ConsumerGroup {
         if member_id.is_empty() {
             return Ok(());
         }
+        self.check_member_epoch(member_id, epoch)
+    }
+
+    /// Offsets are read and written by members at their current epoch (KIP-848).
+    fn check_member_epoch(&self, member_id: &str, epoch: i32) -> Result<(), GroupError> {
         let member = self
             .members
             .get(member_id)

@@ -389,6 +389,16 @@ impl GroupCoordinator {
         self.shard.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The lock, for an operation that needs `__consumer_offsets` loaded (found through
+    /// FindCoordinator first, as clients do): COORDINATOR_NOT_AVAILABLE until then.
+    fn lock_loaded(&self) -> Result<MutexGuard<'_, Shard>, GroupError> {
+        let shard = self.lock();
+        if shard.partitions.is_empty() {
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
+        Ok(shard)
+    }
+
     /// The earliest moment [`GroupCoordinator::tick`] has something to do.
     fn next_deadline_ms(&self) -> i64 {
         let shard = self.shard.lock().unwrap_or_else(|p| p.into_inner());
@@ -663,10 +673,10 @@ impl GroupCoordinator {
             return fail(GroupError::InvalidGroupId);
         }
         let now_ms = self.clock.now_ms();
-        let mut shard = self.lock();
-        if shard.partitions.is_empty() {
-            return fail(GroupError::CoordinatorNotAvailable);
-        }
+        let mut shard = match self.lock_loaded() {
+            Ok(shard) => shard,
+            Err(e) => return fail(e),
+        };
         if let Some(Group::Consumer(g)) = shard.groups.get(group_id) {
             if !g.is_empty() {
                 return fail(GroupError::InconsistentGroupProtocol);
@@ -795,10 +805,7 @@ impl GroupCoordinator {
             return Err(GroupError::InvalidGroupId);
         }
         let now_ms = self.clock.now_ms();
-        let mut shard = self.lock();
-        if shard.partitions.is_empty() {
-            return Err(GroupError::CoordinatorNotAvailable);
-        }
+        let mut shard = self.lock_loaded()?;
         let topics = consumer::TopicView::from_replicas(&self.replicas);
         let mut conversion = Vec::new();
         match shard.groups.get(group_id) {
@@ -872,10 +879,7 @@ impl GroupCoordinator {
             return Err(GroupError::InvalidGroupId);
         }
         let now_ms = self.clock.now_ms();
-        let mut shard = self.lock();
-        if shard.partitions.is_empty() {
-            return Err(GroupError::CoordinatorNotAvailable);
-        }
+        let mut shard = self.lock_loaded()?;
         let simple = context.generation_or_epoch < 0 && context.member_id.is_empty();
         match shard.groups.get_mut(group_id) {
             Some(Group::Classic(group)) => group.validate_offset_commit(
@@ -945,10 +949,7 @@ impl GroupCoordinator {
         topics: Option<&[(String, Vec<i32>)]>,
         member: Option<(&str, i32)>,
     ) -> Result<FetchedOffsets, GroupError> {
-        let shard = self.lock();
-        if shard.partitions.is_empty() {
-            return Err(GroupError::CoordinatorNotAvailable);
-        }
+        let shard = self.lock_loaded()?;
         if let (Some((member_id, epoch)), Some(Group::Consumer(group))) =
             (member, shard.groups.get(group_id))
         {
@@ -990,10 +991,7 @@ impl GroupCoordinator {
         group_id: &str,
         topics: &[(String, Vec<i32>)],
     ) -> Result<(PartitionResults, FlushOwed), GroupError> {
-        let mut shard = self.lock();
-        if shard.partitions.is_empty() {
-            return Err(GroupError::CoordinatorNotAvailable);
-        }
+        let mut shard = self.lock_loaded()?;
         // As Kafka's validateOffsetDelete: None means "every topic counts as subscribed".
         let subscribed: Option<BTreeSet<String>> = match shard.groups.get(group_id) {
             None => return Err(GroupError::GroupIdNotFound),
