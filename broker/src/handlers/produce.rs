@@ -8,7 +8,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind, To
 
 use super::{str_bytes, Reply};
 use crate::broker::Broker;
-use crate::protocol::ErrorCode;
+use crate::protocol::{records, ErrorCode};
 use crate::replication::Partition;
 
 /// A partition's append waiting for its fsync before it may be acknowledged.
@@ -20,6 +20,12 @@ struct PendingFlush {
 }
 
 pub fn produce(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> Reply {
+    if request.transactional_id.is_none() && has_transactional_records(&request) {
+        // Kafka authorizes transactional records against the request's transactional id;
+        // without one the whole request fails, so nothing stored can look like an open
+        // transaction.
+        return refuse_all(request, ErrorCode::TransactionalIdAuthorizationFailed);
+    }
     let now = broker.clock.now_ms();
     let acks = request.acks;
     let mut first_error: Option<String> = None;
@@ -138,4 +144,43 @@ pub fn produce(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> R
         }
         ResponseKind::Produce(response)
     }))
+}
+
+fn has_transactional_records(request: &ProduceRequest) -> bool {
+    request
+        .topic_data
+        .iter()
+        .flat_map(|t| t.partition_data.iter())
+        .filter_map(|p| p.records.as_deref())
+        .any(records::has_transactional_batch)
+}
+
+/// Answers every partition of a request with one error, as Kafka's error response does.
+fn refuse_all(request: ProduceRequest, code: ErrorCode) -> Reply {
+    if request.acks == 0 {
+        return Reply::Close(format!("acks=0 produce refused: {code:?}"));
+    }
+    let responses = request
+        .topic_data
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partition_data
+                .iter()
+                .map(|data| {
+                    PartitionProduceResponse::default()
+                        .with_index(data.index)
+                        .with_error_code(code.code())
+                        .with_base_offset(-1)
+                })
+                .collect();
+            TopicProduceResponse::default()
+                .with_name(TopicName(topic.name.0))
+                .with_topic_id(topic.topic_id)
+                .with_partition_responses(partitions)
+        })
+        .collect();
+    Reply::Ready(Box::new(ResponseKind::Produce(
+        ProduceResponse::default().with_responses(responses),
+    )))
 }

@@ -50,6 +50,7 @@ pub enum ErrorCode {
     InvalidProducerEpoch = 47,
     InvalidTxnState = 48,
     InvalidTransactionTimeout = 50,
+    TransactionalIdAuthorizationFailed = 53,
     KafkaStorageError = 56,
     UnknownProducerId = 59,
     NonEmptyGroup = 68,

@@ -181,9 +181,23 @@ fn read_i64(b: &[u8], at: usize) -> i64 {
     i64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
-/// Splits a produce request's record set into its batches and validates each one.
-/// Returns the batches' headers; the bytes are left untouched.
+/// Splits a produce request's record set into its batches and validates each one as a
+/// producer must send it. Returns the batches' headers; the bytes are left untouched.
 pub fn validate_record_set(records: &[u8]) -> Result<Vec<BatchHeader>, BatchError> {
+    split_record_set(records, validate_batch)
+}
+
+/// Splits record bytes read back from a log into batches and validates each one with the
+/// stored-batch rules: compaction keeps a batch's offset span while dropping records, so
+/// offset deltas may have gaps. Returns the batches' headers.
+pub fn validate_stored_record_set(records: &[u8]) -> Result<Vec<BatchHeader>, BatchError> {
+    split_record_set(records, validate_stored_batch)
+}
+
+fn split_record_set(
+    records: &[u8],
+    validate: fn(&[u8], &BatchHeader) -> Result<(), BatchError>,
+) -> Result<Vec<BatchHeader>, BatchError> {
     if records.is_empty() {
         return Err(BatchError::Corrupt("empty record set"));
     }
@@ -202,18 +216,30 @@ pub fn validate_record_set(records: &[u8]) -> Result<Vec<BatchHeader>, BatchErro
         if total > rest.len() {
             return Err(BatchError::Corrupt("batch length beyond the record set"));
         }
-        validate_batch(&rest[..total], &header)?;
+        validate(&rest[..total], &header)?;
         headers.push(header);
         rest = &rest[total..];
     }
     Ok(headers)
 }
 
-/// Validates one whole batch: CRC32C over attributes..end, counts and record framing.
+/// Validates one whole batch as a client must send it: CRC32C over attributes..end, counts
+/// and record framing, and Kafka's client-origin rules (LogValidator): no control batches,
+/// and an idempotent batch carries a sequence number.
 pub fn validate_batch(batch: &[u8], header: &BatchHeader) -> Result<(), BatchError> {
     let stored_crc = read_i32(batch, OFFSET_CRC) as u32;
     if crc32c::crc32c(&batch[OFFSET_ATTRIBUTES..]) != stored_crc {
         return Err(BatchError::Corrupt("CRC32C mismatch"));
+    }
+    if header.is_control() {
+        return Err(BatchError::InvalidRecord(
+            "Clients are not allowed to write control records",
+        ));
+    }
+    if header.has_producer_id() && header.base_sequence < 0 {
+        return Err(BatchError::InvalidRecord(
+            "an idempotent batch must carry a sequence number",
+        ));
     }
     if header.record_count <= 0 {
         return Err(BatchError::InvalidRecord(
@@ -234,6 +260,22 @@ pub fn validate_batch(batch: &[u8], header: &BatchHeader) -> Result<(), BatchErr
         )?;
     }
     Ok(())
+}
+
+/// Whether any batch of a record set has the transactional attribute, reading only the
+/// batch headers (the record set is validated later). Malformed bytes end the walk.
+pub fn has_transactional_batch(records: &[u8]) -> bool {
+    let mut rest = records;
+    while let Ok(header) = BatchHeader::parse(rest) {
+        if header.is_transactional() {
+            return true;
+        }
+        match rest.get(header.total_bytes()..) {
+            Some(next) => rest = next,
+            None => break,
+        }
+    }
+    false
 }
 
 /// Validates a batch read back from a segment: its CRC, and for uncompressed batches the
@@ -595,6 +637,43 @@ mod tests {
             Err(BatchError::Corrupt("CRC32C mismatch"))
         );
         assert!(validate_record_set(&batch[..batch.len() - 1]).is_err());
+    }
+
+    fn with_attributes(batch: &BytesMut, attributes: i16) -> BytesMut {
+        let mut changed = batch.clone();
+        changed[OFFSET_ATTRIBUTES..OFFSET_ATTRIBUTES + 2]
+            .copy_from_slice(&attributes.to_be_bytes());
+        reseal_crc(&mut changed);
+        changed
+    }
+
+    #[test]
+    fn client_rules_refuse_control_batches_and_missing_sequences() {
+        let batch = build_batch(&[b"a"], 1000, (-1, -1, -1));
+        assert!(matches!(
+            validate_record_set(&with_attributes(&batch, ATTR_CONTROL)),
+            Err(BatchError::InvalidRecord(_))
+        ));
+        let unsequenced = build_batch(&[b"a"], 1000, (7, 0, -1));
+        assert!(matches!(
+            validate_record_set(&unsequenced),
+            Err(BatchError::InvalidRecord(_))
+        ));
+        let transactional = with_attributes(&batch, ATTR_TRANSACTIONAL);
+        assert!(!has_transactional_batch(&batch));
+        let mut two = batch.clone();
+        two.extend_from_slice(&transactional);
+        assert!(has_transactional_batch(&two));
+        assert!(!has_transactional_batch(&two[..batch.len() + 10]));
+        // What a compaction leaves (gaps in the offset span) passes only the stored rules.
+        let mut gapped = build_batch(&[b"a"], 1000, (-1, -1, -1));
+        gapped[OFFSET_LAST_DELTA..OFFSET_LAST_DELTA + 4].copy_from_slice(&3i32.to_be_bytes());
+        reseal_crc(&mut gapped);
+        assert!(validate_record_set(&gapped).is_err());
+        assert_eq!(
+            validate_stored_record_set(&gapped).unwrap()[0].last_offset_delta,
+            3
+        );
     }
 
     #[test]
