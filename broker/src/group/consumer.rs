@@ -740,6 +740,11 @@ impl ConsumerGroup {
         }
         let free = subtract(&subtract(&target, &member.assigned), &owned_by_others);
         member.assigned = union(&member.assigned, &free);
+        assert!(
+            intersect(&member.assigned, &owned_by_others).is_empty(),
+            "group {}: a partition is assigned to two members",
+            self.id
+        );
     }
 
     /// OffsetCommit from a member (v9 carries the member epoch).

@@ -27,7 +27,8 @@ use crate::config::BrokerConfig;
 use crate::meta_store::MetaStore;
 use crate::metadata::{Controller, MetadataError, NewTopic};
 use crate::protocol::records::{
-    build_keyed_batch, inflate_records, validate_record_set, walk_records, KeyValue, OffsetDeltas,
+    build_keyed_batch, inflate_records, validate_stored_record_set, walk_records, KeyValue,
+    OffsetDeltas,
 };
 use crate::protocol::ErrorCode;
 use crate::replication::{Partition, ReplicaManager};
@@ -297,6 +298,15 @@ struct Shard {
 }
 
 impl Shard {
+    fn empty(config: &GroupConfig, clock: &Clock) -> Shard {
+        Shard {
+            partitions: Vec::new(),
+            groups: BTreeMap::new(),
+            offsets: BTreeMap::new(),
+            next_retention_check_ms: clock.now_ms() + config.offsets_retention_check_interval_ms,
+        }
+    }
+
     /// Replays one offset commit record (None: its tombstone) into the committed offsets;
     /// a group whose last offset goes has no entry left.
     fn replay_offset(&mut self, key: &RecordKey, value: Option<OffsetCommitValue>) {
@@ -356,13 +366,7 @@ impl GroupCoordinator {
         replicas: Arc<ReplicaManager>,
     ) -> Result<Arc<GroupCoordinator>, GroupError> {
         let coordinator = Arc::new(GroupCoordinator {
-            shard: Mutex::new(Shard {
-                partitions: Vec::new(),
-                groups: BTreeMap::new(),
-                offsets: BTreeMap::new(),
-                next_retention_check_ms: clock.now_ms()
-                    + config.offsets_retention_check_interval_ms,
-            }),
+            shard: Mutex::new(Shard::empty(&config, &clock)),
             config,
             clock,
             store,
@@ -386,7 +390,28 @@ impl GroupCoordinator {
     fn lock(&self) -> MutexGuard<'_, Shard> {
         // Any operation may move a deadline earlier: the timer re-reads them.
         self.deadline_changed.notify_one();
-        self.shard.lock().unwrap_or_else(|p| p.into_inner())
+        self.shard()
+    }
+
+    /// The shard. A panic in a group operation may have left it half-changed, so a
+    /// poisoned lock is answered by rebuilding the shard from what was persisted:
+    /// `__consumer_offsets` and its RocksDB view hold every change that was answered,
+    /// because records are written before they are applied. Members with a join or sync
+    /// in flight get an error and rejoin; nothing committed is lost.
+    fn shard(&self) -> MutexGuard<'_, Shard> {
+        self.shard.lock().unwrap_or_else(|poisoned| {
+            let mut shard = poisoned.into_inner();
+            self.shard.clear_poison();
+            tracing::error!("a group operation panicked: reloading every group from {OFFSETS_TOPIC}");
+            let partitions = std::mem::take(&mut shard.partitions);
+            *shard = Shard::empty(&self.config, &self.clock);
+            if !partitions.is_empty() {
+                if let Err(e) = self.load(&mut shard, partitions) {
+                    tracing::error!(error = %e, "cannot reload the groups; they load again on the next FindCoordinator");
+                }
+            }
+            shard
+        })
     }
 
     /// The lock, for an operation that needs `__consumer_offsets` loaded (found through
@@ -401,7 +426,7 @@ impl GroupCoordinator {
 
     /// The earliest moment [`GroupCoordinator::tick`] has something to do.
     fn next_deadline_ms(&self) -> i64 {
-        let shard = self.shard.lock().unwrap_or_else(|p| p.into_inner());
+        let shard = self.shard();
         shard
             .groups
             .values()
@@ -540,8 +565,12 @@ impl GroupCoordinator {
                 .plan_read(next, high_watermark, 1 << 20)
                 .map_err(|e| replay_error(partition, e))?;
             let Some(plan) = plan else { break };
-            let data = plan.read().map_err(|e| replay_error(partition, e))?.records;
-            let headers = validate_record_set(&data).map_err(|e| replay_error(partition, e))?;
+            let data = partition
+                .read(plan)
+                .map_err(|e| replay_error(partition, e))?
+                .records;
+            let headers =
+                validate_stored_record_set(&data).map_err(|e| replay_error(partition, e))?;
             if headers.is_empty() {
                 break;
             }
@@ -1130,7 +1159,7 @@ impl GroupCoordinator {
     pub fn tick(&self) {
         let now_ms = self.clock.now_ms();
         // Not `lock()`: the timer must not wake itself.
-        let mut shard = self.shard.lock().unwrap_or_else(|p| p.into_inner());
+        let mut shard = self.shard();
         if shard.partitions.is_empty() {
             return;
         }
@@ -1384,6 +1413,27 @@ mod tests {
         assert_eq!(groups.list_groups(&[], &[]).len(), 1);
         // The view is complete again: a second start replays nothing new.
         assert!(!rebuilt.scan_prefix(APPLIED_PREFIX).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_a_group_operation_reloads_the_groups_instead_of_spreading() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::meta_store::MemoryStore::default());
+        let (_controller, groups) = start_with_topics(&store, dir.path(), &["t"]);
+        commit(&groups, "g1", 10);
+        let poisoner = Arc::clone(&groups);
+        let _ = std::thread::spawn(move || {
+            let mut shard = poisoner.shard.lock().unwrap();
+            // A half-done change, then the panic an assertion would raise.
+            shard.offsets.clear();
+            panic!("a bug in the middle of a group operation");
+        })
+        .join();
+        assert!(groups.shard.is_poisoned());
+        assert_eq!(committed(&groups, "g1"), Some(10), "reloaded from the log");
+        assert!(!groups.shard.is_poisoned());
+        commit(&groups, "g1", 11);
+        assert_eq!(committed(&groups, "g1"), Some(11));
     }
 
     #[tokio::test]
