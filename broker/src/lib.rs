@@ -5,16 +5,20 @@
 //! `protocol` is the only module that knows kafka-protocol's plumbing and Kafka's error
 //! codes; `config` is read by all.
 
+#[cfg(feature = "rocksdb")]
 pub mod broker;
 pub mod config;
 pub mod group;
+#[cfg(feature = "rocksdb")]
 pub mod handlers;
 pub mod log;
 pub mod meta_store;
 pub mod metadata;
 pub mod protocol;
 pub mod replication;
+#[cfg(feature = "rocksdb")]
 pub mod server;
+pub mod sync;
 
 /// The time seam: every timestamp the broker takes comes from here.
 #[derive(Debug, Clone, Default)]

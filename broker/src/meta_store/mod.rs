@@ -7,8 +7,10 @@
 //! each partition was applied). Keys are namespaced by a prefix (`topic/`,
 //! `producer_state/`, `group-record/`, ...).
 
+#[cfg(feature = "rocksdb")]
 pub mod rocks;
 
+use crate::sync::MutexExt;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -39,24 +41,23 @@ pub struct MemoryStore {
 
 impl MetaStore for MemoryStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.map.lock().expect("store lock").get(key).cloned())
+        Ok(self.map.lock_or_recover().get(key).cloned())
     }
 
     fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.map
-            .lock()
-            .expect("store lock")
+            .lock_or_recover()
             .insert(key.to_string(), value.to_vec());
         Ok(())
     }
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.map.lock().expect("store lock").remove(key);
+        self.map.lock_or_recover().remove(key);
         Ok(())
     }
 
     fn write_batch(&self, writes: &[(String, Option<Vec<u8>>)]) -> Result<(), StoreError> {
-        let mut map = self.map.lock().expect("store lock");
+        let mut map = self.map.lock_or_recover();
         for (key, value) in writes {
             match value {
                 Some(v) => map.insert(key.clone(), v.clone()),
@@ -67,7 +68,7 @@ impl MetaStore for MemoryStore {
     }
 
     fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let map = self.map.lock().expect("store lock");
+        let map = self.map.lock_or_recover();
         Ok(map
             .range(prefix.to_string()..)
             .take_while(|(k, _)| k.starts_with(prefix))

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 use crate::protocol::ErrorCode;
+use crate::sync::MutexExt;
 
 /// The epoch a client sends to close its session (or to fetch without one).
 pub const FINAL_EPOCH: i32 = -1;
@@ -83,7 +84,7 @@ impl FetchSessionCache {
         forgotten: Vec<(Arc<str>, i32)>,
         now_ms: i64,
     ) -> Result<SessionContext, ErrorCode> {
-        let mut sessions = self.sessions.lock().expect("session lock");
+        let mut sessions = self.sessions.lock_or_recover();
         if epoch == FINAL_EPOCH {
             if session_id != 0 {
                 sessions.remove(&session_id);
@@ -161,7 +162,7 @@ impl FetchSessionCache {
             }
         }
         let id = {
-            let mut next = self.next_id.lock().expect("session id lock");
+            let mut next = self.next_id.lock_or_recover();
             loop {
                 let id = *next;
                 *next = if *next == i32::MAX { 1 } else { *next + 1 };
@@ -206,7 +207,7 @@ impl FetchSessionCache {
         if session_id == 0 {
             return true;
         }
-        let mut sessions = self.sessions.lock().expect("session lock");
+        let mut sessions = self.sessions.lock_or_recover();
         let Some(cached) = sessions
             .get_mut(&session_id)
             .and_then(|s| s.partitions.get_mut(&(Arc::clone(topic), partition)))
@@ -219,7 +220,7 @@ impl FetchSessionCache {
     }
 
     pub fn len(&self) -> usize {
-        self.sessions.lock().expect("session lock").len()
+        self.sessions.lock_or_recover().len()
     }
 
     pub fn is_empty(&self) -> bool {
