@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use crate::protocol::records::{self, BatchHeader, OffsetDeltas, BATCH_HEADER_BYTES};
 
+use super::segment::{scan_batches, ScannedBatches};
 use super::{segment_file_name, LogError};
 
 /// One segment to clean, captured under the lock.
@@ -45,11 +46,13 @@ pub struct CleanPlan {
     pub delete_retention_ms: i64,
 }
 
-/// A cleaned segment ready to be swapped in.
+/// A cleaned segment ready to be swapped in, with its batches already scanned (CRCs
+/// checked) so that installing it under the partition lock only writes index files.
 #[derive(Debug, Clone)]
 pub struct CleanedSegment {
     pub base_offset: i64,
     pub swap_path: PathBuf,
+    pub scan: ScannedBatches,
 }
 
 /// Suffix of a cleaned segment being written.
@@ -109,22 +112,47 @@ fn latest_offsets(plan: &CleanPlan) -> Result<HashMap<Vec<u8>, i64>, LogError> {
     Ok(latest)
 }
 
-/// Cleans the planned segments into `.swap` files (step 1 above).
+/// Cleans the planned segments into `.swap` files (step 1 above). A clean that fails
+/// leaves no `.cleaned` file behind; one that ran out of space is [`LogError::NoSpace`]
+/// (the log is untouched, so the directory stays online and the clean is tried again).
 pub fn clean(plan: &CleanPlan) -> Result<Vec<CleanedSegment>, LogError> {
     let latest = latest_offsets(plan)?;
-    let tombstone_horizon = plan.now_ms.saturating_sub(plan.delete_retention_ms);
     let mut cleaned = Vec::with_capacity(plan.sources.len());
     for source in &plan.sources {
         let cleaned_path = plan.dir.join(format!(
             "{}{CLEANED_SUFFIX}",
             segment_file_name(source.base_offset, "")
         ));
-        let io = |e| LogError::io(&cleaned_path, e);
+        match clean_segment(plan, source, &latest, &cleaned_path) {
+            Ok(segment) => cleaned.push(segment),
+            Err(e) => {
+                let _ = std::fs::remove_file(&cleaned_path);
+                return Err(match e {
+                    LogError::Io { path, source } if super::is_out_of_space(&source) => {
+                        LogError::NoSpace { path }
+                    }
+                    other => other,
+                });
+            }
+        }
+    }
+    Ok(cleaned)
+}
+
+fn clean_segment(
+    plan: &CleanPlan,
+    source: &CleanSource,
+    latest: &HashMap<Vec<u8>, i64>,
+    cleaned_path: &Path,
+) -> Result<CleanedSegment, LogError> {
+    let tombstone_horizon = plan.now_ms.saturating_sub(plan.delete_retention_ms);
+    {
+        let io = |e| LogError::io(cleaned_path, e);
         let mut out = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
-            .open(&cleaned_path)
+            .open(cleaned_path)
             .map_err(io)?;
         for_each_batch(source, |batch, header| {
             if header.is_control() {
@@ -164,16 +192,26 @@ pub fn clean(plan: &CleanPlan) -> Result<Vec<CleanedSegment>, LogError> {
             }
         })?;
         out.sync_all().map_err(io)?;
-        drop(out);
-        let swap_path = plan.dir.join(format!(
-            "{}{SWAP_SUFFIX}",
-            segment_file_name(source.base_offset, "")
-        ));
-        std::fs::rename(&cleaned_path, &swap_path).map_err(|e| LogError::io(&swap_path, e))?;
-        cleaned.push(CleanedSegment {
-            base_offset: source.base_offset,
-            swap_path,
-        });
     }
-    Ok(cleaned)
+    let written = std::fs::metadata(cleaned_path)
+        .map_err(|e| LogError::io(cleaned_path, e))?
+        .len();
+    let file = File::open(cleaned_path).map_err(|e| LogError::io(cleaned_path, e))?;
+    let scan = scan_batches(&file, source.base_offset, written, true);
+    if scan.valid_bytes != written {
+        // Kept batches are copied as stored: a source batch damaged on disk ends up here.
+        return Err(LogError::Batch(records::BatchError::Corrupt(
+            "a segment being cleaned holds a batch that does not validate",
+        )));
+    }
+    let swap_path = plan.dir.join(format!(
+        "{}{SWAP_SUFFIX}",
+        segment_file_name(source.base_offset, "")
+    ));
+    std::fs::rename(cleaned_path, &swap_path).map_err(|e| LogError::io(&swap_path, e))?;
+    Ok(CleanedSegment {
+        base_offset: source.base_offset,
+        swap_path,
+        scan,
+    })
 }

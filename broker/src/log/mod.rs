@@ -47,6 +47,13 @@ pub enum LogError {
     MessageTooLarge { size: usize, max: i32 },
     #[error("a record on a compacted topic has no key")]
     CompactedWithoutKey,
+    /// The file system is full: the append was rolled back and nothing of it is stored.
+    /// The directory stays online, so reads go on and writes resume once space returns.
+    #[error("no space left on the device holding {path}; the write was rolled back")]
+    NoSpace { path: String },
+    /// An earlier storage error took the log directory offline.
+    #[error("the log directory {dir} is offline after a storage error")]
+    DirOffline { dir: String },
 }
 
 impl LogError {
@@ -77,8 +84,25 @@ impl LogError {
             LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
             LogError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
             LogError::CompactedWithoutKey => ErrorCode::InvalidRecord,
+            LogError::NoSpace { .. } => ErrorCode::KafkaStorageError,
+            LogError::DirOffline { .. } => ErrorCode::KafkaStorageError,
         }
     }
+
+    /// Whether this error means the directory's state on disk is in doubt, so it must go
+    /// offline (Kafka's LogDirFailureChannel). A full disk whose write was rolled back is
+    /// not: nothing of the write is stored.
+    pub fn is_storage_failure(&self) -> bool {
+        matches!(self, LogError::Io { .. })
+    }
+}
+
+/// Whether an I/O error says the file system is full (or the quota used up).
+pub fn is_out_of_space(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// The directory name of a partition, as Kafka names it.

@@ -108,7 +108,32 @@ impl ProducerState {
         Ok(SequenceCheck::Append)
     }
 
-    /// Records an appended batch (base offset assigned). Also used to replay the log.
+    /// Records a batch appended by a produce, which [`ProducerState::check`] let through:
+    /// within an epoch its sequence continues the producer's last batch, asserted in every
+    /// build (a gap here would be silent data loss for the producer).
+    pub fn append(&mut self, header: &BatchHeader) {
+        let last = self
+            .producers
+            .get(&header.producer_id)
+            .filter(|e| e.epoch == header.producer_epoch)
+            .and_then(|e| e.batches.back());
+        if let Some(last) = last {
+            let expected = if last.last_sequence == i32::MAX {
+                0
+            } else {
+                last.last_sequence + 1
+            };
+            assert_eq!(
+                header.base_sequence, expected,
+                "producer {} broke sequence continuity",
+                header.producer_id
+            );
+        }
+        self.record(header);
+    }
+
+    /// Records a batch (base offset assigned) without checks: replaying the log, where
+    /// compaction or retention may have removed batches between two of a producer's.
     pub fn record(&mut self, header: &BatchHeader) {
         let entry = self.producers.entry(header.producer_id).or_default();
         if header.producer_epoch != entry.epoch {

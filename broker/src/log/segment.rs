@@ -32,6 +32,71 @@ pub enum OpenMode {
     Recover,
 }
 
+/// A segment's state before an append, to undo it if the append fails.
+#[derive(Debug, Clone, Copy)]
+struct AppendMark {
+    size: u64,
+    next_offset: i64,
+    max_timestamp: i64,
+    max_timestamp_batch_offset: i64,
+    bytes_since_index_entry: u32,
+    index_len: usize,
+    time_index_len: usize,
+}
+
+/// The whole batches at the start of a segment file, as a scan found them.
+#[derive(Debug, Clone)]
+pub struct ScannedBatches {
+    pub base_offset: i64,
+    /// Each batch's header and position, in order.
+    pub batches: Vec<(BatchHeader, u64)>,
+    /// Bytes of whole (and, if validated, intact) batches; anything after is a torn tail.
+    pub valid_bytes: u64,
+}
+
+/// Walks the batches of a segment file from the start, stopping at the first one that is
+/// torn, out of order, or (with `validate`) fails its CRC. Reads only; takes no lock.
+pub fn scan_batches(
+    file: &File,
+    base_offset: i64,
+    file_len: u64,
+    validate: bool,
+) -> ScannedBatches {
+    let mut position = 0u64;
+    let mut header_buf = [0u8; BATCH_HEADER_BYTES];
+    let mut batch_buf = Vec::new();
+    let mut batches = Vec::new();
+    let mut expected_offset = base_offset;
+    while position + BATCH_HEADER_BYTES as u64 <= file_len {
+        if file.read_exact_at(&mut header_buf, position).is_err() {
+            break;
+        }
+        let Ok(header) = BatchHeader::parse(&header_buf) else {
+            break;
+        };
+        let total = header.total_bytes() as u64;
+        if position + total > file_len || header.base_offset < expected_offset {
+            break;
+        }
+        if validate {
+            batch_buf.resize(total as usize, 0);
+            if file.read_exact_at(&mut batch_buf, position).is_err()
+                || crate::protocol::records::validate_stored_batch(&batch_buf, &header).is_err()
+            {
+                break;
+            }
+        }
+        batches.push((header, position));
+        expected_offset = header.last_offset() + 1;
+        position += total;
+    }
+    ScannedBatches {
+        base_offset,
+        batches,
+        valid_bytes: position,
+    }
+}
+
 /// A batch's header and where it sits in its segment.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchLocation {
@@ -73,14 +138,7 @@ impl Segment {
         index_interval_bytes: u32,
     ) -> Result<Segment, LogError> {
         let mut segment = Self::with_files(dir, base_offset, false, 0)?;
-        segment.created_ms = segment
-            .log
-            .metadata()
-            .ok()
-            .and_then(|m| m.modified().ok())
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+        segment.created_ms = modified_ms(&segment.log);
         let loaded =
             mode == OpenMode::TrustIndexes && segment.load_indexes(index_interval_bytes)?;
         if !loaded {
@@ -202,47 +260,68 @@ impl Segment {
     /// `validate`, fails its CRC), and rebuilds both indexes.
     fn rebuild(&mut self, validate: bool, index_interval_bytes: u32) -> Result<(), LogError> {
         let file_len = self.log.metadata().map_err(|e| self.io(".log", e))?.len();
-        let mut position = 0u64;
-        let mut header_buf = [0u8; BATCH_HEADER_BYTES];
-        let mut batch_buf = Vec::new();
-        self.index.clear();
-        self.time_index.clear();
-        self.bytes_since_index_entry = 0;
-        let mut expected_offset = self.base_offset;
-        while position + BATCH_HEADER_BYTES as u64 <= file_len {
-            if self.log.read_exact_at(&mut header_buf, position).is_err() {
-                break;
-            }
-            let Ok(header) = BatchHeader::parse(&header_buf) else {
-                break;
-            };
-            let total = header.total_bytes() as u64;
-            if position + total > file_len || header.base_offset < expected_offset {
-                break;
-            }
-            if validate {
-                batch_buf.resize(total as usize, 0);
-                if self.log.read_exact_at(&mut batch_buf, position).is_err()
-                    || crate::protocol::records::validate_stored_batch(&batch_buf, &header).is_err()
-                {
-                    break;
-                }
-            }
-            self.note_batch(&header, position, total as u32, index_interval_bytes);
-            expected_offset = header.last_offset() + 1;
-            position += total;
-        }
-        if position < file_len {
+        let scan = scan_batches(&self.log, self.base_offset, file_len, validate);
+        if scan.valid_bytes < file_len {
             tracing::warn!(
                 segment = %self.dir.join(segment_file_name(self.base_offset, ".log")).display(),
-                valid_bytes = position,
+                valid_bytes = scan.valid_bytes,
                 file_bytes = file_len,
                 "truncating torn or corrupt tail of log segment"
             );
-            self.log.set_len(position).map_err(|e| self.io(".log", e))?;
+            self.log
+                .set_len(scan.valid_bytes)
+                .map_err(|e| self.io(".log", e))?;
         }
-        self.size = position;
-        self.next_offset = expected_offset;
+        self.index_scanned(&scan, index_interval_bytes)
+    }
+
+    /// Opens a segment whose batches were scanned beforehand (a cleaned segment, scanned
+    /// by the cleaner outside the partition lock): only the index files are written here.
+    pub fn open_scanned(
+        dir: &Path,
+        scan: &ScannedBatches,
+        index_interval_bytes: u32,
+    ) -> Result<Segment, LogError> {
+        let mut segment = Self::with_files(dir, scan.base_offset, false, 0)?;
+        let size = segment
+            .log
+            .metadata()
+            .map_err(|e| segment.io(".log", e))?
+            .len();
+        if size != scan.valid_bytes {
+            return Err(segment.io(
+                ".log",
+                std::io::Error::other("the segment changed since it was scanned"),
+            ));
+        }
+        segment.created_ms = modified_ms(&segment.log);
+        segment.index_scanned(scan, index_interval_bytes)?;
+        Ok(segment)
+    }
+
+    fn index_scanned(
+        &mut self,
+        scan: &ScannedBatches,
+        index_interval_bytes: u32,
+    ) -> Result<(), LogError> {
+        self.index.clear();
+        self.time_index.clear();
+        self.bytes_since_index_entry = 0;
+        self.max_timestamp = -1;
+        self.max_timestamp_batch_offset = -1;
+        for (header, position) in &scan.batches {
+            self.note_batch(
+                header,
+                *position,
+                header.total_bytes() as u32,
+                index_interval_bytes,
+            );
+        }
+        self.size = scan.valid_bytes;
+        self.next_offset = scan
+            .batches
+            .last()
+            .map_or(self.base_offset, |(h, _)| h.last_offset() + 1);
         self.rewrite_index_files()
     }
 
@@ -303,7 +382,64 @@ impl Segment {
 
     /// Appends a batch whose base offset was assigned, as its patched head and the rest.
     /// Writes go to the page cache; the flush policy decides when they are fsynced.
+    ///
+    /// A failed append leaves nothing behind: the files are cut back to where they were
+    /// and the in-memory state restored. If the file system was full the error is
+    /// [`LogError::NoSpace`]; any other error, or a cut that fails, is returned as the
+    /// I/O error it is, and the caller takes the directory offline.
     pub fn append(
+        &mut self,
+        head: &[u8],
+        rest: &[u8],
+        header: &BatchHeader,
+        index_interval_bytes: u32,
+    ) -> Result<(), LogError> {
+        let before = self.append_mark();
+        let Err(error) = self.write_batch(head, rest, header, index_interval_bytes) else {
+            return Ok(());
+        };
+        self.roll_back(before)?;
+        match error {
+            LogError::Io { path, source } if super::is_out_of_space(&source) => {
+                Err(LogError::NoSpace { path })
+            }
+            other => Err(other),
+        }
+    }
+
+    fn append_mark(&self) -> AppendMark {
+        AppendMark {
+            size: self.size,
+            next_offset: self.next_offset,
+            max_timestamp: self.max_timestamp,
+            max_timestamp_batch_offset: self.max_timestamp_batch_offset,
+            bytes_since_index_entry: self.bytes_since_index_entry,
+            index_len: self.index.len(),
+            time_index_len: self.time_index.len(),
+        }
+    }
+
+    /// Undoes a failed append: files cut back to their length before it, state restored.
+    fn roll_back(&mut self, mark: AppendMark) -> Result<(), LogError> {
+        self.size = mark.size;
+        self.next_offset = mark.next_offset;
+        self.max_timestamp = mark.max_timestamp;
+        self.max_timestamp_batch_offset = mark.max_timestamp_batch_offset;
+        self.bytes_since_index_entry = mark.bytes_since_index_entry;
+        self.index.truncate(mark.index_len);
+        self.time_index.truncate(mark.time_index_len);
+        self.log
+            .set_len(mark.size)
+            .map_err(|e| self.io(".log", e))?;
+        self.index_file
+            .set_len((mark.index_len * INDEX_ENTRY_BYTES) as u64)
+            .map_err(|e| self.io(".index", e))?;
+        self.time_index_file
+            .set_len((mark.time_index_len * TIME_INDEX_ENTRY_BYTES) as u64)
+            .map_err(|e| self.io(".timeindex", e))
+    }
+
+    fn write_batch(
         &mut self,
         head: &[u8],
         rest: &[u8],
@@ -460,6 +596,16 @@ impl Segment {
             source,
         )
     }
+}
+
+/// A file's modification time in ms since the epoch (0 if unknown).
+fn modified_ms(file: &File) -> i64 {
+    file.metadata()
+        .ok()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn open_rw(path: &Path, create: bool) -> Result<File, LogError> {
