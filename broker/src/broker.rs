@@ -139,7 +139,10 @@ impl Broker {
 
     /// Flushes and closes every log, then leaves the clean shutdown marker.
     pub async fn shutdown(&self) {
-        self.replicas.shutdown().await;
+        if !self.replicas.shutdown().await {
+            tracing::error!("the log directory is offline: no clean shutdown marker");
+            return;
+        }
         let marker = self.config.log_dir.join(CLEAN_SHUTDOWN_FILE);
         if let Err(e) = std::fs::write(&marker, b"") {
             tracing::warn!(error = %e, "could not write the clean shutdown marker");

@@ -39,6 +39,18 @@ async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         signals.cancel();
     });
+    let health = Arc::clone(broker.replicas.health());
+    tokio::spawn(async move {
+        health.offline().await;
+        // Kafka halts when its last log directory fails; this broker has one. The short
+        // pause lets the KAFKA_STORAGE_ERROR answers already written reach their clients.
+        tracing::error!(
+            "Shutdown broker because all log dirs in {} have failed",
+            health.dir().display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        std::process::exit(1);
+    });
     weir::server::run(Arc::clone(&broker), listeners, shutdown).await;
     broker.shutdown().await;
     Ok(())

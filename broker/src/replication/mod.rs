@@ -12,6 +12,7 @@
 //! produces wait for it before they are acknowledged.
 
 pub mod fetch_session;
+pub mod log_dir;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,10 +26,13 @@ use uuid::Uuid;
 
 use crate::log::checkpoint::{self, Checkpoint};
 use crate::log::{
-    LogAppend, LogError, LogOptions, PartitionLog, ProducerState, ReadPlan, TopicConfig,
+    FetchedData, LogAppend, LogError, LogOptions, PartitionLog, ProducerState, ReadPlan,
+    TimestampLookup, TopicConfig,
 };
 use crate::meta_store::MetaStore;
 use crate::protocol::ErrorCode;
+use crate::sync::{MutexExt, RwLockExt};
+use log_dir::LogDirHealth;
 
 /// Why a produce to a partition failed.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +73,7 @@ pub struct Partition {
     flushed: watch::Sender<i64>,
     flush_requested: Notify,
     deleted: AtomicBool,
+    health: Arc<LogDirHealth>,
 }
 
 impl Partition {
@@ -111,11 +116,18 @@ impl Partition {
         self.lock().size_bytes()
     }
 
+    /// The partition log. A panic while it was held may have left it half-changed (an
+    /// invariant assertion is such a panic), so a poisoned lock takes the log directory
+    /// offline: nothing more is served or acknowledged from it, and the broker stops and
+    /// recovers from what is on disk. Callers check the directory's health under the lock.
     fn lock(&self) -> std::sync::MutexGuard<'_, PartitionLog> {
-        // A panic while holding the lock is a bug; the log itself stays consistent on disk.
-        self.log
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.log.lock().unwrap_or_else(|poisoned| {
+            self.health.fail(&format!(
+                "a panic while holding the log of {}-{}",
+                self.topic, self.index
+            ));
+            poisoned.into_inner()
+        })
     }
 
     /// Validates and appends `records` (synchronously, so a connection's produces append
@@ -140,13 +152,18 @@ impl Partition {
         let prepared = PartitionLog::prepare(&config, records, now_ms)?;
         let (append, flush_due) = {
             let mut log = self.lock();
-            let append = log.append(prepared, now_ms)?;
+            // Checked under the lock, so no append follows the directory's failure.
+            self.health.check()?;
+            let append = log
+                .append(prepared, now_ms)
+                .map_err(|e| self.health.note(e))?;
             let leo = log.log_end_offset();
-            assert!(
-                self.log_start_offset() <= leo,
-                "log start offset above log end offset"
-            );
             self.high_watermark.store(leo, Ordering::Release);
+            let (start, high_watermark) = (self.log_start_offset(), self.high_watermark());
+            assert!(
+                start <= high_watermark && high_watermark <= leo,
+                "log start {start} <= high watermark {high_watermark} <= log end {leo} broken"
+            );
             (append, log.flush_due(now_ms))
         };
         if append.record_count > 0 {
@@ -159,13 +176,18 @@ impl Partition {
         Ok((append, wait_for))
     }
 
-    /// Waits until everything below `offset` is fsynced, or the timeout.
+    /// Waits until everything below `offset` is fsynced, or the timeout. A directory that
+    /// goes offline meanwhile fails the wait: that write is never acknowledged.
     pub async fn wait_flushed(&self, offset: i64, timeout: Duration) -> Result<(), ProduceError> {
         let mut flushed = self.flushed.subscribe();
         let reached = tokio::time::timeout(timeout, async {
-            flushed.wait_for(|f| *f >= offset).await.is_ok()
+            tokio::select! {
+                reached = flushed.wait_for(|f| *f >= offset) => reached.is_ok(),
+                _ = self.health.offline() => false,
+            }
         })
         .await;
+        self.health.check()?;
         match reached {
             Ok(true) => Ok(()),
             _ => Err(ProduceError::Timeout),
@@ -179,7 +201,12 @@ impl Partition {
         if target < 0 || target > high_watermark {
             return Err(ErrorCode::OffsetOutOfRange);
         }
-        let start = self.lock().advance_log_start_offset(target);
+        let mut log = self.lock();
+        if self.health.is_offline() {
+            return Err(ErrorCode::KafkaStorageError);
+        }
+        let start = log.advance_log_start_offset(target);
+        drop(log);
         self.log_start_offset.store(start, Ordering::Release);
         Ok(start)
     }
@@ -187,7 +214,10 @@ impl Partition {
     /// One retention pass; returns the files marked for deletion and their delay.
     fn apply_retention(&self, now_ms: i64) -> Result<(Vec<PathBuf>, i64), LogError> {
         let mut log = self.lock();
-        let files = log.apply_retention(now_ms)?;
+        self.health.check()?;
+        let files = log
+            .apply_retention(now_ms)
+            .map_err(|e| self.health.note(e))?;
         self.log_start_offset
             .store(log.log_start_offset(), Ordering::Release);
         Ok((files, log.config().file_delete_delay_ms))
@@ -202,8 +232,11 @@ impl Partition {
         else {
             return Ok(None);
         };
-        let cleaned = crate::log::clean_segments(&plan)?;
-        self.lock().install_cleaned(cleaned)?;
+        let cleaned = crate::log::clean_segments(&plan).map_err(|e| self.health.note(e))?;
+        let mut log = self.lock();
+        self.health.check()?;
+        log.install_cleaned(cleaned)
+            .map_err(|e| self.health.note(e))?;
         tracing::info!(topic = %self.topic, partition = self.index, up_to = plan.end_offset, "cleaned log");
         Ok(Some(plan.end_offset))
     }
@@ -215,18 +248,35 @@ impl Partition {
         max_offset: i64,
         max_bytes: usize,
     ) -> Result<Option<ReadPlan>, LogError> {
-        self.lock().plan_read(offset, max_offset, max_bytes)
+        let log = self.lock();
+        self.health.check()?;
+        let (start, high_watermark) = (self.log_start_offset(), self.high_watermark());
+        let leo = log.log_end_offset();
+        assert!(
+            start <= high_watermark && high_watermark <= leo,
+            "log start {start} <= high watermark {high_watermark} <= log end {leo} broken"
+        );
+        log.plan_read(offset, max_offset, max_bytes)
+            .map_err(|e| self.health.note(e))
     }
 
-    pub fn lookup_timestamp(
-        &self,
-        target_ms: i64,
-    ) -> Result<Option<crate::log::TimestampLookup>, LogError> {
-        self.lock().lookup_timestamp(target_ms)
+    /// Reads a planned range (outside the partition lock).
+    pub fn read(&self, plan: ReadPlan) -> Result<FetchedData, LogError> {
+        self.health.check()?;
+        plan.read().map_err(|e| self.health.note(e))
     }
 
-    pub fn max_timestamp(&self) -> Result<Option<crate::log::TimestampLookup>, LogError> {
-        self.lock().max_timestamp()
+    pub fn lookup_timestamp(&self, target_ms: i64) -> Result<Option<TimestampLookup>, LogError> {
+        let log = self.lock();
+        self.health.check()?;
+        log.lookup_timestamp(target_ms)
+            .map_err(|e| self.health.note(e))
+    }
+
+    pub fn max_timestamp(&self) -> Result<Option<TimestampLookup>, LogError> {
+        let log = self.lock();
+        self.health.check()?;
+        log.max_timestamp().map_err(|e| self.health.note(e))
     }
 
     fn producer_checkpoint(&self) -> (i64, Vec<u8>) {
@@ -234,24 +284,32 @@ impl Partition {
     }
 
     /// Fsyncs what the flush policy left unflushed; the group-commit step.
+    /// A failed fsync takes the directory offline: the pages it could not write may be
+    /// gone, so neither this flush nor any later one may acknowledge a write.
     async fn flush_once(self: &Arc<Self>, now_ms: i64) {
+        if self.health.is_offline() {
+            return;
+        }
         let (files, offset) = self.lock().begin_flush(now_ms);
         let result =
             tokio::task::spawn_blocking(move || files.iter().try_for_each(|f| f.sync_data())).await;
         match result {
-            Ok(Ok(())) => {
+            Ok(Ok(())) if !self.health.is_offline() => {
                 self.flushed.send_if_modified(|f| {
                     let advanced = offset > *f;
                     *f = (*f).max(offset);
                     advanced
                 });
             }
-            Ok(Err(e)) => {
-                tracing::error!(topic = %self.topic, partition = self.index, error = %e, "fsync failed")
-            }
-            Err(e) => {
-                tracing::error!(topic = %self.topic, partition = self.index, error = %e, "fsync task failed")
-            }
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => self.health.fail(&format!(
+                "fsync of {}-{} failed: {e}",
+                self.topic, self.index
+            )),
+            Err(e) => self.health.fail(&format!(
+                "fsync of {}-{} did not complete: {e}",
+                self.topic, self.index
+            )),
         }
     }
 
@@ -276,6 +334,7 @@ pub struct ReplicaManager {
     store: Arc<dyn MetaStore>,
     clock: crate::Clock,
     partitions: RwLock<HashMap<Arc<str>, Vec<Arc<Partition>>>>,
+    health: Arc<LogDirHealth>,
     clean_shutdown: bool,
     /// Recorded log start offsets, as read at start-up (`log-start-offset-checkpoint`).
     log_starts: Checkpoint,
@@ -295,6 +354,7 @@ impl ReplicaManager {
             store,
             clock,
             partitions: RwLock::new(HashMap::new()),
+            health: Arc::new(LogDirHealth::new(log_dir)),
             clean_shutdown,
             log_starts: checkpoint::read(&log_dir.join(checkpoint::LOG_START_OFFSET_CHECKPOINT)),
             cleaned_up_to: Mutex::new(checkpoint::read(
@@ -303,17 +363,18 @@ impl ReplicaManager {
         }
     }
 
+    /// The log directory's health, shared by every partition in it.
+    pub fn health(&self) -> &Arc<LogDirHealth> {
+        &self.health
+    }
+
     /// The partitions of a topic, if it is hosted here.
     pub fn topic(&self, topic: &str) -> Option<Vec<Arc<Partition>>> {
-        self.partitions
-            .read()
-            .expect("partitions lock")
-            .get(topic)
-            .cloned()
+        self.partitions.read_or_recover().get(topic).cloned()
     }
 
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
-        let partitions = self.partitions.read().expect("partitions lock");
+        let partitions = self.partitions.read_or_recover();
         partitions
             .get(topic)?
             .get(usize::try_from(index).ok()?)
@@ -323,8 +384,7 @@ impl ReplicaManager {
     /// Each hosted topic's name, id and partition count, without touching its partitions.
     pub fn topic_summaries(&self) -> Vec<(Arc<str>, Uuid, i32)> {
         self.partitions
-            .read()
-            .expect("partitions lock")
+            .read_or_recover()
             .iter()
             .filter_map(|(name, partitions)| {
                 let first = partitions.first()?;
@@ -335,8 +395,7 @@ impl ReplicaManager {
 
     pub fn all(&self) -> Vec<Arc<Partition>> {
         self.partitions
-            .read()
-            .expect("partitions lock")
+            .read_or_recover()
             .values()
             .flatten()
             .cloned()
@@ -356,10 +415,7 @@ impl ReplicaManager {
         for index in opened.len() as i32..count {
             opened.push(self.open_partition(&name, topic_id, index, config)?);
         }
-        self.partitions
-            .write()
-            .expect("partitions lock")
-            .insert(name, opened);
+        self.partitions.write_or_recover().insert(name, opened);
         Ok(())
     }
 
@@ -399,6 +455,7 @@ impl ReplicaManager {
             flushed: watch::Sender::new(leo),
             flush_requested: Notify::new(),
             deleted: AtomicBool::new(false),
+            health: Arc::clone(&self.health),
         });
         tokio::spawn(Arc::clone(&partition).run_flusher(self.clock.clone()));
         Ok(partition)
@@ -407,12 +464,7 @@ impl ReplicaManager {
     /// Stops hosting a topic; its directories are renamed `<dir>.<id>-delete` at once and
     /// removed after `file.delete.delay.ms`, as Kafka does.
     pub fn remove_topic(&self, topic: &str, delete_delay_ms: i64) {
-        let Some(partitions) = self
-            .partitions
-            .write()
-            .expect("partitions lock")
-            .remove(topic)
-        else {
+        let Some(partitions) = self.partitions.write_or_recover().remove(topic) else {
             return;
         };
         for partition in partitions {
@@ -500,8 +552,7 @@ impl ReplicaManager {
             let key = (partition.topic.to_string(), partition.index);
             let cleaned_up_to = self
                 .cleaned_up_to
-                .lock()
-                .expect("cleaner lock")
+                .lock_or_recover()
                 .get(&key)
                 .copied()
                 .unwrap_or(0);
@@ -509,7 +560,7 @@ impl ReplicaManager {
                 Ok(Some(end)) => {
                     // Only the cleaner writes this map; copy it so no lock is held over the fsync.
                     let offsets = {
-                        let mut offsets = self.cleaned_up_to.lock().expect("cleaner lock");
+                        let mut offsets = self.cleaned_up_to.lock_or_recover();
                         offsets.insert(key, end);
                         offsets.clone()
                     };
@@ -601,7 +652,11 @@ impl ReplicaManager {
     }
 
     /// Clean shutdown: fsync every log, seal active segments and checkpoint producer state.
-    pub async fn shutdown(&self) {
+    /// Returns whether the logs are clean: false if the directory is offline.
+    pub async fn shutdown(&self) -> bool {
+        if self.health.is_offline() {
+            return false;
+        }
         let now = self.clock.now_ms();
         for partition in self.all() {
             partition.flush_once(now).await;
@@ -611,6 +666,7 @@ impl ReplicaManager {
         }
         self.checkpoint_producer_state();
         self.checkpoint_log_start_offsets();
+        !self.health.is_offline()
     }
 }
 
