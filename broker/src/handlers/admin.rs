@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
@@ -41,12 +42,16 @@ pub fn create_topics(
         .filter(|t| !seen.insert(t.name.0.to_string()))
         .map(|t| t.name.0.to_string())
         .collect();
-    let topics = request
-        .topics
+    let new_topics: Vec<NewTopic> = request.topics.iter().map(new_topic).collect();
+    let too_large = broker
+        .controller
+        .check_create_size(new_topics.iter().filter(|t| !duplicates.contains(&t.name)))
+        .err();
+    let topics = new_topics
         .into_iter()
-        .map(|topic| {
-            let name = topic.name.0.to_string();
-            let result = CreatableTopicResult::default().with_name(topic.name.clone());
+        .map(|new_topic| {
+            let name = new_topic.name.clone();
+            let result = CreatableTopicResult::default().with_name(TopicName(str_bytes(&name)));
             if duplicates.contains(&name) {
                 return failed(
                     result,
@@ -55,30 +60,9 @@ pub fn create_topics(
                     format!("Duplicate topic name: {name}"),
                 );
             }
-            let new_topic = NewTopic {
-                name: name.clone(),
-                partitions: topic.num_partitions,
-                replication_factor: topic.replication_factor,
-                assignments: topic
-                    .assignments
-                    .iter()
-                    .map(|a| {
-                        (
-                            a.partition_index,
-                            a.broker_ids.iter().map(|b| b.0).collect(),
-                        )
-                    })
-                    .collect(),
-                configs: topic
-                    .configs
-                    .iter()
-                    .filter_map(|c| {
-                        c.value
-                            .as_ref()
-                            .map(|v| (c.name.to_string(), v.to_string()))
-                    })
-                    .collect(),
-            };
+            if let Some(e) = &too_large {
+                return failed(result, version, e.code(), e.to_string());
+            }
             match broker
                 .controller
                 .create_topic(new_topic, request.validate_only)
@@ -98,6 +82,33 @@ pub fn create_topics(
         })
         .collect();
     CreateTopicsResponse::default().with_topics(topics)
+}
+
+fn new_topic(topic: &CreatableTopic) -> NewTopic {
+    NewTopic {
+        name: topic.name.0.to_string(),
+        partitions: topic.num_partitions,
+        replication_factor: topic.replication_factor,
+        assignments: topic
+            .assignments
+            .iter()
+            .map(|a| {
+                (
+                    a.partition_index,
+                    a.broker_ids.iter().map(|b| b.0).collect(),
+                )
+            })
+            .collect(),
+        configs: topic
+            .configs
+            .iter()
+            .filter_map(|c| {
+                c.value
+                    .as_ref()
+                    .map(|v| (c.name.to_string(), v.to_string()))
+            })
+            .collect(),
+    }
 }
 
 fn failed(

@@ -22,10 +22,22 @@ pub fn create_partitions(
     broker: &Arc<Broker>,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
+    let mut records = 0;
     let results = request
         .topics
         .into_iter()
         .map(|topic| {
+            match broker
+                .controller
+                .count_growth(records, &topic.name.0, topic.count)
+            {
+                Ok(total) => records = total,
+                Err(e) => {
+                    return CreatePartitionsTopicResult::default()
+                        .with_name(topic.name)
+                        .with_error_code(e.code().code())
+                }
+            }
             let assignments = topic.assignments.map(|a| {
                 a.into_iter()
                     .map(|p| p.broker_ids.into_iter().map(|b| b.0).collect())

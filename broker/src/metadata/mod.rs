@@ -18,9 +18,17 @@ use crate::log::{LogError, TopicConfig};
 use crate::meta_store::{MetaStore, StoreError};
 use crate::protocol::ErrorCode;
 use crate::replication::ReplicaManager;
+use crate::sync::{MutexExt, RwLockExt};
 
 /// The longest topic name Kafka accepts.
 pub const TOPIC_NAME_LENGTH_MAX: usize = 249;
+/// The most metadata records one user operation may produce, as Kafka's controller
+/// (`QuorumController.MAX_RECORDS_PER_USER_OP`): a topic is one record, plus one per
+/// partition and one per config. A request that needs more is refused whole.
+pub const MAX_RECORDS_PER_USER_OP: usize = 10_000;
+/// The most partitions one CreateTopics request may create (Kafka 4's
+/// `ReplicationControlManager.MAX_PARTITIONS_PER_BATCH`, KAFKA-17870).
+pub const MAX_PARTITIONS_PER_BATCH: usize = 10_000;
 /// Producer ids are handed out in blocks, one store write per block.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
@@ -87,6 +95,14 @@ pub enum MetadataError {
     TopicDeletionDisabled,
     #[error("{0}")]
     InvalidRequest(String),
+    #[error("Unable to perform excessively large batch operation.")]
+    ExcessivelyLargeOperation,
+    #[error("Excessively large number of partitions per request.")]
+    ExcessivelyManyPartitions,
+    /// Kafka's CreatePartitions answers a topic that overflows the per-operation record
+    /// limit with UNKNOWN_SERVER_ERROR and no message.
+    #[error("")]
+    GrowthOverflow,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -106,6 +122,9 @@ impl MetadataError {
             MetadataError::UnknownTopicId => ErrorCode::UnknownTopicId,
             MetadataError::TopicDeletionDisabled => ErrorCode::TopicDeletionDisabled,
             MetadataError::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            MetadataError::ExcessivelyLargeOperation => ErrorCode::PolicyViolation,
+            MetadataError::ExcessivelyManyPartitions => ErrorCode::PolicyViolation,
+            MetadataError::GrowthOverflow => ErrorCode::UnknownServerError,
             MetadataError::Store(_) => ErrorCode::UnknownServerError,
             MetadataError::Log(e) => e.code(),
         }
@@ -265,7 +284,51 @@ impl Controller {
 
     /// The broker config in force: static layers plus dynamic broker configs.
     pub fn broker_view(&self) -> Arc<BrokerConfig> {
-        Arc::clone(&self.effective.read().expect("config lock"))
+        Arc::clone(&self.effective.read_or_recover())
+    }
+
+    /// Kafka's two size checks on a CreateTopics request, over all its topics together:
+    /// at most [`MAX_PARTITIONS_PER_BATCH`] partitions, and at most
+    /// [`MAX_RECORDS_PER_USER_OP`] records (one per topic, partition and config). Counted
+    /// before validation, so a huge request is refused cheaply and whole.
+    pub fn check_create_size<'a>(
+        &self,
+        topics: impl Iterator<Item = &'a NewTopic>,
+    ) -> Result<(), MetadataError> {
+        let (mut partitions, mut records) = (0usize, 0usize);
+        for topic in topics {
+            let count = match (topic.assignments.len(), topic.partitions) {
+                (0, -1) => self.config.num_partitions.max(0) as usize,
+                (0, n) => n.max(0) as usize,
+                (assigned, _) => assigned,
+            };
+            partitions = partitions.saturating_add(count);
+            records = records.saturating_add(1 + count + topic.configs.len());
+        }
+        if partitions > MAX_PARTITIONS_PER_BATCH {
+            return Err(MetadataError::ExcessivelyManyPartitions);
+        }
+        if records > MAX_RECORDS_PER_USER_OP {
+            return Err(MetadataError::ExcessivelyLargeOperation);
+        }
+        Ok(())
+    }
+
+    /// The records a CreatePartitions request has used so far plus growing `topic` to
+    /// `count` partitions (one record per new partition), or the error Kafka gives the
+    /// topic that would overflow [`MAX_RECORDS_PER_USER_OP`]. Such a topic is not grown.
+    pub fn count_growth(
+        &self,
+        used: usize,
+        topic: &str,
+        count: i32,
+    ) -> Result<usize, MetadataError> {
+        let current = self.image().topic(topic).map_or(0, |t| t.partitions);
+        let total = used.saturating_add(count.saturating_sub(current).max(0) as usize);
+        if total > MAX_RECORDS_PER_USER_OP {
+            return Err(MetadataError::GrowthOverflow);
+        }
+        Ok(total)
     }
 
     /// Grows a topic to `count` partitions (CreatePartitions); never shrinks one.
@@ -276,7 +339,7 @@ impl Controller {
         assignments: Option<Vec<Vec<i32>>>,
         validate_only: bool,
     ) -> Result<Arc<TopicRecord>, MetadataError> {
-        let _guard = self.changes.lock().expect("controller lock");
+        let _guard = self.changes.lock_or_recover();
         let record = self.existing_topic(name)?;
         if count < record.partitions {
             return Err(MetadataError::InvalidPartitions(format!(
@@ -336,7 +399,7 @@ impl Controller {
         ops: &[ConfigOp],
         validate_only: bool,
     ) -> Result<(), MetadataError> {
-        let _guard = self.changes.lock().expect("controller lock");
+        let _guard = self.changes.lock_or_recover();
         let record = self.existing_topic(name)?;
         let broker = self.broker_view();
         let mut configs = replace.unwrap_or_else(|| record.configs.clone());
@@ -388,8 +451,8 @@ impl Controller {
         ops: &[ConfigOp],
         validate_only: bool,
     ) -> Result<(), MetadataError> {
-        let _guard = self.changes.lock().expect("controller lock");
-        let mut dynamic = self.dynamic.lock().expect("dynamic config lock");
+        let _guard = self.changes.lock_or_recover();
+        let mut dynamic = self.dynamic.lock_or_recover();
         let slot = match scope {
             BrokerScope::ClusterDefault => 0,
             BrokerScope::ThisBroker => 1,
@@ -428,7 +491,7 @@ impl Controller {
         )?;
         dynamic[slot] = configs;
         let effective = Arc::new(self.config.with_dynamic(&dynamic[0], &dynamic[1]));
-        *self.effective.write().expect("config lock") = Arc::clone(&effective);
+        *self.effective.write_or_recover() = Arc::clone(&effective);
         for record in self.image().topics.values() {
             self.replicas.reconfigure(
                 &record.name,
@@ -448,7 +511,7 @@ impl Controller {
 
     /// The current image.
     pub fn image(&self) -> Arc<MetadataImage> {
-        Arc::clone(&self.image.read().expect("image lock"))
+        Arc::clone(&self.image.read_or_recover())
     }
 
     /// Checks a new topic and, unless `validate_only`, creates it.
@@ -457,7 +520,7 @@ impl Controller {
         topic: NewTopic,
         validate_only: bool,
     ) -> Result<Arc<TopicRecord>, MetadataError> {
-        let _guard = self.changes.lock().expect("controller lock");
+        let _guard = self.changes.lock_or_recover();
         validate_topic_name(&topic.name)?;
         if self.image().topic(&topic.name).is_some() {
             return Err(MetadataError::TopicAlreadyExists(topic.name));
@@ -551,7 +614,7 @@ impl Controller {
 
     /// Deletes a topic by name.
     pub fn delete_topic(&self, name: &str) -> Result<Arc<TopicRecord>, MetadataError> {
-        let _guard = self.changes.lock().expect("controller lock");
+        let _guard = self.changes.lock_or_recover();
         if !self.config.delete_topic_enable {
             return Err(MetadataError::TopicDeletionDisabled);
         }
@@ -571,7 +634,7 @@ impl Controller {
     }
 
     fn publish(&self, change: impl FnOnce(&mut MetadataImage)) {
-        let mut guard = self.image.write().expect("image lock");
+        let mut guard = self.image.write_or_recover();
         let mut next = MetadataImage::clone(&guard);
         change(&mut next);
         *guard = Arc::new(next);
@@ -579,7 +642,7 @@ impl Controller {
 
     /// Hands out a new producer id, persisting a block of them at a time.
     pub fn allocate_producer_id(&self) -> Result<i64, MetadataError> {
-        let mut ids = self.producer_ids.lock().expect("producer id lock");
+        let mut ids = self.producer_ids.lock_or_recover();
         if ids.0 >= ids.1 {
             let start = match self.store.get("producer_ids/next_block")? {
                 Some(bytes) if bytes.len() == 8 => {
