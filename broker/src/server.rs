@@ -9,9 +9,19 @@
 //!
 //! Bad input closes only its own connection, with one log line: an oversized or truncated
 //! frame, an unknown API key or version, a body that does not decode.
+//!
+//! Limits, as Kafka's SocketServer keeps them: `max.connections` in all (at the limit the
+//! acceptors wait), `max.connections.per.ip` (a connection above it is closed at once), and
+//! `connections.max.idle.ms`: a connection with no whole request read and no response owed
+//! for that long is closed, so one that sends half a frame and stalls does not stay open.
+//! A client that never reads its responses stops being read once `queued.max.requests`
+//! replies wait for it, so its memory stays bounded.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -27,6 +37,7 @@ use tokio_util::task::TaskTracker;
 use crate::broker::Broker;
 use crate::handlers::{self, Reply, ResponseFuture};
 use crate::protocol::api::{self, FrameError};
+use crate::sync::MutexExt;
 
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
@@ -73,12 +84,14 @@ pub async fn run(broker: Arc<Broker>, listeners: Vec<TcpListener>, shutdown: Can
     let slots = Arc::new(Semaphore::new(
         broker.config.max_connections.min(Semaphore::MAX_PERMITS),
     ));
+    let per_ip = Arc::new(ConnectionsPerIp::new(broker.config.max_connections_per_ip));
     let mut accepts = Vec::new();
     for listener in listeners {
         let broker = Arc::clone(&broker);
         let shutdown = shutdown.clone();
         let connections = connections.clone();
         let slots = Arc::clone(&slots);
+        let per_ip = Arc::clone(&per_ip);
         accepts.push(tokio::spawn(async move {
             loop {
                 let slot = tokio::select! {
@@ -92,10 +105,19 @@ pub async fn run(broker: Arc<Broker>, listeners: Vec<TcpListener>, shutdown: Can
                     _ = shutdown.cancelled() => break,
                     accepted = listener.accept() => match accepted {
                         Ok((stream, peer)) => {
+                            let Some(counted) = per_ip.admit(peer.ip()) else {
+                                tracing::info!(
+                                    "Rejected connection from {}, address already has the configured maximum of {} connections.",
+                                    peer.ip(),
+                                    per_ip.max
+                                );
+                                drop(stream);
+                                continue;
+                            };
                             let serve = serve_connection(Arc::clone(&broker), stream, peer, shutdown.clone());
                             connections.spawn(async move {
                                 serve.await;
-                                drop(slot);
+                                drop((slot, counted));
                             });
                         }
                         Err(e) => {
@@ -129,12 +151,24 @@ async fn serve_connection(
         .new_codec();
     let mut frames = FramedRead::with_capacity(reader, codec, 64 * 1024);
     let (tx, rx) = mpsc::channel(broker.config.queued_max_requests);
-    let writer_task = tokio::spawn(write_replies(writer, rx, peer));
+    let activity = Arc::new(Activity::new());
+    let writer_task = tokio::spawn(write_replies(writer, rx, peer, Arc::clone(&activity)));
+    // Capped at a year so that the deadline always fits in an Instant.
+    let idle_limit = Duration::from_millis(broker.config.connections_max_idle_ms.max(1) as u64)
+        .min(Duration::from_secs(365 * 86_400));
     loop {
         let frame = tokio::select! {
             _ = shutdown.cancelled() => break,
             frame = frames.next() => frame,
+            _ = tokio::time::sleep_until(activity.idle_deadline(idle_limit)) => {
+                if activity.is_idle(idle_limit) {
+                    tracing::debug!(%peer, idle_ms = broker.config.connections_max_idle_ms, "closing idle connection");
+                    break;
+                }
+                continue;
+            }
         };
+        activity.touch();
         let frame = match frame {
             None => break,
             Some(Ok(frame)) => frame.freeze(),
@@ -151,6 +185,7 @@ async fn serve_connection(
                 break;
             }
         };
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
         if tx.send(outgoing).await.is_err() {
             break;
         }
@@ -195,7 +230,12 @@ fn take_request(
     }
 }
 
-async fn write_replies(writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, peer: SocketAddr) {
+async fn write_replies(
+    writer: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Outgoing>,
+    peer: SocketAddr,
+    activity: Arc<Activity>,
+) {
     let mut writer = BufWriter::with_capacity(WRITE_BUFFER_BYTES, writer);
     while let Some(outgoing) = rx.recv().await {
         let bytes = match outgoing {
@@ -222,7 +262,90 @@ async fn write_replies(writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>,
         if rx.is_empty() && writer.flush().await.is_err() {
             return;
         }
+        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+        activity.touch();
     }
     let _ = writer.flush().await;
     let _ = writer.shutdown().await;
+}
+
+/// When a connection last read a request or wrote a response, and how many of its
+/// requests still owe a response: a connection waiting on a long poll is not idle.
+struct Activity {
+    start: Instant,
+    last_ms: AtomicI64,
+    in_flight: AtomicUsize,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            start: Instant::now(),
+            last_ms: AtomicI64::new(0),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let now = self.start.elapsed().as_millis() as i64;
+        self.last_ms.fetch_max(now, Ordering::AcqRel);
+    }
+
+    fn idle_deadline(&self, limit: Duration) -> tokio::time::Instant {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Acquire) as u64);
+        tokio::time::Instant::from_std(self.start + last + limit)
+    }
+
+    fn is_idle(&self, limit: Duration) -> bool {
+        let last = self.last_ms.load(Ordering::Acquire);
+        let idle_ms = self.start.elapsed().as_millis() as i64 - last;
+        self.in_flight.load(Ordering::Acquire) == 0 && idle_ms >= limit.as_millis() as i64
+    }
+}
+
+/// Open connections per client address, for `max.connections.per.ip`.
+struct ConnectionsPerIp {
+    max: usize,
+    counts: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl ConnectionsPerIp {
+    fn new(max: usize) -> ConnectionsPerIp {
+        ConnectionsPerIp {
+            max,
+            counts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts a new connection from `ip`, or None if that address is at its maximum.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<CountedConnection> {
+        let mut counts = self.counts.lock_or_recover();
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(CountedConnection {
+            ip,
+            counts: Arc::clone(self),
+        })
+    }
+}
+
+/// One counted connection; dropping it gives its place back.
+struct CountedConnection {
+    ip: IpAddr,
+    counts: Arc<ConnectionsPerIp>,
+}
+
+impl Drop for CountedConnection {
+    fn drop(&mut self) {
+        let mut counts = self.counts.counts.lock_or_recover();
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
 }

@@ -154,10 +154,11 @@ async fn run_fetch(broker: &Arc<Broker>, version: i16, request: FetchRequest) ->
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let min_bytes = request.min_bytes.max(0) as usize;
+    // The broker's fetch.max.bytes bounds what one response may hold, as in Kafka.
     let max_bytes = if request.max_bytes <= 0 {
-        i32::MAX as usize
+        broker.config.fetch_max_bytes
     } else {
-        request.max_bytes as usize
+        (request.max_bytes as usize).min(broker.config.fetch_max_bytes)
     };
     loop {
         let partitions: Vec<Arc<Partition>> =
@@ -214,16 +215,22 @@ fn read_slots(slots: &mut [FetchSlot], read_committed: bool, max_bytes: usize) -
             continue;
         }
         let limit = remaining.min(slot.target.max_bytes.max(0) as usize);
-        // With nothing read yet a batch above the limits is still returned whole.
+        // With nothing read yet a batch above the limits is still returned whole; after
+        // that a partition whose next batch does not fit gets nothing, and is not read.
         let limit = if total == 0 { limit.max(1) } else { limit };
         let read = partition
             .plan_read(slot.target.fetch_offset, upper, limit)
-            .and_then(|plan| plan.map(|p| p.read()).transpose());
+            .and_then(|plan| {
+                plan.filter(|p| total == 0 || p.first_batch_bytes() <= limit)
+                    .map(|p| partition.read(p))
+                    .transpose()
+            });
         match read {
             Ok(Some(data)) => {
-                if total > 0 && data.records.len() > limit {
-                    continue;
-                }
+                assert!(
+                    total == 0 || data.records.len() <= limit,
+                    "a fetch read past its byte limit"
+                );
                 total += data.records.len();
                 slot.records = data.records;
                 slot.error = ErrorCode::None;
