@@ -5,7 +5,7 @@
 //! behind. `WEIR_BIN` overrides where the binary is looked for.
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -37,6 +37,7 @@ pub struct Broker {
     pub port: u16,
     pub data_dir: PathBuf,
     overrides: Vec<(String, String)>,
+    env: Vec<(String, String)>,
     log: Arc<Mutex<Vec<String>>>,
     _temp: Option<Arc<tempfile::TempDir>>,
 }
@@ -44,18 +45,36 @@ pub struct Broker {
 impl Broker {
     /// Starts a broker on a free port with a fresh data directory.
     pub fn start(overrides: &[(&str, &str)]) -> Broker {
-        let temp = Arc::new(tempfile::tempdir().expect("temp dir"));
-        let overrides = overrides
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        Broker::start_with(overrides, &[], None)
+    }
+
+    /// Starts a broker with extra environment variables and, if given, a data directory
+    /// of the test's own (a small file system, say) instead of a fresh temporary one.
+    pub fn start_with(
+        overrides: &[(&str, &str)],
+        env: &[(&str, &str)],
+        data_dir: Option<&Path>,
+    ) -> Broker {
+        let temp = match data_dir {
+            Some(_) => None,
+            None => Some(Arc::new(tempfile::tempdir().expect("temp dir"))),
+        };
+        let data_dir = data_dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| temp.as_ref().expect("temp dir").path().to_path_buf());
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
         let mut broker = Broker {
             child: None,
             port: free_port(),
-            data_dir: temp.path().to_path_buf(),
-            overrides,
+            data_dir,
+            overrides: pairs(overrides),
+            env: pairs(env),
             log: Arc::new(Mutex::new(Vec::new())),
-            _temp: Some(temp),
+            _temp: temp,
         };
         broker.spawn();
         broker
@@ -65,7 +84,18 @@ impl Broker {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Starts the process; if its port was taken meanwhile, on another free port.
     fn spawn(&mut self) {
+        for _ in 0..5 {
+            if self.spawn_once() {
+                return;
+            }
+            self.port = free_port();
+        }
+        panic!("no free port could be bound:\n{}", self.log_text());
+    }
+
+    fn spawn_once(&mut self) -> bool {
         let mut command = Command::new(weir_bin());
         command
             .arg("--override")
@@ -78,6 +108,10 @@ impl Broker {
         for (k, v) in &self.overrides {
             command.arg("--override").arg(format!("{k}={v}"));
         }
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        let first_line = self.log.lock().unwrap().len();
         let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", weir_bin().display()));
@@ -89,27 +123,44 @@ impl Broker {
             }
         });
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready(first_line)
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits until this broker (not another process that took the same port) listens.
+    /// Returns false if it could not bind its port, which a parallel test may have taken
+    /// between `free_port` and the bind.
+    fn wait_ready(&mut self, first_line: usize) -> bool {
         let deadline = Instant::now() + Duration::from_secs(20);
-        let addr: SocketAddr = self.bootstrap().parse().unwrap();
+        let listening = format!("127.0.0.1:{}", self.port);
         while Instant::now() < deadline {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-                return;
+            let ours = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .skip(first_line)
+                .any(|l| l.contains("listening") && l.contains(&listening));
+            if ours {
+                return true;
             }
             if let Some(status) = self
                 .child
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
+                // Let the log reader catch the last lines.
+                std::thread::sleep(Duration::from_millis(50));
+                let log = self.log.lock().unwrap()[first_line..].join("\n");
+                if log.contains("cannot bind listener") {
+                    self.child = None;
+                    return false;
+                }
                 panic!(
                     "broker exited with {status} before serving:\n{}",
                     self.log_text()
                 );
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(10));
         }
         panic!("broker did not start listening:\n{}", self.log_text());
     }
@@ -117,6 +168,38 @@ impl Broker {
     /// The broker's log so far.
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
+    }
+
+    /// The broker's resident memory now and at its peak (VmRSS, VmHWM), in KiB.
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let pid = self.child.as_ref().expect("broker running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// Waits for the process to exit by itself; returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// Whether the process is still running.

@@ -128,6 +128,67 @@ pub fn batch(values: &[&[u8]], base_ts: i64) -> BytesMut {
     b
 }
 
+/// The records of uncompressed v2 batches as stored: (base offset, values) per batch.
+/// Panics if a batch's CRC32C is wrong or its records do not parse.
+pub fn parse_batches(mut bytes: &[u8]) -> Vec<(i64, Vec<Vec<u8>>)> {
+    fn varint(b: &mut &[u8]) -> i64 {
+        let (mut value, mut shift) = (0u64, 0);
+        loop {
+            let byte = b[0];
+            *b = &b[1..];
+            value |= ((byte & 0x7f) as u64) << shift;
+            if byte & 0x80 == 0 {
+                return ((value >> 1) as i64) ^ -((value & 1) as i64);
+            }
+            shift += 7;
+        }
+    }
+    let mut batches = Vec::new();
+    while bytes.len() >= 61 {
+        let base = i64::from_be_bytes(bytes[0..8].try_into().unwrap());
+        let length = i32::from_be_bytes(bytes[8..12].try_into().unwrap()) as usize;
+        if bytes.len() < 12 + length {
+            break; // a partial batch at the end of a fetch
+        }
+        let batch = &bytes[..12 + length];
+        let crc = u32::from_be_bytes(batch[17..21].try_into().unwrap());
+        assert_eq!(
+            crc32c::crc32c(&batch[21..]),
+            crc,
+            "batch at {base}: bad CRC"
+        );
+        assert_eq!(
+            batch[22] & 0x07,
+            0,
+            "only uncompressed batches are parsed here"
+        );
+        let count = i32::from_be_bytes(batch[57..61].try_into().unwrap());
+        let mut records = &batch[61..];
+        let mut values = Vec::new();
+        for _ in 0..count {
+            let len = varint(&mut records) as usize;
+            let mut record = &records[..len];
+            records = &records[len..];
+            record = &record[1..]; // attributes
+            varint(&mut record); // timestamp delta
+            varint(&mut record); // offset delta
+            let key_len = varint(&mut record);
+            if key_len > 0 {
+                record = &record[key_len as usize..];
+            }
+            let value_len = varint(&mut record);
+            values.push(if value_len >= 0 {
+                record[..value_len as usize].to_vec()
+            } else {
+                Vec::new()
+            });
+        }
+        batches.push((base, values));
+        bytes = &bytes[12 + length..];
+    }
+    batches
+}
+
 /// Recomputes a batch's CRC32C after a test changed it.
 pub fn reseal(batch: &mut BytesMut) {
     let crc = crc32c::crc32c(&batch[21..]);

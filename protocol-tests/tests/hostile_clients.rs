@@ -1,0 +1,293 @@
+//! Slow and hostile clients against the real binary: half frames that stall, too many
+//! connections from one address, thousands of idle connections, hundreds of concurrent
+//! producers, and a client that never reads its responses. Each must leave the broker
+//! serving others, within a stated memory bound.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use protocol_tests::raw::{self, request_frame, topic_name, Client};
+use protocol_tests::Broker;
+
+/// Peak broker RSS allowed under each load below. Idle the broker takes about 16 MB; 5,000 connections add about 62 MB.
+const RSS_BOUND_KIB: u64 = 160 * 1024;
+
+fn api_versions_frame() -> Vec<u8> {
+    request_frame(
+        ApiKey::ApiVersions,
+        3,
+        1,
+        &RequestKind::ApiVersions(ApiVersionsRequest::default()),
+    )
+}
+
+/// Whether the broker closed this connection within `within` (EOF or reset on read).
+fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 64];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Sends ApiVersions and reads its whole response.
+fn api_versions_round_trip(stream: &mut TcpStream) {
+    stream.write_all(&api_versions_frame()).unwrap();
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).unwrap();
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut body).unwrap();
+}
+
+fn connect(broker: &Broker) -> TcpStream {
+    let stream = TcpStream::connect(("127.0.0.1", broker.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+fn create(client: &mut Client, topic: &str, partitions: i32) {
+    let ResponseKind::CreateTopics(r) = client.call(
+        ApiKey::CreateTopics,
+        7,
+        &RequestKind::CreateTopics(
+            CreateTopicsRequest::default().with_topics(vec![raw::new_topic(
+                topic,
+                partitions,
+                &[],
+            )]),
+        ),
+    ) else {
+        panic!()
+    };
+    assert_eq!(r.topics[0].error_code, 0);
+}
+
+fn produce_request(topic: &str, partition: i32, records: Bytes) -> RequestKind {
+    RequestKind::Produce(
+        ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(topic_name(topic))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(records))])]),
+    )
+}
+
+#[test]
+fn stalled_half_frames_are_closed_after_connections_max_idle_ms() {
+    let broker = Broker::start(&[("connections.max.idle.ms", "1000")]);
+    // Half a length prefix, then nothing.
+    let mut stalled = connect(&broker);
+    stalled.write_all(&[0, 0]).unwrap();
+    // Half a request body, then nothing.
+    let mut half_body = connect(&broker);
+    let frame = api_versions_frame();
+    half_body.write_all(&frame[..frame.len() / 2]).unwrap();
+    // A client that talks every 300 ms is never idle.
+    let mut busy = connect(&broker);
+    // A long poll that outlasts the idle limit: waiting for a response is not idleness.
+    let mut client = Client::connect(&broker);
+    create(&mut client, "idle", 1);
+    let mut polling = connect(&broker);
+    let fetch = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(2500)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic_name("idle"))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    polling
+        .write_all(&request_frame(
+            ApiKey::Fetch,
+            12,
+            7,
+            &RequestKind::Fetch(fetch),
+        ))
+        .unwrap();
+    let started = Instant::now();
+    for _ in 0..8 {
+        api_versions_round_trip(&mut busy);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    drop(client);
+    let mut len = [0u8; 4];
+    polling.read_exact(&mut len).unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(2400),
+        "the long poll was answered"
+    );
+
+    assert!(
+        closed_within(&mut stalled, Duration::from_secs(2)),
+        "half prefix closed"
+    );
+    assert!(
+        closed_within(&mut half_body, Duration::from_secs(2)),
+        "half body closed"
+    );
+    api_versions_round_trip(&mut busy);
+}
+
+#[test]
+fn max_connections_per_ip_closes_the_connection_above_it() {
+    let broker = Broker::start(&[("max.connections.per.ip", "3")]);
+    let mut open: Vec<TcpStream> = (0..3).map(|_| connect(&broker)).collect();
+    for stream in &mut open {
+        api_versions_round_trip(stream);
+    }
+    let mut fourth = connect(&broker);
+    let _ = fourth.write_all(&api_versions_frame());
+    assert!(
+        closed_within(&mut fourth, Duration::from_secs(5)),
+        "the fourth is closed"
+    );
+    let rejected = "Rejected connection from 127.0.0.1, address already has the configured maximum of 3 connections.";
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !broker.log_text().contains(rejected) {
+        assert!(Instant::now() < deadline, "no rejection logged");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Closing one gives its place back.
+    let gone = open.pop().unwrap();
+    gone.shutdown(Shutdown::Both).unwrap();
+    drop(gone);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut again = connect(&broker);
+        if again.write_all(&api_versions_frame()).is_ok()
+            && !closed_within(&mut again, Duration::from_millis(300))
+        {
+            api_versions_round_trip(&mut again);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the freed place was never given back"
+        );
+    }
+    for stream in &mut open {
+        api_versions_round_trip(stream);
+    }
+}
+
+#[test]
+fn thousands_of_idle_connections_and_hundreds_of_producers_stay_within_memory() {
+    const IDLE: usize = 5_000;
+    const PRODUCERS: usize = 200;
+    let broker = Broker::start(&[]);
+    let (idle_rss, _) = broker.memory_kib();
+    let mut idle: Vec<TcpStream> = Vec::with_capacity(IDLE);
+    for _ in 0..IDLE {
+        let mut stream = connect(&broker);
+        api_versions_round_trip(&mut stream);
+        idle.push(stream);
+    }
+    let (with_connections, _) = broker.memory_kib();
+
+    let mut client = Client::connect(&broker);
+    create(&mut client, "load", 8);
+    let port = broker.port;
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut client = Client::connect_port(port);
+                let value = vec![b'p'; 1000];
+                for _ in 0..25 {
+                    let records = raw::batch(&[&value[..]; 10], 1000).freeze();
+                    let ResponseKind::Produce(r) = client.call(
+                        ApiKey::Produce,
+                        9,
+                        &produce_request("load", (i % 8) as i32, records),
+                    ) else {
+                        panic!()
+                    };
+                    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+                }
+            })
+        })
+        .collect();
+    for producer in producers {
+        producer.join().unwrap();
+    }
+    let (after, peak) = broker.memory_kib();
+    println!(
+        "RSS: idle {idle_rss} KiB, with {IDLE} connections {with_connections} KiB, after {PRODUCERS} producers {after} KiB, peak {peak} KiB"
+    );
+    assert!(
+        peak < RSS_BOUND_KIB,
+        "peak RSS {peak} KiB above {RSS_BOUND_KIB} KiB"
+    );
+    // Every idle connection is still served.
+    for stream in idle.iter_mut().step_by(500) {
+        api_versions_round_trip(stream);
+    }
+}
+
+#[test]
+fn a_client_that_never_reads_does_not_grow_broker_memory() {
+    let broker = Broker::start(&[]);
+    let mut client = Client::connect(&broker);
+    create(&mut client, "unread", 1);
+    let value = vec![b'u'; 1000];
+    for _ in 0..100 {
+        let records = raw::batch(&[&value[..]; 10], 1000).freeze();
+        client.call(ApiKey::Produce, 9, &produce_request("unread", 0, records));
+    }
+    // One fetch answer is about 1 MB; the client asks for 200,000 of them and reads none.
+    let fetch = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic_name("unread"))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let frame = request_frame(ApiKey::Fetch, 12, 1, &RequestKind::Fetch(fetch));
+    let mut greedy = connect(&broker);
+    greedy
+        .set_write_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut sent = 0;
+    for _ in 0..200_000 {
+        if greedy.write_all(&frame).is_err() {
+            break; // the broker stopped reading: backpressure
+        }
+        sent += 1;
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let (rss, peak) = broker.memory_kib();
+    println!("a client that never reads: {sent} fetches sent, RSS {rss} KiB, peak {peak} KiB");
+    assert!(
+        sent < 200_000,
+        "the broker kept reading requests it could not answer"
+    );
+    assert!(
+        peak < RSS_BOUND_KIB,
+        "peak RSS {peak} KiB above {RSS_BOUND_KIB} KiB"
+    );
+    // Others are served meanwhile.
+    let mut other = connect(&broker);
+    api_versions_round_trip(&mut other);
+}
