@@ -9,15 +9,16 @@
 #   make lint    cargo fmt --check and clippy with -D warnings
 #   make bench   rdkafka_performance against a fresh broker (see scripts/bench.sh)
 #   make bench-groups  1,000-partition OffsetCommit and 10-member rebalance timings
+#   make fuzz    every cargo-fuzz target for FUZZ_SECONDS (default 600) each; not in CI
 #   make clean   remove build output and ./data
 
 CARGO ?= cargo
 PYTEST_ARGS ?=
 
-.PHONY: help deps setup build run test test-rust test-python lint bench bench-groups clean
+.PHONY: help deps setup build run test test-rust test-python lint bench bench-groups fuzz clean
 
 help:
-	@sed -n '3,13p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,14p' Makefile | sed 's/^# \{0,1\}//'
 
 deps:
 	./scripts/setup.sh build
@@ -48,6 +49,9 @@ bench: build
 
 bench-groups: build
 	$(CARGO) run --release -q -p protocol-tests --example group_bench
+
+fuzz:
+	./scripts/fuzz.sh
 
 clean:
 	$(CARGO) clean
