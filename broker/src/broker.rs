@@ -103,10 +103,15 @@ impl Broker {
             .config
             .get_i64("producer.id.expiration.ms")
             .unwrap_or(86_400_000);
+        let recovery_point_checkpoint_ms = broker
+            .config
+            .get_i64("log.flush.offset.checkpoint.interval.ms")
+            .unwrap_or(60_000);
         broker.replicas.spawn_log_tasks(
             retention_check_ms,
             cleaner_backoff_ms,
             producer_expiration_ms,
+            recovery_point_checkpoint_ms,
         );
         Ok(broker)
     }

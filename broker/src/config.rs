@@ -275,6 +275,12 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "How often the flusher checks for logs to flush.",
     ),
     def(
+        "log.flush.offset.checkpoint.interval.ms",
+        Int,
+        Some("60000"),
+        "How often each log's recovery point is written to recovery-point-offset-checkpoint.",
+    ),
+    def(
         "log.retention.hours",
         Int,
         Some("168"),

@@ -8,6 +8,10 @@
  *   write   write, pwrite, pwrite64, writev, pwritev
  *   fsync   fsync, fdatasync, sync_file_range
  * The test writes and removes the arm file to choose the moment of the fault.
+ *
+ * WEIR_IOFAULT_LEDGER names a ledger file: after every successful fsync or fdatasync a
+ * line "<size> <path>" is appended to it, so that a test can cut each file back to what
+ * was last made durable, as a power loss would.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -91,14 +95,38 @@ ssize_t pwritev(int fd, const struct iovec *iov, int iovcnt, off_t offset) {
     return real_pwritev(fd, iov, iovcnt, offset);
 }
 
+/* Appends "<size> <path>" of a just-synced file to the ledger, if one is named. */
+static void ledger_note(int fd) {
+    const char *ledger = getenv("WEIR_IOFAULT_LEDGER");
+    if (ledger == NULL) return;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return;
+    char link[64], path[1024], line[1200];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, path, sizeof(path) - 1);
+    if (n <= 0) return;
+    path[n] = 0;
+    int len = snprintf(line, sizeof line, "%lld %s\n", (long long)st.st_size, path);
+    int out = open(ledger, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (out < 0) return;
+    static ssize_t (*raw_write)(int, const void *, size_t);
+    if (raw_write == NULL) raw_write = dlsym(RTLD_NEXT, "write");
+    raw_write(out, line, (size_t)len);
+    close(out);
+}
+
 int fsync(int fd) {
     REAL(fsync, int, int);
     if (fault_armed(fd, "fsync")) { errno = EIO; return -1; }
-    return real_fsync(fd);
+    int result = real_fsync(fd);
+    if (result == 0) ledger_note(fd);
+    return result;
 }
 
 int fdatasync(int fd) {
     REAL(fdatasync, int, int);
     if (fault_armed(fd, "fsync")) { errno = EIO; return -1; }
-    return real_fdatasync(fd);
+    int result = real_fdatasync(fd);
+    if (result == 0) ledger_note(fd);
+    return result;
 }

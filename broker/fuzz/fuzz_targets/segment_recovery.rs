@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
         clean_shutdown: false,
         leader_epoch: 0,
         log_start_offset: None,
+        recovery_point: None,
     };
     let Ok(log) = PartitionLog::open(dir.path(), options, None, 0) else {
         return;

@@ -1,5 +1,5 @@
-//! Kafka's offset checkpoint files in the log directory: `log-start-offset-checkpoint`
-//! and `cleaner-offset-checkpoint`, each `0` (version), a count, then one
+//! Kafka's offset checkpoint files in the log directory: `log-start-offset-checkpoint`,
+//! `recovery-point-offset-checkpoint` and `cleaner-offset-checkpoint`, each `0` (version), a count, then one
 //! `<topic> <partition> <offset>` line per partition. Written to a temporary file and
 //! renamed, so a crash leaves the old or the new file, never half of one.
 
@@ -8,6 +8,7 @@ use std::path::Path;
 
 pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
 pub const CLEANER_OFFSET_CHECKPOINT: &str = "cleaner-offset-checkpoint";
+pub const RECOVERY_POINT_OFFSET_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 
 /// Offsets per (topic, partition).
 pub type Checkpoint = BTreeMap<(String, i32), i64>;

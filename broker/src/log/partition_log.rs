@@ -19,7 +19,7 @@ use crate::protocol::records::{self, BatchHeader};
 
 use super::cleaner::{CleanPlan, CleanSource, CleanedSegment, CLEANED_SUFFIX, SWAP_SUFFIX};
 use super::producer_state::{ProducerState, SequenceCheck};
-use super::segment::{whole_batches_len, OpenMode, Segment};
+use super::segment::{delete_files, whole_batches_len, OpenMode, Segment};
 use super::{segment_file_name, LogError, TopicConfig};
 
 /// The offsets a produce got, and whether it was a retried duplicate.
@@ -52,6 +52,9 @@ pub struct LogOptions {
     pub leader_epoch: i32,
     /// The log start offset from `log-start-offset-checkpoint`, if recorded.
     pub log_start_offset: Option<i64>,
+    /// The recovery point from `recovery-point-offset-checkpoint`: everything below it was
+    /// fsynced. After an unclean shutdown every segment that reaches past it is recovered.
+    pub recovery_point: Option<i64>,
 }
 
 /// Where to read fetched bytes from, decided under the lock.
@@ -119,17 +122,38 @@ impl PartitionLog {
         }
         bases.sort_unstable();
         let interval = options.config.index_interval_bytes;
+        let recovery_point = options.recovery_point.unwrap_or(0);
         let mut segments = BTreeMap::new();
         for (i, base) in bases.iter().enumerate() {
-            let mode =
-                if swapped.contains(base) || (!options.clean_shutdown && i + 1 == bases.len()) {
-                    OpenMode::Recover
-                } else if options.clean_shutdown {
-                    OpenMode::TrustIndexes
-                } else {
-                    OpenMode::RescanHeaders
-                };
-            segments.insert(*base, Segment::open(dir, *base, mode, interval)?);
+            // A segment ends where the next one starts; the last one has no known end.
+            let flushed_whole = bases.get(i + 1).is_some_and(|end| *end <= recovery_point);
+            let mode = if swapped.contains(base) {
+                OpenMode::Recover
+            } else if options.clean_shutdown {
+                OpenMode::TrustIndexes
+            } else if flushed_whole {
+                OpenMode::RescanHeaders
+            } else {
+                OpenMode::Recover
+            };
+            let segment = Segment::open(dir, *base, mode, interval)?;
+            let torn = segment.torn_bytes > 0;
+            segments.insert(*base, segment);
+            if torn && i + 1 < bases.len() {
+                // As Kafka's recovery does: what follows a torn segment cannot follow the
+                // log's new end, so it goes (it was never flushed, or it would be below
+                // the recovery point).
+                tracing::warn!(
+                    dir = %dir.display(),
+                    segment = base,
+                    later = bases.len() - i - 1,
+                    "deleting the segments after a torn one"
+                );
+                for later in &bases[i + 1..] {
+                    delete_files(dir, *later)?;
+                }
+                break;
+            }
         }
         if segments.is_empty() {
             segments.insert(0, Segment::create(dir, 0, now_ms)?);
@@ -731,6 +755,7 @@ mod tests {
             clean_shutdown,
             leader_epoch: 0,
             log_start_offset: None,
+            recovery_point: None,
         }
     }
 

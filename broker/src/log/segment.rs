@@ -122,6 +122,8 @@ pub struct Segment {
     pub max_timestamp_batch_offset: i64,
     /// When the segment was created (ms since the epoch), for `segment.ms` rolls.
     pub created_ms: i64,
+    /// Bytes of a torn or corrupt tail cut off when the segment was opened.
+    pub torn_bytes: u64,
 }
 
 impl Segment {
@@ -253,6 +255,7 @@ impl Segment {
             max_timestamp: -1,
             max_timestamp_batch_offset: -1,
             created_ms,
+            torn_bytes: 0,
         })
     }
 
@@ -271,6 +274,7 @@ impl Segment {
             self.log
                 .set_len(scan.valid_bytes)
                 .map_err(|e| self.io(".log", e))?;
+            self.torn_bytes = file_len - scan.valid_bytes;
         }
         self.index_scanned(&scan, index_interval_bytes)
     }
@@ -596,6 +600,20 @@ impl Segment {
             source,
         )
     }
+}
+
+/// Removes a segment's files at once: during recovery, a segment after a torn one, whose
+/// batches can no longer follow the log's end.
+pub fn delete_files(dir: &Path, base_offset: i64) -> Result<(), LogError> {
+    for suffix in [".log", ".index", ".timeindex"] {
+        let path = dir.join(segment_file_name(base_offset, suffix));
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(LogError::io(&path, e)),
+        }
+    }
+    Ok(())
 }
 
 /// A file's modification time in ms since the epoch (0 if unknown).

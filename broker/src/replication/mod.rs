@@ -169,11 +169,26 @@ impl Partition {
         if append.record_count > 0 {
             self.appended.notify_waiters();
         }
+        if append.rolled {
+            self.request_flush();
+        }
         let wait_for = flush_due.then(|| {
             self.flush_requested.notify_one();
             append.last_offset + 1
         });
         Ok((append, wait_for))
+    }
+
+    /// The offset below which the log is fsynced.
+    pub fn recovery_point(&self) -> i64 {
+        *self.flushed.borrow()
+    }
+
+    /// Asks the flusher for an fsync without waiting for it: after a roll, so the sealed
+    /// segment is on disk soon and recovery after a crash need not read it (as Kafka
+    /// flushes a segment when it rolls).
+    pub fn request_flush(&self) {
+        self.flush_requested.notify_one();
     }
 
     /// Waits until everything below `offset` is fsynced, or the timeout. A directory that
@@ -338,6 +353,8 @@ pub struct ReplicaManager {
     clean_shutdown: bool,
     /// Recorded log start offsets, as read at start-up (`log-start-offset-checkpoint`).
     log_starts: Checkpoint,
+    /// Recovery points as read at start-up (`recovery-point-offset-checkpoint`).
+    recovery_points: Checkpoint,
     /// How far each compacted partition has been cleaned (`cleaner-offset-checkpoint`).
     cleaned_up_to: Mutex<Checkpoint>,
 }
@@ -357,6 +374,9 @@ impl ReplicaManager {
             health: Arc::new(LogDirHealth::new(log_dir)),
             clean_shutdown,
             log_starts: checkpoint::read(&log_dir.join(checkpoint::LOG_START_OFFSET_CHECKPOINT)),
+            recovery_points: checkpoint::read(
+                &log_dir.join(checkpoint::RECOVERY_POINT_OFFSET_CHECKPOINT),
+            ),
             cleaned_up_to: Mutex::new(checkpoint::read(
                 &log_dir.join(checkpoint::CLEANER_OFFSET_CHECKPOINT),
             )),
@@ -440,9 +460,20 @@ impl ReplicaManager {
             clean_shutdown: self.clean_shutdown,
             leader_epoch: 0,
             log_start_offset: self.log_starts.get(&(topic.to_string(), index)).copied(),
+            recovery_point: self
+                .recovery_points
+                .get(&(topic.to_string(), index))
+                .copied(),
         };
         let log = PartitionLog::open(&dir, options, checkpoint, self.clock.now_ms())?;
         let leo = log.log_end_offset();
+        // After a clean shutdown everything was fsynced; after a crash only what is below
+        // the recovery point is known to be, whatever recovery read back from the cache.
+        let flushed = if self.clean_shutdown {
+            leo
+        } else {
+            options_recovery_point(&self.recovery_points, topic, index).min(leo)
+        };
         let partition = Arc::new(Partition {
             topic: Arc::clone(topic),
             topic_id,
@@ -452,7 +483,7 @@ impl ReplicaManager {
             log_start_offset: AtomicI64::new(log.log_start_offset()),
             log: Mutex::new(log),
             appended: Notify::new(),
-            flushed: watch::Sender::new(leo),
+            flushed: watch::Sender::new(flushed),
             flush_requested: Notify::new(),
             deleted: AtomicBool::new(false),
             health: Arc::clone(&self.health),
@@ -500,6 +531,22 @@ impl ReplicaManager {
     pub fn reconfigure(&self, topic: &str, config: &TopicConfig) {
         for partition in self.topic(topic).unwrap_or_default() {
             partition.set_config(config.clone());
+        }
+    }
+
+    /// Writes Kafka's `recovery-point-offset-checkpoint`: per partition, the offset below
+    /// which its log is fsynced, so that recovery after a crash checks only what is above.
+    pub fn checkpoint_recovery_points(&self) {
+        let offsets: Checkpoint = self
+            .all()
+            .iter()
+            .map(|p| ((p.topic.to_string(), p.index), p.recovery_point()))
+            .collect();
+        let path = self
+            .log_dir
+            .join(checkpoint::RECOVERY_POINT_OFFSET_CHECKPOINT);
+        if let Err(e) = checkpoint::write(&path, &offsets) {
+            tracing::warn!(file = %path.display(), error = %e, "could not write the recovery point checkpoint");
         }
     }
 
@@ -583,7 +630,25 @@ impl ReplicaManager {
         retention_check_ms: i64,
         cleaner_backoff_ms: Option<i64>,
         producer_expiration_ms: i64,
+        recovery_point_checkpoint_ms: i64,
     ) {
+        let replicas = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let period = Duration::from_millis(recovery_point_checkpoint_ms.max(1) as u64);
+            let mut ticker = tokio::time::interval(period);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                let Some(replicas) = replicas.upgrade() else {
+                    break;
+                };
+                let write = move || replicas.checkpoint_recovery_points();
+                if tokio::task::spawn_blocking(write).await.is_err() {
+                    tracing::error!("recovery point checkpoint panicked");
+                }
+            }
+        });
         let replicas = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut ticker =
@@ -666,6 +731,7 @@ impl ReplicaManager {
         }
         self.checkpoint_producer_state();
         self.checkpoint_log_start_offsets();
+        self.checkpoint_recovery_points();
         !self.health.is_offline()
     }
 }
@@ -681,6 +747,13 @@ fn delete_later(files: Vec<PathBuf>, delay_ms: i64) {
             }
         }
     });
+}
+
+fn options_recovery_point(points: &Checkpoint, topic: &str, partition: i32) -> i64 {
+    points
+        .get(&(topic.to_string(), partition))
+        .copied()
+        .unwrap_or(0)
 }
 
 fn producer_state_key(topic: &str, partition: i32) -> String {
