@@ -53,7 +53,7 @@ impl Broker {
         if clean_shutdown {
             std::fs::remove_file(&marker)?;
         } else {
-            tracing::info!(log_dir = %log_dir.display(), "no clean shutdown marker: recovering active segments");
+            tracing::info!(log_dir = %log_dir.display(), "no clean shutdown marker: recovering segments above each recovery point");
         }
         let store: Arc<dyn MetaStore> = Arc::new(RocksStore::open(&log_dir.join(META_STORE_DIR))?);
         let clock = Clock;

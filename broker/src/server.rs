@@ -15,7 +15,8 @@
 //! `connections.max.idle.ms`: a connection with no whole request read and no response owed
 //! for that long is closed, so one that sends half a frame and stalls does not stay open.
 //! A client that never reads its responses stops being read once `queued.max.requests`
-//! replies wait for it, so its memory stays bounded.
+//! replies wait for it, so its memory stays bounded, and once a response has waited
+//! `connections.max.idle.ms` to be written the connection is closed.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -152,15 +153,21 @@ async fn serve_connection(
     let mut frames = FramedRead::with_capacity(reader, codec, 64 * 1024);
     let (tx, rx) = mpsc::channel(broker.config.queued_max_requests);
     let activity = Arc::new(Activity::new());
-    let writer_task = tokio::spawn(write_replies(writer, rx, peer, Arc::clone(&activity)));
     // Capped at a year so that the deadline always fits in an Instant.
     let idle_limit = Duration::from_millis(broker.config.connections_max_idle_ms.max(1) as u64)
         .min(Duration::from_secs(365 * 86_400));
+    let writer_task = tokio::spawn(write_replies(
+        writer,
+        rx,
+        peer,
+        Arc::clone(&activity),
+        idle_limit,
+    ));
     loop {
         let frame = tokio::select! {
             _ = shutdown.cancelled() => break,
             frame = frames.next() => frame,
-            _ = tokio::time::sleep_until(activity.idle_deadline(idle_limit)) => {
+            _ = tokio::time::sleep_until(activity.next_check(idle_limit)) => {
                 if activity.is_idle(idle_limit) {
                     tracing::debug!(%peer, idle_ms = broker.config.connections_max_idle_ms, "closing idle connection");
                     break;
@@ -186,7 +193,11 @@ async fn serve_connection(
             }
         };
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
-        if tx.send(outgoing).await.is_err() {
+        let sent = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            sent = tx.send(outgoing) => sent,
+        };
+        if sent.is_err() {
             break;
         }
     }
@@ -235,6 +246,7 @@ async fn write_replies(
     mut rx: mpsc::Receiver<Outgoing>,
     peer: SocketAddr,
     activity: Arc<Activity>,
+    idle_limit: Duration,
 ) {
     let mut writer = BufWriter::with_capacity(WRITE_BUFFER_BYTES, writer);
     while let Some(outgoing) = rx.recv().await {
@@ -256,14 +268,25 @@ async fn write_replies(
                 }
             }
         };
-        if writer.write_all(&bytes).await.is_err() {
-            return;
+        // A client that stops reading holds the connection only as long as an idle one.
+        let written = tokio::time::timeout(idle_limit, async {
+            writer.write_all(&bytes).await?;
+            if rx.is_empty() {
+                writer.flush().await?;
+            }
+            Ok::<(), std::io::Error>(())
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                tracing::debug!(%peer, "closing a connection whose client stopped reading");
+                return;
+            }
         }
-        if rx.is_empty() && writer.flush().await.is_err() {
-            return;
-        }
-        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
         activity.touch();
+        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
     let _ = writer.flush().await;
     let _ = writer.shutdown().await;
@@ -291,9 +314,17 @@ impl Activity {
         self.last_ms.fetch_max(now, Ordering::AcqRel);
     }
 
-    fn idle_deadline(&self, limit: Duration) -> tokio::time::Instant {
+    /// When to look again: the idle deadline, or a whole limit from now while a response
+    /// is owed (so a long poll is waited out without spinning).
+    fn next_check(&self, limit: Duration) -> tokio::time::Instant {
         let last = Duration::from_millis(self.last_ms.load(Ordering::Acquire) as u64);
-        tokio::time::Instant::from_std(self.start + last + limit)
+        let deadline = tokio::time::Instant::from_std(self.start + last + limit);
+        let now = tokio::time::Instant::now();
+        match (deadline <= now, self.in_flight.load(Ordering::Acquire)) {
+            (false, _) => deadline,
+            (true, 0) => now,
+            (true, _) => now + limit,
+        }
     }
 
     fn is_idle(&self, limit: Duration) -> bool {

@@ -6,7 +6,7 @@
  * to libc. While it holds "<op> <path-part>", calls of that op on a file whose path
  * contains <path-part> fail with EIO:
  *   write   write, pwrite, pwrite64, writev, pwritev
- *   fsync   fsync, fdatasync, sync_file_range
+ *   fsync   fsync, fdatasync
  * The test writes and removes the arm file to choose the moment of the fault.
  *
  * WEIR_IOFAULT_LEDGER names a ledger file: after every successful fsync or fdatasync a

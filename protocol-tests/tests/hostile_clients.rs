@@ -244,7 +244,7 @@ fn thousands_of_idle_connections_and_hundreds_of_producers_stay_within_memory() 
 
 #[test]
 fn a_client_that_never_reads_does_not_grow_broker_memory() {
-    let broker = Broker::start(&[]);
+    let broker = Broker::start(&[("connections.max.idle.ms", "3000")]);
     let mut client = Client::connect(&broker);
     create(&mut client, "unread", 1);
     let value = vec![b'u'; 1000];
@@ -290,4 +290,9 @@ fn a_client_that_never_reads_does_not_grow_broker_memory() {
     // Others are served meanwhile.
     let mut other = connect(&broker);
     api_versions_round_trip(&mut other);
+    // A response that cannot be written for connections.max.idle.ms closes the connection.
+    assert!(
+        closed_within(&mut greedy, Duration::from_secs(30)),
+        "a client that never reads keeps its connection"
+    );
 }

@@ -244,6 +244,13 @@ fn produce_refuses_transactional_and_control_batches_from_plain_producers() {
         "an idempotent batch without a sequence"
     );
 
+    // Two batches of one idempotent producer with a gap in one record set: Kafka allows
+    // one batch per partition, and appending both would break sequence continuity.
+    let mut two = BytesMut::from(&batch_with(0, 11, 0)[..]);
+    two.extend_from_slice(&batch_with(0, 11, 5));
+    let refused = produce(&mut client, "p", 0, None, two.freeze());
+    assert_eq!(refused.error_code, 87, "INVALID_RECORD");
+
     // Nothing was stored: the next good batch gets offset 0.
     let accepted = produce(&mut client, "p", 0, None, batch_with(0, -1, -1));
     assert_eq!((accepted.error_code, accepted.base_offset), (0, 0));

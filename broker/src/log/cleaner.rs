@@ -113,7 +113,7 @@ fn latest_offsets(plan: &CleanPlan) -> Result<HashMap<Vec<u8>, i64>, LogError> {
 }
 
 /// Cleans the planned segments into `.swap` files (step 1 above). A clean that fails
-/// leaves no `.cleaned` file behind; one that ran out of space is [`LogError::NoSpace`]
+/// leaves no `.cleaned` or `.swap` file behind; one that ran out of space is [`LogError::NoSpace`]
 /// (the log is untouched, so the directory stays online and the clean is tried again).
 pub fn clean(plan: &CleanPlan) -> Result<Vec<CleanedSegment>, LogError> {
     let latest = latest_offsets(plan)?;
@@ -127,6 +127,9 @@ pub fn clean(plan: &CleanPlan) -> Result<Vec<CleanedSegment>, LogError> {
             Ok(segment) => cleaned.push(segment),
             Err(e) => {
                 let _ = std::fs::remove_file(&cleaned_path);
+                for done in &cleaned {
+                    let _ = std::fs::remove_file(&done.swap_path);
+                }
                 return Err(match e {
                     LogError::Io { path, source } if super::is_out_of_space(&source) => {
                         LogError::NoSpace { path }

@@ -124,6 +124,10 @@ impl PartitionLog {
         let interval = options.config.index_interval_bytes;
         let recovery_point = options.recovery_point.unwrap_or(0);
         let mut segments = BTreeMap::new();
+        // After a crash, what recovery read above the recovery point may still be only in
+        // the page cache: those segments are fsynced by the first flush, before the
+        // recovery point may pass them.
+        let mut unflushed_files = Vec::new();
         for (i, base) in bases.iter().enumerate() {
             // A segment ends where the next one starts; the last one has no known end.
             let flushed_whole = bases.get(i + 1).is_some_and(|end| *end <= recovery_point);
@@ -137,9 +141,20 @@ impl PartitionLog {
                 OpenMode::Recover
             };
             let segment = Segment::open(dir, *base, mode, interval)?;
+            let recovered = mode == OpenMode::Recover && !options.clean_shutdown;
+            if recovered {
+                unflushed_files.push(segment.file());
+            }
             let torn = segment.torn_bytes > 0;
             segments.insert(*base, segment);
-            if torn && i + 1 < bases.len() {
+            if !recovered && torn {
+                tracing::error!(
+                    dir = %dir.display(),
+                    segment = base,
+                    "a segment below the recovery point had a corrupt tail; later segments kept"
+                );
+            }
+            if recovered && torn && i + 1 < bases.len() {
                 // As Kafka's recovery does: what follows a torn segment cannot follow the
                 // log's new end, so it goes (it was never flushed, or it would be below
                 // the recovery point).
@@ -177,7 +192,7 @@ impl PartitionLog {
             producers: ProducerState::default(),
             leader_epoch: options.leader_epoch,
             unflushed_messages: 0,
-            unflushed_files: Vec::new(),
+            unflushed_files,
             last_flush_ms: now_ms,
         };
         log.rebuild_producer_state(checkpoint)?;

@@ -183,8 +183,18 @@ fn read_i64(b: &[u8], at: usize) -> i64 {
 
 /// Splits a produce request's record set into its batches and validates each one as a
 /// producer must send it. Returns the batches' headers; the bytes are left untouched.
+///
+/// As Kafka (ProduceRequest v3+), a partition's record set is exactly one batch: several
+/// would be checked against producer state together and appended one by one, so a
+/// refusal or a full disk part-way could store some of a request that was refused.
 pub fn validate_record_set(records: &[u8]) -> Result<Vec<BatchHeader>, BatchError> {
-    split_record_set(records, validate_batch)
+    let headers = split_record_set(records, validate_batch)?;
+    if headers.len() > 1 {
+        return Err(BatchError::InvalidRecord(
+            "Produce requests are only allowed to contain exactly one record batch per partition",
+        ));
+    }
+    Ok(headers)
 }
 
 /// Splits record bytes read back from a log into batches and validates each one with the
@@ -663,6 +673,10 @@ mod tests {
         assert!(!has_transactional_batch(&batch));
         let mut two = batch.clone();
         two.extend_from_slice(&transactional);
+        assert!(matches!(
+            validate_record_set(&two),
+            Err(BatchError::InvalidRecord(_))
+        ));
         assert!(has_transactional_batch(&two));
         assert!(!has_transactional_batch(&two[..batch.len() + 10]));
         // What a compaction leaves (gaps in the offset span) passes only the stored rules.

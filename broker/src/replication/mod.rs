@@ -455,15 +455,16 @@ impl ReplicaManager {
             .ok()
             .flatten()
             .and_then(|bytes| decode_checkpoint(&bytes));
+        let recovery_point = self
+            .recovery_points
+            .get(&(topic.to_string(), index))
+            .copied();
         let options = LogOptions {
             config: config.clone(),
             clean_shutdown: self.clean_shutdown,
             leader_epoch: 0,
             log_start_offset: self.log_starts.get(&(topic.to_string(), index)).copied(),
-            recovery_point: self
-                .recovery_points
-                .get(&(topic.to_string(), index))
-                .copied(),
+            recovery_point,
         };
         let log = PartitionLog::open(&dir, options, checkpoint, self.clock.now_ms())?;
         let leo = log.log_end_offset();
@@ -472,7 +473,7 @@ impl ReplicaManager {
         let flushed = if self.clean_shutdown {
             leo
         } else {
-            options_recovery_point(&self.recovery_points, topic, index).min(leo)
+            recovery_point.unwrap_or(0).min(leo)
         };
         let partition = Arc::new(Partition {
             topic: Arc::clone(topic),
@@ -489,6 +490,9 @@ impl ReplicaManager {
             health: Arc::clone(&self.health),
         });
         tokio::spawn(Arc::clone(&partition).run_flusher(self.clock.clone()));
+        if !self.clean_shutdown {
+            partition.request_flush();
+        }
         Ok(partition)
     }
 
@@ -525,6 +529,9 @@ impl ReplicaManager {
                 }
             });
         }
+        // A topic created again under this name must not inherit these offsets.
+        self.checkpoint_recovery_points();
+        self.checkpoint_log_start_offsets();
     }
 
     /// Applies new topic configs to a hosted topic's live partitions.
@@ -747,13 +754,6 @@ fn delete_later(files: Vec<PathBuf>, delay_ms: i64) {
             }
         }
     });
-}
-
-fn options_recovery_point(points: &Checkpoint, topic: &str, partition: i32) -> i64 {
-    points
-        .get(&(topic.to_string(), partition))
-        .copied()
-        .unwrap_or(0)
 }
 
 fn producer_state_key(topic: &str, partition: i32) -> String {
