@@ -130,12 +130,7 @@ pub fn clean(plan: &CleanPlan) -> Result<Vec<CleanedSegment>, LogError> {
                 for done in &cleaned {
                     let _ = std::fs::remove_file(&done.swap_path);
                 }
-                return Err(match e {
-                    LogError::Io { path, source } if super::is_out_of_space(&source) => {
-                        LogError::NoSpace { path }
-                    }
-                    other => other,
-                });
+                return Err(e.out_of_space_as_no_space());
             }
         }
     }

@@ -89,6 +89,15 @@ impl LogError {
         }
     }
 
+    /// A write that failed for want of space, as [`LogError::NoSpace`]; any other error
+    /// as it is. Only for writes whose effect was undone (or never happened).
+    pub fn out_of_space_as_no_space(self) -> LogError {
+        match self {
+            LogError::Io { path, source } if is_out_of_space(&source) => LogError::NoSpace { path },
+            other => other,
+        }
+    }
+
     /// Whether this error means the directory's state on disk is in doubt, so it must go
     /// offline (Kafka's LogDirFailureChannel). A full disk whose write was rolled back is
     /// not: nothing of the write is stored.
@@ -98,7 +107,7 @@ impl LogError {
 }
 
 /// Whether an I/O error says the file system is full (or the quota used up).
-pub fn is_out_of_space(error: &std::io::Error) -> bool {
+fn is_out_of_space(error: &std::io::Error) -> bool {
     matches!(
         error.kind(),
         std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded

@@ -342,7 +342,9 @@ impl PartitionLog {
             }
             result.rolled |= self
                 .maybe_roll(batch.len() as u64, now_ms)
-                .map_err(out_of_space_is_no_space)?;
+                // A failed roll changes nothing that matters: the old segment stays
+                // active, and an empty new segment file left behind is valid at the end.
+                .map_err(LogError::out_of_space_as_no_space)?;
             let base_offset = self.log_end_offset();
             let mut head = [0u8; records::PATCHED_HEADER_BYTES];
             head.copy_from_slice(&batch[..records::PATCHED_HEADER_BYTES]);
@@ -705,18 +707,6 @@ fn finish_interrupted_cleaning(dir: &Path) -> Result<Vec<i64>, LogError> {
         }
     }
     Ok(swapped)
-}
-
-/// A roll that failed for want of space changed nothing that matters: the old segment stays
-/// active (sealing only added its final time index entry), and an empty new segment file
-/// left behind is a valid empty segment at the log end.
-fn out_of_space_is_no_space(error: LogError) -> LogError {
-    match error {
-        LogError::Io { path, source } if super::is_out_of_space(&source) => {
-            LogError::NoSpace { path }
-        }
-        other => other,
-    }
 }
 
 /// Compacted topics need a key on every record, as Kafka's validator demands.

@@ -403,12 +403,7 @@ impl Segment {
             return Ok(());
         };
         self.roll_back(before)?;
-        match error {
-            LogError::Io { path, source } if super::is_out_of_space(&source) => {
-                Err(LogError::NoSpace { path })
-            }
-            other => Err(other),
-        }
+        Err(error.out_of_space_as_no_space())
     }
 
     fn append_mark(&self) -> AppendMark {

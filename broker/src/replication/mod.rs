@@ -544,29 +544,30 @@ impl ReplicaManager {
     /// Writes Kafka's `recovery-point-offset-checkpoint`: per partition, the offset below
     /// which its log is fsynced, so that recovery after a crash checks only what is above.
     pub fn checkpoint_recovery_points(&self) {
-        let offsets: Checkpoint = self
-            .all()
-            .iter()
-            .map(|p| ((p.topic.to_string(), p.index), p.recovery_point()))
-            .collect();
-        let path = self
-            .log_dir
-            .join(checkpoint::RECOVERY_POINT_OFFSET_CHECKPOINT);
-        if let Err(e) = checkpoint::write(&path, &offsets) {
-            tracing::warn!(file = %path.display(), error = %e, "could not write the recovery point checkpoint");
-        }
+        self.write_checkpoint(
+            checkpoint::RECOVERY_POINT_OFFSET_CHECKPOINT,
+            Partition::recovery_point,
+        );
     }
 
     /// Writes Kafka's `log-start-offset-checkpoint` for every hosted partition.
     pub fn checkpoint_log_start_offsets(&self) {
+        self.write_checkpoint(
+            checkpoint::LOG_START_OFFSET_CHECKPOINT,
+            Partition::log_start_offset,
+        );
+    }
+
+    /// Writes one of Kafka's per-partition offset checkpoint files for every hosted partition.
+    fn write_checkpoint(&self, file: &str, offset: fn(&Partition) -> i64) {
         let offsets: Checkpoint = self
             .all()
             .iter()
-            .map(|p| ((p.topic.to_string(), p.index), p.log_start_offset()))
+            .map(|p| ((p.topic.to_string(), p.index), offset(p)))
             .collect();
-        let path = self.log_dir.join(checkpoint::LOG_START_OFFSET_CHECKPOINT);
+        let path = self.log_dir.join(file);
         if let Err(e) = checkpoint::write(&path, &offsets) {
-            tracing::warn!(file = %path.display(), error = %e, "could not write the log start offset checkpoint");
+            tracing::warn!(file = %path.display(), error = %e, "could not write a checkpoint");
         }
     }
 
