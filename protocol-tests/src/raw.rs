@@ -227,3 +227,70 @@ pub fn new_topic(
                 .collect(),
         )
 }
+
+/// Sends CreateTopics (v7) for these topics.
+pub fn create_topics(
+    client: &mut Client,
+    topics: Vec<kafka_protocol::messages::create_topics_request::CreatableTopic>,
+) -> kafka_protocol::messages::CreateTopicsResponse {
+    let request = kafka_protocol::messages::CreateTopicsRequest::default().with_topics(topics);
+    let ResponseKind::CreateTopics(r) =
+        client.call(ApiKey::CreateTopics, 7, &RequestKind::CreateTopics(request))
+    else {
+        panic!("CreateTopics answer expected");
+    };
+    r
+}
+
+/// Creates one topic (replication factor 1) and checks that it was created.
+pub fn create_topic(client: &mut Client, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let r = create_topics(client, vec![new_topic(name, partitions, configs)]);
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+}
+
+/// A Produce request of one record set to one partition (timeout 5 s).
+pub fn produce_request(
+    topic: &str,
+    partition: i32,
+    acks: i16,
+    records: Bytes,
+) -> kafka_protocol::messages::ProduceRequest {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    kafka_protocol::messages::ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic_name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(records))])])
+}
+
+/// Sends a one-partition Produce (v9) and returns that partition's answer.
+pub fn produce(
+    client: &mut Client,
+    request: kafka_protocol::messages::ProduceRequest,
+) -> kafka_protocol::messages::produce_response::PartitionProduceResponse {
+    let ResponseKind::Produce(r) = client.call(ApiKey::Produce, 9, &RequestKind::Produce(request))
+    else {
+        panic!("Produce answer expected");
+    };
+    r.responses[0].partition_responses[0].clone()
+}
+
+/// FindCoordinator (v4, batched keys) for one group.
+pub fn find_coordinator(
+    client: &mut Client,
+    group_id: &str,
+) -> kafka_protocol::messages::find_coordinator_response::Coordinator {
+    let request = kafka_protocol::messages::FindCoordinatorRequest::default()
+        .with_coordinator_keys(vec![StrBytes::from_string(group_id.to_string())]);
+    let ResponseKind::FindCoordinator(found) = client.call(
+        ApiKey::FindCoordinator,
+        4,
+        &RequestKind::FindCoordinator(request),
+    ) else {
+        panic!("FindCoordinator answer expected");
+    };
+    found.coordinators[0].clone()
+}

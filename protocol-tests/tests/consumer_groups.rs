@@ -186,16 +186,7 @@ fn settle_one(client: &mut Client, group_id: &str) -> (String, i32) {
 }
 
 fn find_coordinator(client: &mut Client, group_id: &str) -> find_coordinator_response::Coordinator {
-    let ResponseKind::FindCoordinator(found) = client.call(
-        ApiKey::FindCoordinator,
-        4,
-        &RequestKind::FindCoordinator(
-            FindCoordinatorRequest::default().with_coordinator_keys(vec![s(group_id)]),
-        ),
-    ) else {
-        panic!("coordinator answer expected");
-    };
-    found.coordinators[0].clone()
+    protocol_tests::raw::find_coordinator(client, group_id)
 }
 
 /// A SyncGroup without assignments; returns its error code.

@@ -8,7 +8,6 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use protocol_tests::raw::Client;
@@ -25,31 +24,12 @@ fn batch(count: usize, value_bytes: usize, base_ts: i64) -> Bytes {
 }
 
 fn produce(client: &mut Client, topic: &str, partition: i32, acks: i16, records: Bytes) -> i16 {
-    let request = ProduceRequest::default()
-        .with_acks(acks)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(name(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(records))])]);
-    let ResponseKind::Produce(r) = client.call(ApiKey::Produce, 9, &RequestKind::Produce(request))
-    else {
-        panic!()
-    };
-    r.responses[0].partition_responses[0].error_code
+    let request = protocol_tests::raw::produce_request(topic, partition, acks, records);
+    protocol_tests::raw::produce(client, request).error_code
 }
 
 fn create(client: &mut Client, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
-    let topic = protocol_tests::raw::new_topic(topic, partitions, configs);
-    let ResponseKind::CreateTopics(r) = client.call(
-        ApiKey::CreateTopics,
-        7,
-        &RequestKind::CreateTopics(CreateTopicsRequest::default().with_topics(vec![topic])),
-    ) else {
-        panic!()
-    };
-    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    protocol_tests::raw::create_topic(client, topic, partitions, configs);
 }
 
 fn fetch_request(

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use protocol_tests::raw::{self, request_frame, topic_name, Client};
 use protocol_tests::Broker;
@@ -59,33 +58,11 @@ fn connect(broker: &Broker) -> TcpStream {
 }
 
 fn create(client: &mut Client, topic: &str, partitions: i32) {
-    let ResponseKind::CreateTopics(r) = client.call(
-        ApiKey::CreateTopics,
-        7,
-        &RequestKind::CreateTopics(
-            CreateTopicsRequest::default().with_topics(vec![raw::new_topic(
-                topic,
-                partitions,
-                &[],
-            )]),
-        ),
-    ) else {
-        panic!()
-    };
-    assert_eq!(r.topics[0].error_code, 0);
+    raw::create_topic(client, topic, partitions, &[]);
 }
 
 fn produce_request(topic: &str, partition: i32, records: Bytes) -> RequestKind {
-    RequestKind::Produce(
-        ProduceRequest::default()
-            .with_acks(1)
-            .with_timeout_ms(5000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(topic_name(topic))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(partition)
-                    .with_records(Some(records))])]),
-    )
+    RequestKind::Produce(raw::produce_request(topic, partition, 1, records))
 }
 
 #[test]

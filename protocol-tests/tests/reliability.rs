@@ -28,16 +28,7 @@ fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
 }
 
 fn find_coordinator(client: &mut Client, group_id: &str) -> i16 {
-    let ResponseKind::FindCoordinator(found) = client.call(
-        ApiKey::FindCoordinator,
-        4,
-        &RequestKind::FindCoordinator(
-            FindCoordinatorRequest::default().with_coordinator_keys(vec![s(group_id)]),
-        ),
-    ) else {
-        panic!("coordinator answer expected");
-    };
-    found.coordinators[0].error_code
+    raw::find_coordinator(client, group_id).error_code
 }
 
 /// A commit from outside any group (generation -1, as admin tools and `assign()` users
@@ -100,14 +91,7 @@ fn create_topics(
     client: &mut Client,
     topics: Vec<create_topics_request::CreatableTopic>,
 ) -> CreateTopicsResponse {
-    let ResponseKind::CreateTopics(r) = client.call(
-        ApiKey::CreateTopics,
-        7,
-        &RequestKind::CreateTopics(CreateTopicsRequest::default().with_topics(topics)),
-    ) else {
-        panic!("create topics answer expected");
-    };
-    r
+    raw::create_topics(client, topics)
 }
 
 /// The batches of a segment file: (last offset delta, record count) of each.
@@ -183,21 +167,9 @@ fn produce(
     transactional_id: Option<&str>,
     records: Bytes,
 ) -> produce_response::PartitionProduceResponse {
-    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(5000)
-        .with_transactional_id(transactional_id.map(|t| TransactionalId(s(t))))
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(topic_name(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(records))])]);
-    let ResponseKind::Produce(r) = client.call(ApiKey::Produce, 9, &RequestKind::Produce(request))
-    else {
-        panic!("produce answer expected");
-    };
-    r.responses[0].partition_responses[0].clone()
+    let request = raw::produce_request(topic, partition, -1, records)
+        .with_transactional_id(transactional_id.map(|t| TransactionalId(s(t))));
+    raw::produce(client, request)
 }
 
 /// A one-record batch with these attribute bits and producer fields, CRC resealed.

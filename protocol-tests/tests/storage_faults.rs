@@ -10,7 +10,6 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use protocol_tests::raw::{self, topic_name, Client};
 use protocol_tests::Broker;
@@ -47,34 +46,13 @@ fn faulty_broker(arm: &Path, overrides: &[(&str, &str)]) -> Broker {
 }
 
 fn create(client: &mut Client, topic: &str) {
-    let ResponseKind::CreateTopics(r) = client.call(
-        ApiKey::CreateTopics,
-        7,
-        &RequestKind::CreateTopics(
-            CreateTopicsRequest::default().with_topics(vec![raw::new_topic(topic, 1, &[])]),
-        ),
-    ) else {
-        panic!()
-    };
-    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    raw::create_topic(client, topic, 1, &[]);
 }
 
 /// Produces one record; returns (error code, base offset).
 fn produce(client: &mut Client, topic: &str, acks: i16, value: &[u8]) -> (i16, i64) {
     let records = raw::batch(&[value], 1000).freeze();
-    let request = ProduceRequest::default()
-        .with_acks(acks)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(topic_name(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(records))])]);
-    let ResponseKind::Produce(r) = client.call(ApiKey::Produce, 9, &RequestKind::Produce(request))
-    else {
-        panic!()
-    };
-    let p = &r.responses[0].partition_responses[0];
+    let p = raw::produce(client, raw::produce_request(topic, 0, acks, records));
     (p.error_code, p.base_offset)
 }
 
@@ -356,19 +334,7 @@ fn produce_sequenced(client: &mut Client, topic: &str, producer: (i64, i16), i: 
     batch[51..53].copy_from_slice(&producer.1.to_be_bytes());
     batch[53..57].copy_from_slice(&i.to_be_bytes());
     raw::reseal(&mut batch);
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(topic_name(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(batch.freeze()))])]);
-    let ResponseKind::Produce(r) = client.call(ApiKey::Produce, 9, &RequestKind::Produce(request))
-    else {
-        panic!()
-    };
-    let p = &r.responses[0].partition_responses[0];
+    let p = raw::produce(client, raw::produce_request(topic, 0, -1, batch.freeze()));
     (p.error_code, p.base_offset)
 }
 
@@ -406,15 +372,12 @@ fn power_loss_round(overrides: &[(&str, &str)], count: i32) -> (i64, i64) {
         None,
     );
     let mut client = Client::connect(&broker);
-    let topic = raw::new_topic("power", 1, &[("internal.segment.bytes", "16384")]);
-    let ResponseKind::CreateTopics(r) = client.call(
-        ApiKey::CreateTopics,
-        7,
-        &RequestKind::CreateTopics(CreateTopicsRequest::default().with_topics(vec![topic])),
-    ) else {
-        panic!()
-    };
-    assert_eq!(r.topics[0].error_code, 0);
+    raw::create_topic(
+        &mut client,
+        "power",
+        1,
+        &[("internal.segment.bytes", "16384")],
+    );
     let producer = init_producer_id(&mut client);
     let half = count / 2;
     for i in 0..half {
