@@ -26,7 +26,7 @@ deps:
 setup:
 	./scripts/setup.sh
 
-build:
+build: deps
 	$(CARGO) build --release --workspace --all-targets
 
 run: deps
@@ -40,7 +40,7 @@ test-rust:
 test-python:
 	.venv/bin/python -m pytest -q protocol-tests/python $(PYTEST_ARGS)
 
-lint:
+lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
 

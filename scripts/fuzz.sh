@@ -6,7 +6,9 @@
 #   FUZZ_SECONDS=60 scripts/fuzz.sh            all targets, a minute each
 #   scripts/fuzz.sh record_batch               one target
 set -euo pipefail
-cd "$(dirname "$0")/../broker/fuzz"
+cd "$(dirname "$0")/.."
+./scripts/setup.sh build >/dev/null
+cd broker/fuzz
 seconds=${FUZZ_SECONDS:-600}
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need, idempotently:
-#  - Debian packages: libclang-dev and clang (RocksDB's bindings), zlib; for tests, kcat;
+#  - Debian packages: libclang-dev and clang (RocksDB's bindings), zlib, patch; for tests, kcat;
+#  - the patched kafka-protocol crate the workspace builds with (third_party/kafka-protocol);
 #  - for tests, a Python venv in .venv with confluent-kafka, kafka-python and pytest.
 # `scripts/setup.sh build` installs only what building the broker needs.
 # Safe to run again: each step checks before it installs.
@@ -8,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-test}
 
-packages=(libclang-dev clang pkg-config zlib1g-dev)
+packages=(libclang-dev clang pkg-config zlib1g-dev patch)
 [ "$mode" = build ] || packages+=(kcat)
 need_apt=()
 for pkg in "${packages[@]}"; do
@@ -19,6 +20,37 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# kafka-protocol with bounded array lengths (third_party/kafka-protocol/README.md): the
+# crates.io release, checksum-checked by cargo's download, with our patch applied. Redone
+# when the patch changes.
+kp_version=0.18.0
+kp_dir=third_party/kafka-protocol
+kp_dest="$kp_dir/kafka-protocol-$kp_version"
+kp_stamp="$(cat "$kp_dir"/*.patch | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$kp_dest/.weir-patched" 2>/dev/null)" != "$kp_stamp" ]; then
+  cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+  kp_crate() { ls "$cargo_home"/registry/cache/*/"kafka-protocol-$kp_version.crate" 2>/dev/null | head -1; }
+  if [ -z "$(kp_crate)" ]; then
+    # Let cargo fetch it, from a throwaway project outside this workspace (whose
+    # [patch] would point at the folder being made).
+    fetch_dir=$(mktemp -d)
+    mkdir -p "$fetch_dir/src" && touch "$fetch_dir/src/lib.rs"
+    printf '[package]\nname = "fetch"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\nkafka-protocol = { version = "=%s", default-features = false }\n' \
+      "$kp_version" >"$fetch_dir/Cargo.toml"
+    cargo fetch -q --manifest-path "$fetch_dir/Cargo.toml"
+    rm -rf "$fetch_dir"
+  fi
+  kp_tmp=$(mktemp -d)
+  tar -xzf "$(kp_crate)" -C "$kp_tmp"
+  for p in "$kp_dir"/*.patch; do
+    patch -s -p1 -d "$kp_tmp/kafka-protocol-$kp_version" <"$p"
+  done
+  echo "$kp_stamp" >"$kp_tmp/kafka-protocol-$kp_version/.weir-patched"
+  rm -rf "$kp_dest"
+  mv "$kp_tmp/kafka-protocol-$kp_version" "$kp_dest"
+  rm -rf "$kp_tmp"
 fi
 
 if [ "$mode" = build ]; then

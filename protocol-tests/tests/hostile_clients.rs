@@ -273,3 +273,71 @@ fn a_client_that_never_reads_does_not_grow_broker_memory() {
         "a client that never reads keeps its connection"
     );
 }
+
+/// Array counts are checked against the bytes that follow before anything is sized by them
+/// (Kafka's rule, KAFKA-14063). Fuzzing found that kafka-protocol 0.18 allocated
+/// `count * size_of(element)` first: the first frame below made the broker abort with
+/// "memory allocation of 154618822584 bytes failed" (third_party/kafka-protocol).
+#[test]
+fn array_counts_longer_than_the_frame_close_the_connection() {
+    let mut broker = Broker::start(&[]);
+    // Request header v1 (api key, version, correlation id, null client id), or v2 with an
+    // empty tag buffer for flexible versions.
+    let header = |api: u16, version: u16, flexible: bool| {
+        let mut h = [api.to_be_bytes(), version.to_be_bytes()].concat();
+        h.extend_from_slice(&[0, 0, 0, 1, 0xff, 0xff]);
+        if flexible {
+            h.push(0);
+        }
+        h
+    };
+    const HUGE_COMPACT: [u8; 5] = [0xff, 0xff, 0xff, 0xff, 0x0f]; // unsigned varint 2^32-1
+    let metadata_v0 = [header(3, 0, false), i32::MAX.to_be_bytes().to_vec()].concat();
+    let metadata_v12 = [header(3, 12, true), HUGE_COMPACT.to_vec()].concat();
+    let produce_v9 = [
+        header(0, 9, true),
+        vec![0],                      // transactional_id: null
+        1i16.to_be_bytes().to_vec(),  // acks
+        5000i32.to_be_bytes().to_vec(), // timeout_ms
+        HUGE_COMPACT.to_vec(),        // topic_data
+    ]
+    .concat();
+    let fetch_v4 = [
+        header(1, 4, false),
+        (-1i32).to_be_bytes().to_vec(), // replica_id
+        0i32.to_be_bytes().to_vec(),    // max_wait_ms
+        1i32.to_be_bytes().to_vec(),    // min_bytes
+        1i32.to_be_bytes().to_vec(),    // max_bytes
+        vec![0],                        // isolation_level
+        1i32.to_be_bytes().to_vec(),    // one topic...
+        vec![0, 1, b't'],
+        i32::MAX.to_be_bytes().to_vec(), // ...whose partitions claim 2^31-1 entries
+    ]
+    .concat();
+    let frames = [
+        ("Metadata v0, topics 2^31-1", metadata_v0),
+        ("Metadata v12, compact topics 2^32-2", metadata_v12),
+        ("Produce v9, compact topic_data 2^32-2", produce_v9),
+        ("Fetch v4, partitions 2^31-1", fetch_v4),
+    ];
+    for (what, body) in frames {
+        let mut stream = connect(&broker);
+        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        stream.write_all(&frame).unwrap();
+        assert!(
+            closed_within(&mut stream, Duration::from_secs(10)),
+            "{what}: the connection is closed"
+        );
+        assert!(broker.is_running(), "{what}: the broker is still running");
+        let mut other = connect(&broker);
+        api_versions_round_trip(&mut other);
+    }
+    let log = broker.log_text();
+    assert!(
+        log.matches("bytes remaining").count() >= 4,
+        "each refusal is logged with its cause:\n{log}"
+    );
+    let (_, peak) = broker.memory_kib();
+    assert!(peak < RSS_BOUND_KIB, "no large allocation was made: peak {peak} KiB");
+}

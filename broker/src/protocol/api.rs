@@ -126,7 +126,8 @@ pub fn decode_request(
     let malformed = |reason: anyhow::Error| FrameError::Malformed {
         key,
         version,
-        reason: reason.to_string(),
+        // `:#` keeps the whole chain: the decoder's innermost error names the cause.
+        reason: format!("{reason:#}"),
     };
     let header = RequestHeader::decode(&mut frame, key.request_header_version(version))
         .map_err(malformed)?;
