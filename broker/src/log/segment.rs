@@ -369,11 +369,11 @@ impl Segment {
             return false;
         }
         self.bytes_since_index_entry = 0;
+        // Kafka's offset index maps a batch's last offset to its position (and its reader,
+        // kafka-dump-log.sh, checks that); a lookup takes the last entry at or below the
+        // target and scans on from there.
         let relative = (header.last_offset() - self.base_offset) as u32;
-        self.index.push((
-            (header.base_offset - self.base_offset) as u32,
-            position as u32,
-        ));
+        self.index.push((relative, position as u32));
         if self
             .time_index
             .last()
