@@ -37,9 +37,13 @@ pub fn metadata(broker: &Arc<Broker>, version: i16, request: MetadataRequest) ->
         }
         Some(requested) => {
             for topic in requested {
+                // A topic id names the topic whatever the name says: the Java client
+                // asks by id with an empty name, not a null one (Kafka's rule too).
                 let entry = match topic.name {
-                    Some(name) => lookup_by_name(broker, &name.0, allow_auto_create),
-                    None => lookup_by_id(broker, topic.topic_id),
+                    Some(name) if topic.topic_id.is_nil() => {
+                        lookup_by_name(broker, &name.0, allow_auto_create)
+                    }
+                    _ => lookup_by_id(broker, topic.topic_id),
                 };
                 topics.push(match entry {
                     Ok(record) => describe_topic(
