@@ -5,7 +5,7 @@
 #   make deps    install only what building the broker needs (idempotent)
 #   make build   build the broker (release) and the test crates
 #   make run     run a single broker: 127.0.0.1:9092, data in ./data
-#   make test    setup + build + unit tests + protocol tests (Rust, kcat, Python clients)
+#   make test    setup + build + unit tests + protocol tests (Rust, kcat, Python, Java, Kafka's tools)
 #   make lint    cargo fmt --check and clippy with -D warnings
 #   make bench   rdkafka_performance against a fresh broker (see scripts/bench.sh)
 #   make bench-groups  1,000-partition OffsetCommit and 10-member rebalance timings
@@ -15,7 +15,7 @@
 CARGO ?= cargo
 PYTEST_ARGS ?=
 
-.PHONY: help deps setup build run test test-rust test-python lint bench bench-groups fuzz clean
+.PHONY: help deps setup build run test test-rust test-python test-java lint bench bench-groups fuzz clean
 
 help:
 	@sed -n '3,14p' Makefile | sed 's/^# \{0,1\}//'
@@ -32,13 +32,17 @@ build: deps
 run: deps
 	$(CARGO) run --release -p weir --bin weir
 
-test: setup build test-rust test-python
+test: setup build test-rust test-python test-java
 
 test-rust:
 	$(CARGO) test --release --workspace -- --test-threads=2
 
 test-python:
 	.venv/bin/python -m pytest -q protocol-tests/python $(PYTEST_ARGS)
+
+test-java:
+	mvn -q -B -Dstyle.color=never -f protocol-tests/java/pom.xml test
+	mvn -q -B -Dstyle.color=never -f protocol-tests/java/pom.xml -P kafka-3.9 test
 
 lint: deps
 	$(CARGO) fmt --all -- --check
