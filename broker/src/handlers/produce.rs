@@ -3,13 +3,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind, TopicName};
 
 use super::{str_bytes, Reply};
 use crate::broker::Broker;
+use crate::log::LogError;
 use crate::protocol::{records, ErrorCode};
-use crate::replication::Partition;
+use crate::replication::{Partition, ProduceError};
 
 /// A partition's append waiting for its fsync before it may be acknowledged.
 struct PendingFlush {
@@ -100,8 +103,10 @@ pub fn produce(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> R
                     first_error.get_or_insert_with(|| e.to_string());
                     let response = response.with_error_code(e.code().code());
                     partitions.push(if version >= 8 {
+                        let (message, record_errors) = error_details(&e, &target);
                         response
-                            .with_error_message(Some(str_bytes(e.to_string())))
+                            .with_error_message(Some(str_bytes(message)))
+                            .with_record_errors(record_errors)
                             .with_log_start_offset(target.log_start_offset())
                     } else if version >= 5 {
                         response.with_log_start_offset(target.log_start_offset())
@@ -144,6 +149,42 @@ pub fn produce(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> R
         }
         ResponseKind::Produce(response)
     }))
+}
+
+/// The partition's error message and, for errors of single records, KIP-467's record
+/// errors: the records' indexes in the batch with Kafka's messages, so that a client fails
+/// those records with the cause and the rest as collateral.
+fn error_details(
+    error: &ProduceError,
+    target: &Partition,
+) -> (String, Vec<BatchIndexAndErrorMessage>) {
+    let ProduceError::Log(LogError::CompactedWithoutKey { indexes }) = error else {
+        return (error.to_string(), Vec::new());
+    };
+    let message = format!(
+        "Compacted topic cannot accept message without key in topic partition {}-{}",
+        target.topic, target.index
+    );
+    let shown: Vec<String> = indexes
+        .iter()
+        .take(3)
+        .map(|i| format!("RecordError(batchIndex={i}, message='{message}')"))
+        .collect();
+    let summary = format!(
+        "One or more records have been rejected due to {} record errors in total, and only \
+         showing the first three errors at most: [{}]",
+        indexes.len(),
+        shown.join(", ")
+    );
+    let record_errors = indexes
+        .iter()
+        .map(|&i| {
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(i)
+                .with_batch_index_error_message(Some(str_bytes(message.clone())))
+        })
+        .collect();
+    (summary, record_errors)
 }
 
 fn has_transactional_records(request: &ProduceRequest) -> bool {

@@ -45,8 +45,10 @@ pub enum LogError {
     },
     #[error("batch of {size} bytes is larger than max.message.bytes {max}")]
     MessageTooLarge { size: usize, max: i32 },
-    #[error("a record on a compacted topic has no key")]
-    CompactedWithoutKey,
+    /// Records of a batch for a compacted topic without a key, by their index in the batch
+    /// (KIP-467: the client fails exactly those records).
+    #[error("{} record(s) of a batch for a compacted topic have no key", .indexes.len())]
+    CompactedWithoutKey { indexes: Vec<i32> },
     /// The file system is full: the append was rolled back and nothing of it is stored.
     /// The directory stays online, so reads go on and writes resume once space returns.
     #[error("no space left on the device holding {path}; the write was rolled back")]
@@ -83,7 +85,7 @@ impl LogError {
             }
             LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
             LogError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
-            LogError::CompactedWithoutKey => ErrorCode::InvalidRecord,
+            LogError::CompactedWithoutKey { .. } => ErrorCode::InvalidRecord,
             LogError::NoSpace { .. } => ErrorCode::KafkaStorageError,
             LogError::DirOffline { .. } => ErrorCode::KafkaStorageError,
         }

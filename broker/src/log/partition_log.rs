@@ -715,18 +715,22 @@ fn check_keys(batch: &[u8], header: &BatchHeader) -> Result<(), LogError> {
         return Ok(());
     }
     let inflated = records::inflate_records(batch, header)?;
-    let mut missing = false;
+    let mut indexes = Vec::new();
+    let mut index = 0;
     records::walk_records(
         &inflated,
         header.record_count,
         records::OffsetDeltas::Dense,
         |r| {
-            missing |= r.key.is_none();
+            if r.key.is_none() {
+                indexes.push(index);
+            }
+            index += 1;
             Ok(())
         },
     )?;
-    if missing {
-        return Err(LogError::CompactedWithoutKey);
+    if !indexes.is_empty() {
+        return Err(LogError::CompactedWithoutKey { indexes });
     }
     Ok(())
 }
@@ -833,7 +837,7 @@ mod tests {
         .unwrap();
         assert!(matches!(
             append(&mut log, &[b"v"], (-1, -1, -1)),
-            Err(LogError::CompactedWithoutKey)
+            Err(LogError::CompactedWithoutKey { indexes }) if indexes == [0]
         ));
         assert_eq!(log.log_end_offset(), 0);
     }

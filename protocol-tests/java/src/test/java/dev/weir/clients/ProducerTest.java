@@ -155,4 +155,34 @@ class ProducerTest {
             }
         }
     }
+
+    /** KIP-467: a batch with keyless records for a compacted topic fails exactly those
+     * records with the cause, and the others of the batch as collateral, as Kafka 4.1 does. */
+    @Test
+    void keylessRecordsOnACompactedTopicFailAloneWithTheirCause() throws Exception {
+        String topic = unique("compacted");
+        createTopic(admin, topic, 1, Map.of("cleanup.policy", "compact"));
+        List<Future<RecordMetadata>> sent = new ArrayList<>();
+        try (KafkaProducer<String, String> p = producer(broker.bootstrap(),
+                Map.of(ProducerConfig.LINGER_MS_CONFIG, 200))) {
+            sent.add(p.send(new ProducerRecord<>(topic, "k", "a")));
+            sent.add(p.send(new ProducerRecord<>(topic, null, "b")));
+            sent.add(p.send(new ProducerRecord<>(topic, "k2", "c")));
+            sent.add(p.send(new ProducerRecord<>(topic, null, "d")));
+            p.flush();
+        }
+        List<String> outcomes = new ArrayList<>();
+        for (Future<RecordMetadata> f : sent) {
+            ExecutionException e = org.junit.jupiter.api.Assertions.assertThrows(ExecutionException.class, f::get);
+            outcomes.add(e.getCause().getClass().getSimpleName() + ": " + e.getCause().getMessage());
+        }
+        String collateral = "KafkaException: Failed to append record because it was part of a batch which had "
+                + "one more more invalid records";
+        String cause = "InvalidRecordException: Compacted topic cannot accept message without key in topic "
+                + "partition " + topic + "-0";
+        assertEquals(List.of(collateral, cause, collateral, cause), outcomes);
+        assertEquals(0L, admin.listOffsets(Map.of(new TopicPartition(topic, 0),
+                org.apache.kafka.clients.admin.OffsetSpec.latest())).all().get()
+                .get(new TopicPartition(topic, 0)).offset(), "nothing of the batch was stored");
+    }
 }
