@@ -296,10 +296,10 @@ fn array_counts_longer_than_the_frame_close_the_connection() {
     let metadata_v12 = [header(3, 12, true), HUGE_COMPACT.to_vec()].concat();
     let produce_v9 = [
         header(0, 9, true),
-        vec![0],                      // transactional_id: null
-        1i16.to_be_bytes().to_vec(),  // acks
+        vec![0],                        // transactional_id: null
+        1i16.to_be_bytes().to_vec(),    // acks
         5000i32.to_be_bytes().to_vec(), // timeout_ms
-        HUGE_COMPACT.to_vec(),        // topic_data
+        HUGE_COMPACT.to_vec(),          // topic_data
     ]
     .concat();
     let fetch_v4 = [
@@ -339,5 +339,8 @@ fn array_counts_longer_than_the_frame_close_the_connection() {
         "each refusal is logged with its cause:\n{log}"
     );
     let (_, peak) = broker.memory_kib();
-    assert!(peak < RSS_BOUND_KIB, "no large allocation was made: peak {peak} KiB");
+    assert!(
+        peak < RSS_BOUND_KIB,
+        "no large allocation was made: peak {peak} KiB"
+    );
 }
