@@ -34,7 +34,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use super::{ready, str_bytes, Reply};
+use super::{ready, str_bytes, Reply, GROUP_OPERATIONS_ALL};
 use crate::broker::Broker;
 use crate::group::{
     Answer, CommitContext, CommittedOffset, FetchedOffsets, FlushOwed, GroupError,
@@ -45,8 +45,6 @@ use crate::protocol::ErrorCode;
 
 const KEY_TYPE_GROUP: i8 = 0;
 
-/// Kafka's "all operations" for a group: READ, DESCRIBE, DELETE.
-const GROUP_OPERATIONS_ALL: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 
 fn code(result: Result<(), GroupError>) -> i16 {
     match result {

@@ -142,9 +142,15 @@ pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
 
-/// Kafka's "all operations" bitfields, for the authorized-operations fields. Without
-/// authorization configured every operation is allowed.
+/// Kafka's "all operations" bitfields, for the authorized-operations fields: without an
+/// authorizer Kafka 4.1 reports every operation of the resource type (bit = AclOperation
+/// code: READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9,
+/// DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12). Checked against Kafka 4.1.2.
 pub(crate) const TOPIC_OPERATIONS_ALL: i32 =
     (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+/// CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
 pub(crate) const CLUSTER_OPERATIONS_ALL: i32 =
-    (1 << 4) | (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+/// READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
+pub(crate) const GROUP_OPERATIONS_ALL: i32 =
+    (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11);

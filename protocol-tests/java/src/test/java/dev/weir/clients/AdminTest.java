@@ -25,7 +25,10 @@ import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
 import org.apache.kafka.clients.admin.ConsumerGroupListing;
+import org.apache.kafka.clients.admin.DescribeClusterOptions;
 import org.apache.kafka.clients.admin.DescribeClusterResult;
+import org.apache.kafka.clients.admin.DescribeConsumerGroupsOptions;
+import org.apache.kafka.clients.admin.DescribeTopicsOptions;
 import org.apache.kafka.clients.admin.ListOffsetsResult;
 import org.apache.kafka.clients.admin.LogDirDescription;
 import org.apache.kafka.clients.admin.NewPartitions;
@@ -39,6 +42,7 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.acl.AclOperation;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.errors.GroupIdNotFoundException;
 import org.apache.kafka.common.errors.GroupNotEmptyException;
@@ -261,5 +265,36 @@ class AdminTest {
         ExecutionException missing = assertThrows(ExecutionException.class,
                 () -> admin.deleteConsumerGroups(List.of(group)).all().get());
         assertInstanceOf(GroupIdNotFoundException.class, cause(missing));
+    }
+
+    /** Without an authorizer, each resource type reports exactly the operations Kafka 4.1
+     * reports for it (clients compare these sets). */
+    @Test
+    void authorizedOperationsAreKafkasSetsPerResourceType() throws Exception {
+        String topic = unique("admin-ops");
+        String group = unique("admin-ops");
+        createTopic(admin, topic, 1, Map.of());
+        assertEquals(Set.of(AclOperation.CREATE, AclOperation.ALTER, AclOperation.DESCRIBE,
+                        AclOperation.CLUSTER_ACTION, AclOperation.DESCRIBE_CONFIGS, AclOperation.ALTER_CONFIGS,
+                        AclOperation.IDEMPOTENT_WRITE),
+                admin.describeCluster(new DescribeClusterOptions().includeAuthorizedOperations(true))
+                        .authorizedOperations().get());
+        assertEquals(Set.of(AclOperation.READ, AclOperation.WRITE, AclOperation.CREATE, AclOperation.DELETE,
+                        AclOperation.ALTER, AclOperation.DESCRIBE, AclOperation.DESCRIBE_CONFIGS,
+                        AclOperation.ALTER_CONFIGS),
+                admin.describeTopics(List.of(topic), new DescribeTopicsOptions().includeAuthorizedOperations(true))
+                        .allTopicNames().get().get(topic).authorizedOperations());
+        try (KafkaConsumer<String, String> c = consumer(broker.bootstrap(), group, Map.of())) {
+            c.subscribe(List.of(topic));
+            long until = System.currentTimeMillis() + 20_000;
+            while (c.assignment().isEmpty() && System.currentTimeMillis() < until) {
+                c.poll(Duration.ofMillis(100));
+            }
+            assertEquals(Set.of(AclOperation.READ, AclOperation.DELETE, AclOperation.DESCRIBE,
+                            AclOperation.DESCRIBE_CONFIGS, AclOperation.ALTER_CONFIGS),
+                    admin.describeConsumerGroups(List.of(group),
+                                    new DescribeConsumerGroupsOptions().includeAuthorizedOperations(true))
+                            .all().get().get(group).authorizedOperations());
+        }
     }
 }
