@@ -304,7 +304,11 @@ fn bad_group_requests_get_kafka_errors_and_disturb_nothing() {
 
     // Commits: a generation for a group that does not exist, an unknown topic, metadata
     // beyond offset.metadata.max.bytes.
-    assert_eq!(commit(&mut client, "no-such-group", 3, "bad-topic", 1), 22);
+    assert_eq!(
+        commit(&mut client, "no-such-group", 3, "bad-topic", 1),
+        3,
+        "a topic that does not exist is checked before the group"
+    );
     assert_eq!(commit(&mut client, "simple-g", -1, "no-such-topic", 1), 3);
     let ResponseKind::CreateTopics(_) = client.call(
         ApiKey::CreateTopics,
@@ -325,6 +329,11 @@ fn bad_group_requests_get_kafka_errors_and_disturb_nothing() {
         "OFFSET_METADATA_TOO_LARGE"
     );
     assert_eq!(commit(&mut client, "simple-g", -1, "bad-topic", 10), 0);
+    assert_eq!(
+        commit(&mut client, "no-such-group", 3, "bad-topic", 1),
+        22,
+        "ILLEGAL_GENERATION: a generation for a group that does not exist"
+    );
 
     // A member whose metadata is too large to be stored: its group fails the sync with
     // UNKNOWN_SERVER_ERROR, as Kafka; other groups carry on.
@@ -375,6 +384,47 @@ fn bad_group_requests_get_kafka_errors_and_disturb_nothing() {
     assert_eq!(code_of(cg("m1", 0, None)), 0);
     assert_eq!(code_of(cg("m1", 7, None)), 110, "FENCED_MEMBER_EPOCH");
     assert_eq!(code_of(cg("m2", 4, None)), 25, "UNKNOWN_MEMBER_ID");
+
+    // A KIP-848 member's commit with a stale epoch: a topic that does not exist is
+    // UNKNOWN_TOPIC_OR_PARTITION, checked before the epoch (as Kafka 4.1's request handler
+    // does); an existing topic gets STALE_MEMBER_EPOCH.
+    let commit_as = |client: &mut Client, topics: &[&str]| -> Vec<i16> {
+        let topics = topics
+            .iter()
+            .map(|t| {
+                offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(topic_name(t))
+                    .with_partitions(vec![
+                        offset_commit_request::OffsetCommitRequestPartition::default()
+                            .with_partition_index(0)
+                            .with_committed_offset(1),
+                    ])
+            })
+            .collect();
+        let ResponseKind::OffsetCommit(r) = client.call(
+            ApiKey::OffsetCommit,
+            9,
+            &RequestKind::OffsetCommit(
+                OffsetCommitRequest::default()
+                    .with_group_id(group("bad-cg"))
+                    .with_member_id(s("m1"))
+                    .with_generation_id_or_member_epoch(99)
+                    .with_topics(topics),
+            ),
+        ) else {
+            panic!("commit answer expected");
+        };
+        r.topics
+            .iter()
+            .map(|t| t.partitions[0].error_code)
+            .collect()
+    };
+    assert_eq!(commit_as(&mut client, &["no-such-topic"]), vec![3]);
+    assert_eq!(
+        commit_as(&mut client, &["bad-topic", "no-such-topic"]),
+        vec![113, 3],
+        "STALE_MEMBER_EPOCH for the existing topic only"
+    );
 
     // The settled group was not disturbed by any of it.
     assert_eq!(heartbeat(&mut client, "bad-g", &member_id, generation), 0);

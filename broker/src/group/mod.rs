@@ -909,30 +909,59 @@ impl GroupCoordinator {
         }
         let now_ms = self.clock.now_ms();
         let mut shard = self.lock_loaded()?;
+        // As Kafka's request handler does, topics that do not exist fail before the group is
+        // consulted: their partitions get UNKNOWN_TOPIC_OR_PARTITION whatever the member's
+        // generation or epoch, and a request of only such topics never reaches the group.
+        let counts: Vec<Option<i32>> = topics
+            .iter()
+            .map(|(topic, _)| self.replicas.topic(topic).map(|p| p.len() as i32))
+            .collect();
+        let unknown_topics_only = |error: Option<GroupError>| -> PartitionResults {
+            topics
+                .iter()
+                .zip(&counts)
+                .map(|((topic, partitions), count)| {
+                    let results = partitions
+                        .iter()
+                        .map(|p| match (count, error) {
+                            (Some(_), Some(e)) => (p.partition, Err(e)),
+                            _ => (p.partition, Err(GroupError::UnknownTopicOrPartition)),
+                        })
+                        .collect();
+                    (topic.clone(), results)
+                })
+                .collect()
+        };
+        if counts.iter().all(Option::is_none) {
+            return Ok((unknown_topics_only(None), None));
+        }
         let simple = context.generation_or_epoch < 0 && context.member_id.is_empty();
-        match shard.groups.get_mut(group_id) {
+        let validated = match shard.groups.get_mut(group_id) {
             Some(Group::Classic(group)) => group.validate_offset_commit(
                 now_ms,
                 &context.member_id,
                 context.group_instance_id.as_deref(),
                 context.generation_or_epoch,
-            )?,
+            ),
             Some(Group::Consumer(group)) => {
-                group.validate_offset_commit(&context.member_id, context.generation_or_epoch)?
+                group.validate_offset_commit(&context.member_id, context.generation_or_epoch)
             }
             None if simple => {
                 shard.groups.insert(
                     group_id.to_string(),
                     Group::Classic(ClassicGroup::new(group_id, now_ms)),
                 );
+                Ok(())
             }
-            None => return Err(GroupError::IllegalGeneration),
+            None => Err(GroupError::IllegalGeneration),
+        };
+        if let Err(e) = validated {
+            return Ok((unknown_topics_only(Some(e)), None));
         }
         let mut records = Vec::new();
         let mut results = Vec::with_capacity(topics.len());
-        for (topic, partitions) in topics {
+        for ((topic, partitions), known) in topics.iter().zip(counts) {
             let mut topic_results = Vec::with_capacity(partitions.len());
-            let known = self.replicas.topic(topic).map(|p| p.len() as i32);
             for p in partitions {
                 let result = if !known.is_some_and(|count| p.partition >= 0 && p.partition < count)
                 {
