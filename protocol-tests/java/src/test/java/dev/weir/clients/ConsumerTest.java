@@ -266,4 +266,87 @@ class ConsumerTest {
         assertEquals(Set.of("first", "second"), description.members().stream()
                 .map(m -> m.groupInstanceId().orElse("")).collect(Collectors.toSet()));
     }
+
+    /** A static member that closes without leaving is expired session.timeout.ms after its
+     * last heartbeat, not later; then its empty group can be deleted. */
+    @Test
+    void aClosedStaticMemberExpiresAfterItsSessionTimeout() throws Exception {
+        String topic = unique("expire");
+        String group = unique("expire");
+        createTopic(admin, topic, 2, Map.of());
+        Map<String, Object> conf = new HashMap<>(groupProtocol("range"));
+        conf.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, "only");
+        long closed;
+        try (KafkaConsumer<String, String> c = consumer(broker.bootstrap(), group, conf)) {
+            c.subscribe(List.of(topic));
+            long until = System.currentTimeMillis() + 20_000;
+            while (c.assignment().size() < 2 && System.currentTimeMillis() < until) {
+                c.poll(Duration.ofMillis(100));
+            }
+            assertEquals(2, c.assignment().size());
+            closed = System.currentTimeMillis();
+        }
+        waitUntil("the static member expires", Duration.ofSeconds(20), () -> {
+            try {
+                return admin.describeConsumerGroups(List.of(group)).all().get().get(group).members().isEmpty();
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        });
+        long after = System.currentTimeMillis() - closed;
+        assertTrue(after >= 5_000 && after <= 9_000, "expired " + after + " ms after the close (session 6000 ms)");
+        admin.deleteConsumerGroups(List.of(group)).all().get();
+    }
+
+    /** Subscriptions changed in quick succession, with and without a rebalance listener,
+     * eager and cooperative and KIP-848: the member ends with exactly the partitions of
+     * its last subscription within a few seconds. */
+    @ParameterizedTest
+    @ValueSource(strings = {"range", "cooperative-sticky", "consumer"})
+    void quickSubscriptionChangesConvergeOnTheLastOne(String mode) throws Exception {
+        org.junit.jupiter.api.Assumptions.assumeTrue(!mode.equals("consumer") || Clients.clientIsKafka4(),
+                "the 3.9 client's KIP-848 consumer is a preview");
+        String a = unique("churn-a");
+        String b = unique("churn-b");
+        String c = unique("churn-c");
+        for (String t : List.of(a, b, c)) {
+            createTopic(admin, t, 2, Map.of());
+        }
+        String group = unique("churn-" + mode);
+        Map<String, Object> conf = new HashMap<>(groupProtocol(mode));
+        conf.put(ConsumerConfig.MAX_POLL_INTERVAL_MS_CONFIG, 300_000);
+        // A steady member on the last topic, polling all along, takes its share.
+        try (Member steady = new Member(group, c, conf);
+             KafkaConsumer<String, String> consumer = consumer(broker.bootstrap(), group, conf)) {
+            waitUntil("the steady member holds the last topic", Duration.ofSeconds(30),
+                    () -> steady.assigned.size() == 2);
+            ConsumerRebalanceListener listener = new ConsumerRebalanceListener() {
+                @Override
+                public void onPartitionsRevoked(Collection<TopicPartition> parts) {}
+
+                @Override
+                public void onPartitionsAssigned(Collection<TopicPartition> parts) {}
+            };
+            consumer.subscribe(List.of(a));
+            consumer.poll(Duration.ofMillis(300));
+            consumer.unsubscribe();
+            consumer.subscribe(List.of(b), listener);
+            consumer.poll(Duration.ofMillis(50));
+            consumer.subscribe(List.of(a, b));
+            consumer.poll(Duration.ofMillis(10));
+            consumer.unsubscribe();
+            consumer.subscribe(List.of(c), listener);
+            long start = System.currentTimeMillis();
+            while (!(consumer.assignment().size() == 1 && steady.assigned.size() == 1)
+                    && System.currentTimeMillis() - start < 20_000) {
+                consumer.poll(Duration.ofMillis(100));
+            }
+            long took = System.currentTimeMillis() - start;
+            Set<TopicPartition> all = new HashSet<>(consumer.assignment());
+            all.addAll(steady.assigned);
+            assertEquals(Set.of(new TopicPartition(c, 0), new TopicPartition(c, 1)), all,
+                    "the two members split the last topic: " + consumer.assignment() + " " + steady.assigned);
+            assertTrue(took < 8_000, "converged in " + took + " ms");
+        }
+    }
 }
