@@ -232,25 +232,54 @@ fn commit(
     let ResponseKind::OffsetCommit(r) = client.call(
         ApiKey::OffsetCommit,
         9,
-        &RequestKind::OffsetCommit(
-            OffsetCommitRequest::default()
-                .with_group_id(group(group_id))
-                .with_generation_id_or_member_epoch(generation)
-                .with_topics(vec![
-                    offset_commit_request::OffsetCommitRequestTopic::default()
-                        .with_name(topic_name(topic))
-                        .with_partitions(vec![
-                            offset_commit_request::OffsetCommitRequestPartition::default()
-                                .with_partition_index(0)
-                                .with_committed_offset(5)
-                                .with_committed_metadata(Some(s(&"x".repeat(metadata_bytes)))),
-                        ]),
-                ]),
-        ),
+        &commit_request(group_id, generation, topic, 0, metadata_bytes),
     ) else {
         panic!("commit answer expected");
     };
     r.topics[0].partitions[0].error_code
+}
+
+/// An OffsetCommit of `version` to one partition.
+fn commit_v(
+    client: &mut Client,
+    version: i16,
+    group_id: &str,
+    generation: i32,
+    topic: &str,
+    partition: i32,
+) -> i16 {
+    let ResponseKind::OffsetCommit(r) = client.call(
+        ApiKey::OffsetCommit,
+        version,
+        &commit_request(group_id, generation, topic, partition, 1),
+    ) else {
+        panic!("commit answer expected");
+    };
+    r.topics[0].partitions[0].error_code
+}
+
+fn commit_request(
+    group_id: &str,
+    generation: i32,
+    topic: &str,
+    partition: i32,
+    metadata_bytes: usize,
+) -> RequestKind {
+    RequestKind::OffsetCommit(
+        OffsetCommitRequest::default()
+            .with_group_id(group(group_id))
+            .with_generation_id_or_member_epoch(generation)
+            .with_topics(vec![
+                offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(topic_name(topic))
+                    .with_partitions(vec![
+                        offset_commit_request::OffsetCommitRequestPartition::default()
+                            .with_partition_index(partition)
+                            .with_committed_offset(5)
+                            .with_committed_metadata(Some(s(&"x".repeat(metadata_bytes)))),
+                    ]),
+            ]),
+    )
 }
 
 #[test]
@@ -331,8 +360,18 @@ fn bad_group_requests_get_kafka_errors_and_disturb_nothing() {
     assert_eq!(commit(&mut client, "simple-g", -1, "bad-topic", 10), 0);
     assert_eq!(
         commit(&mut client, "no-such-group", 3, "bad-topic", 1),
+        69,
+        "GROUP_ID_NOT_FOUND: a generation for a group that does not exist (v9+)"
+    );
+    assert_eq!(
+        commit_v(&mut client, 8, "no-such-group", 3, "bad-topic", 0),
         22,
-        "ILLEGAL_GENERATION: a generation for a group that does not exist"
+        "ILLEGAL_GENERATION before v9"
+    );
+    assert_eq!(
+        commit_v(&mut client, 9, "no-such-group", -1, "bad-topic", 7),
+        3,
+        "a partition that does not exist fails before the group"
     );
 
     // A member whose metadata is too large to be stored: its group fails the sync with

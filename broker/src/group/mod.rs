@@ -264,6 +264,49 @@ pub type CommittedOffset = Option<OffsetCommitValue>;
 /// A result per partition, by topic.
 pub type PartitionResults = Vec<(String, Vec<(i32, Result<(), GroupError>)>)>;
 
+/// Sets every partition still pending (Ok) to `error`.
+fn fail_pending(results: &mut PartitionResults, error: GroupError) {
+    for (_, partitions) in results.iter_mut() {
+        for (_, result) in partitions.iter_mut() {
+            if result.is_ok() {
+                *result = Err(error);
+            }
+        }
+    }
+}
+
+/// Whether the sender of an OffsetCommit may commit for the group, by Kafka 4.1's rules:
+/// the group's member and generation (or member epoch) checks; for a group that does not
+/// exist, a negative generation makes a simple group (an admin client or `assign()`), and
+/// any other is GROUP_ID_NOT_FOUND from OffsetCommit v9 on, ILLEGAL_GENERATION before.
+fn validate_committer(
+    shard: &mut Shard,
+    group_id: &str,
+    context: &CommitContext,
+    now_ms: i64,
+) -> Result<(), GroupError> {
+    match shard.groups.get_mut(group_id) {
+        Some(Group::Classic(group)) => group.validate_offset_commit(
+            now_ms,
+            &context.member_id,
+            context.group_instance_id.as_deref(),
+            context.generation_or_epoch,
+        ),
+        Some(Group::Consumer(group)) => {
+            group.validate_offset_commit(&context.member_id, context.generation_or_epoch)
+        }
+        None if context.generation_or_epoch < 0 => {
+            shard.groups.insert(
+                group_id.to_string(),
+                Group::Classic(ClassicGroup::new(group_id, now_ms)),
+            );
+            Ok(())
+        }
+        None if context.version >= 9 => Err(GroupError::GroupIdNotFound),
+        None => Err(GroupError::IllegalGeneration),
+    }
+}
+
 /// Committed offsets per partition (None: nothing committed), by topic.
 pub type FetchedOffsets = Vec<(String, Vec<(i32, CommittedOffset)>)>;
 
@@ -282,6 +325,8 @@ pub struct CommitContext {
     pub member_id: String,
     pub group_instance_id: Option<String>,
     pub generation_or_epoch: i32,
+    /// The OffsetCommit version: v9 changed the answer for a group that does not exist.
+    pub version: i16,
 }
 
 /// An fsync still owed before an answer, when the flush policy of `__consumer_offsets`
@@ -898,6 +943,10 @@ impl GroupCoordinator {
 
     /// OffsetCommit: validates the committer, writes the offsets, returns a result per
     /// partition (or an error for the whole request).
+    ///
+    /// As Kafka's request handler does, partitions that do not exist fail first with
+    /// UNKNOWN_TOPIC_OR_PARTITION, whatever the member's generation or epoch; a request
+    /// naming only such partitions never reaches the group.
     pub fn commit_offsets(
         &self,
         group_id: &str,
@@ -909,95 +958,71 @@ impl GroupCoordinator {
         }
         let now_ms = self.clock.now_ms();
         let mut shard = self.lock_loaded()?;
-        // As Kafka's request handler does, topics that do not exist fail before the group is
-        // consulted: their partitions get UNKNOWN_TOPIC_OR_PARTITION whatever the member's
-        // generation or epoch, and a request of only such topics never reaches the group.
-        let counts: Vec<Option<i32>> = topics
+        let mut results = self.existing_partitions(topics);
+        if results
             .iter()
-            .map(|(topic, _)| self.replicas.topic(topic).map(|p| p.len() as i32))
-            .collect();
-        let unknown_topics_only = |error: Option<GroupError>| -> PartitionResults {
-            topics
-                .iter()
-                .zip(&counts)
-                .map(|((topic, partitions), count)| {
-                    let results = partitions
-                        .iter()
-                        .map(|p| match (count, error) {
-                            (Some(_), Some(e)) => (p.partition, Err(e)),
-                            _ => (p.partition, Err(GroupError::UnknownTopicOrPartition)),
-                        })
-                        .collect();
-                    (topic.clone(), results)
-                })
-                .collect()
-        };
-        if counts.iter().all(Option::is_none) {
-            return Ok((unknown_topics_only(None), None));
+            .flat_map(|(_, ps)| ps)
+            .all(|(_, r)| r.is_err())
+        {
+            return Ok((results, None));
         }
-        let simple = context.generation_or_epoch < 0 && context.member_id.is_empty();
-        let validated = match shard.groups.get_mut(group_id) {
-            Some(Group::Classic(group)) => group.validate_offset_commit(
-                now_ms,
-                &context.member_id,
-                context.group_instance_id.as_deref(),
-                context.generation_or_epoch,
-            ),
-            Some(Group::Consumer(group)) => {
-                group.validate_offset_commit(&context.member_id, context.generation_or_epoch)
-            }
-            None if simple => {
-                shard.groups.insert(
-                    group_id.to_string(),
-                    Group::Classic(ClassicGroup::new(group_id, now_ms)),
-                );
-                Ok(())
-            }
-            None => Err(GroupError::IllegalGeneration),
-        };
-        if let Err(e) = validated {
-            return Ok((unknown_topics_only(Some(e)), None));
+        if let Err(e) = validate_committer(&mut shard, group_id, context, now_ms) {
+            fail_pending(&mut results, e);
+            return Ok((results, None));
         }
         let mut records = Vec::new();
-        let mut results = Vec::with_capacity(topics.len());
-        for ((topic, partitions), known) in topics.iter().zip(counts) {
-            let mut topic_results = Vec::with_capacity(partitions.len());
-            for p in partitions {
-                let result = if !known.is_some_and(|count| p.partition >= 0 && p.partition < count)
-                {
-                    Err(GroupError::UnknownTopicOrPartition)
-                } else if p.metadata.len() > self.config.offset_metadata_max_bytes {
-                    Err(GroupError::OffsetMetadataTooLarge)
-                } else {
-                    let value = OffsetCommitValue {
-                        offset: p.offset,
-                        leader_epoch: p.leader_epoch,
-                        metadata: p.metadata.clone(),
-                        commit_timestamp_ms: now_ms,
-                    };
-                    records.push((
-                        offset_key(group_id, topic, p.partition),
-                        Some(value.encode()),
-                    ));
-                    Ok(())
+        for ((topic, partitions), (_, topic_results)) in topics.iter().zip(results.iter_mut()) {
+            for (p, (_, result)) in partitions.iter().zip(topic_results.iter_mut()) {
+                if result.is_err() {
+                    continue;
+                }
+                if p.metadata.len() > self.config.offset_metadata_max_bytes {
+                    *result = Err(GroupError::OffsetMetadataTooLarge);
+                    continue;
+                }
+                let value = OffsetCommitValue {
+                    offset: p.offset,
+                    leader_epoch: p.leader_epoch,
+                    metadata: p.metadata.clone(),
+                    commit_timestamp_ms: now_ms,
                 };
-                topic_results.push((p.partition, result));
+                records.push((
+                    offset_key(group_id, topic, p.partition),
+                    Some(value.encode()),
+                ));
             }
-            results.push((topic.clone(), topic_results));
         }
         match self.write(&mut shard, group_id, &records) {
             Ok(flush) => Ok((results, flush)),
             Err(e) => {
-                for (_, partitions) in &mut results {
-                    for (_, result) in partitions.iter_mut() {
-                        if result.is_ok() {
-                            *result = Err(e);
-                        }
-                    }
-                }
+                fail_pending(&mut results, e);
                 Ok((results, None))
             }
         }
+    }
+
+    /// One result per partition of an OffsetCommit: Ok for a partition that exists (still
+    /// to be committed), UNKNOWN_TOPIC_OR_PARTITION for one that does not.
+    fn existing_partitions(&self, topics: &[(String, Vec<OffsetToCommit>)]) -> PartitionResults {
+        topics
+            .iter()
+            .map(|(topic, partitions)| {
+                let count = self.replicas.topic(topic).map(|p| p.len() as i32);
+                let results = partitions
+                    .iter()
+                    .map(|p| {
+                        let exists = count.is_some_and(|c| p.partition >= 0 && p.partition < c);
+                        let result = if exists {
+                            Ok(())
+                        } else {
+                            Err(GroupError::UnknownTopicOrPartition)
+                        };
+                        (p.partition, result)
+                    })
+                    .collect();
+                (topic.clone(), results)
+            })
+            .collect()
     }
 
     /// OffsetFetch for one group: the listed partitions, or every committed one (None).
@@ -1398,6 +1423,7 @@ mod tests {
             member_id: String::new(),
             group_instance_id: None,
             generation_or_epoch: -1,
+            version: 9,
         };
         let to_commit = OffsetToCommit {
             partition,

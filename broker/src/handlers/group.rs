@@ -45,7 +45,6 @@ use crate::protocol::ErrorCode;
 
 const KEY_TYPE_GROUP: i8 = 0;
 
-
 fn code(result: Result<(), GroupError>) -> i16 {
     match result {
         Ok(()) => ErrorCode::None.code(),
@@ -325,6 +324,7 @@ pub fn offset_commit(broker: &Arc<Broker>, version: i16, request: OffsetCommitRe
         member_id: request.member_id.to_string(),
         group_instance_id: opt_str(request.group_instance_id.as_ref()),
         generation_or_epoch: request.generation_id_or_member_epoch,
+        version,
     };
     let topics: Vec<(String, Vec<OffsetToCommit>)> = request
         .topics
