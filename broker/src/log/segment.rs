@@ -117,7 +117,8 @@ pub struct Segment {
     time_index: Vec<(i64, u32)>,
     time_index_file: File,
     bytes_since_index_entry: u32,
-    /// The largest timestamp in the segment and the offset of the batch that holds it.
+    /// The largest timestamp in the segment, and the last offset of the batch that holds
+    /// it (Kafka's shallowOffsetOfMaxTimestampSoFar, which the time index records).
     pub max_timestamp: i64,
     pub max_timestamp_batch_offset: i64,
     /// When the segment was created (ms since the epoch), for `segment.ms` rolls.
@@ -197,6 +198,12 @@ impl Segment {
             self.max_timestamp = *ts;
             self.max_timestamp_batch_offset = self.base_offset + *rel as i64;
         }
+        // Both indexes must name the last offset of the batch they point at, as Kafka's do
+        // (weir before 2026-12 keyed offset entries by base offset, and time entries by the
+        // newest batch rather than the one holding the max timestamp): otherwise rebuild.
+        if !self.last_index_entries_fit()? {
+            return Ok(false);
+        }
         // Walk the batches after the last index entry to find the segment's end. An index
         // that does not point at batch boundaries is stale: rebuild instead.
         let mut position = self.index.last().map(|(_, pos)| *pos as u64).unwrap_or(0);
@@ -215,7 +222,7 @@ impl Segment {
             self.next_offset = header.last_offset() + 1;
             if header.max_timestamp > self.max_timestamp {
                 self.max_timestamp = header.max_timestamp;
-                self.max_timestamp_batch_offset = header.base_offset;
+                self.max_timestamp_batch_offset = header.last_offset();
             }
             tail_bytes = tail_bytes.saturating_add(header.total_bytes() as u32);
             position += header.total_bytes() as u64;
@@ -225,6 +232,35 @@ impl Segment {
         }
         // Entries are added every index_interval_bytes; continue the count from here.
         self.bytes_since_index_entry = tail_bytes.min(index_interval_bytes);
+        Ok(true)
+    }
+
+    /// Whether the last offset index entry points at a batch ending at its offset, and the
+    /// last time index entry names the last offset of a batch with its timestamp.
+    fn last_index_entries_fit(&self) -> Result<bool, LogError> {
+        let ends_at = |position: u64, offset: i64| match self.header_at(position) {
+            Ok(Some(header)) => Ok(Some(header).filter(|h| h.last_offset() == offset)),
+            Ok(None) | Err(LogError::Batch(_)) => Ok(None),
+            Err(e) => Err(e),
+        };
+        if let Some(&(rel, pos)) = self.index.last() {
+            if ends_at(pos as u64, self.base_offset + rel as i64)?.is_none() {
+                return Ok(false);
+            }
+        }
+        if let Some(&(ts, rel)) = self.time_index.last() {
+            let offset = self.base_offset + rel as i64;
+            let fits = match self.find_batch(offset) {
+                Ok(Some(location)) => {
+                    location.header.last_offset() == offset && location.header.max_timestamp == ts
+                }
+                Ok(None) | Err(LogError::Batch(_)) => false,
+                Err(e) => return Err(e),
+            };
+            if !fits {
+                return Ok(false);
+            }
+        }
         Ok(true)
     }
 
@@ -362,7 +398,7 @@ impl Segment {
     ) -> bool {
         if header.max_timestamp > self.max_timestamp {
             self.max_timestamp = header.max_timestamp;
-            self.max_timestamp_batch_offset = header.base_offset;
+            self.max_timestamp_batch_offset = header.last_offset();
         }
         self.bytes_since_index_entry = self.bytes_since_index_entry.saturating_add(bytes);
         if self.bytes_since_index_entry < index_interval_bytes && position != 0 {
@@ -371,15 +407,18 @@ impl Segment {
         self.bytes_since_index_entry = 0;
         // Kafka's offset index maps a batch's last offset to its position (and its reader,
         // kafka-dump-log.sh, checks that); a lookup takes the last entry at or below the
-        // target and scans on from there.
+        // target and scans on from there. The time index maps the largest timestamp so far
+        // to the last offset of the batch holding it.
         let relative = (header.last_offset() - self.base_offset) as u32;
         self.index.push((relative, position as u32));
-        if self
-            .time_index
-            .last()
-            .is_none_or(|(ts, _)| self.max_timestamp > *ts)
+        if self.max_timestamp_batch_offset >= self.base_offset
+            && self
+                .time_index
+                .last()
+                .is_none_or(|(ts, _)| self.max_timestamp > *ts)
         {
-            self.time_index.push((self.max_timestamp, relative));
+            let at = (self.max_timestamp_batch_offset - self.base_offset) as u32;
+            self.time_index.push((self.max_timestamp, at));
         }
         true
     }
@@ -489,7 +528,7 @@ impl Segment {
     /// Called when the segment stops being active: the time index gets its final entry,
     /// as Kafka does on roll, so it always ends with the segment's max timestamp.
     pub fn seal(&mut self) -> Result<(), LogError> {
-        if self.next_offset > self.base_offset
+        if self.max_timestamp_batch_offset >= self.base_offset
             && self
                 .time_index
                 .last()
@@ -498,7 +537,7 @@ impl Segment {
             let from = self.time_index.len();
             self.time_index.push((
                 self.max_timestamp,
-                (self.next_offset - 1 - self.base_offset) as u32,
+                (self.max_timestamp_batch_offset - self.base_offset) as u32,
             ));
             self.write_new_index_entries(self.index.len(), from)?;
         }
