@@ -1,13 +1,14 @@
 # Weir: a Kafka wire-protocol-compatible broker.
 #
 #   make help    this list (the default)
-#   make setup   install system packages and the Python test venv (idempotent)
-#   make deps    install only what building the broker needs (idempotent)
+#   make setup   install system packages, the Python test venv and Kafka's jars (idempotent)
+#   make deps    install only what building the broker needs, incl. the patched codec
 #   make build   build the broker (release) and the test crates
 #   make run     run a single broker: 127.0.0.1:9092, data in ./data
 #   make test    setup + build + unit tests + protocol tests (Rust, kcat, Python, Java, Kafka's tools)
+#   make test-rust / test-python / test-java   one part of make test, on what is built
 #   make lint    cargo fmt --check and clippy with -D warnings
-#   make bench   rdkafka_performance against a fresh broker (see scripts/bench.sh)
+#   make bench   weir and Apache Kafka side by side, same clients and run (scripts/bench.sh)
 #   make bench-groups  1,000-partition OffsetCommit and 10-member rebalance timings
 #   make fuzz    every cargo-fuzz target for FUZZ_SECONDS (default 600) each; not in CI
 #   make clean   remove build output and ./data
@@ -18,7 +19,7 @@ PYTEST_ARGS ?=
 .PHONY: help deps setup build run test test-rust test-python test-java lint bench bench-groups fuzz clean
 
 help:
-	@sed -n '3,14p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,15p' Makefile | sed 's/^# \{0,1\}//'
 
 deps:
 	./scripts/setup.sh build
@@ -48,7 +49,7 @@ lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
 
-bench: build
+bench: setup build
 	./scripts/bench.sh
 
 bench-groups: build

@@ -48,19 +48,27 @@ request = struct.pack(">hhih", 18, 0, 1, 5) + b"bench"  # ApiVersions v0, client
 frame = struct.pack(">i", len(request)) + request
 start = time.monotonic()
 proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "w"), start_new_session=True)
-while time.monotonic() - start < 60:
-    if proc.poll() is not None:
-        sys.exit("bench: broker exited: " + open(log).read()[-2000:])
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-            s.sendall(frame)
-            size = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
-            if len(s.recv(size, socket.MSG_WAITALL)) == size:
-                print(proc.pid, round((time.monotonic() - start) * 1000, 1))
-                sys.exit(0)
-    except OSError:
+try:
+    while time.monotonic() - start < 60:
+        if proc.poll() is not None:
+            sys.exit("bench: broker exited: " + open(log).read()[-2000:])
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(frame)
+                head = s.recv(4, socket.MSG_WAITALL)
+                if len(head) == 4:
+                    size = struct.unpack(">i", head)[0]
+                    if len(s.recv(size, socket.MSG_WAITALL)) == size:
+                        print(proc.pid, round((time.monotonic() - start) * 1000, 1))
+                        proc = None
+                        sys.exit(0)
+        except OSError:
+            pass
         time.sleep(0.002)
-sys.exit("bench: broker did not answer ApiVersions within 60 s")
+    sys.exit("bench: broker did not answer ApiVersions within 60 s")
+finally:
+    if proc is not None and proc.poll() is None:
+        proc.kill()
 '
 
 BROKER_PID=""
@@ -98,7 +106,7 @@ trap stop_broker EXIT
 
 rss_kb() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+median() { sort -n | awk '{a[NR]=$1} END {if (NR) print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 # run_case BROKER NAME SIZE COUNT ACKS
 #   -> "broker name produce_msgs produce_mb consume_msgs consume_mb peak_rss_kb"
@@ -162,7 +170,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a != "" && b > 0) printf "%.2f", a
 mb() { awk -v k="$1" 'BEGIN {printf "%d", k / 1024}'; }
 
 echo
-echo "benchmark, median of $RUNS: rdkafka_performance (librdkafka $(cat "$CACHE/librdkafka.version" 2>/dev/null || echo '?')), one partition, linger.ms=5; kafka-producer-perf-test.sh; Kafka $(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' scripts/kafka/pom.xml)"
+echo "benchmark, median of $RUNS: rdkafka_performance (librdkafka $(cat "$CACHE/librdkafka.version" 2>/dev/null || echo '?')), one partition, linger.ms=5; kafka-producer-perf-test.sh; Kafka $(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' scripts/kafka/versions/pom.xml)"
 printf '%-24s %-6s %12s %9s %12s %9s %8s %7s %7s\n' workload broker prod_msg/s prod_MB/s cons_msg/s cons_MB/s peak_MB prod_x cons_x
 for name in 100B-acks1 100B-acksall 1KiB-acks1 1KiB-acksall perf-test-1KiB-acksall; do
   for broker in $BROKERS; do

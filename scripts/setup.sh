@@ -4,7 +4,7 @@
 #  - the patched kafka-protocol crate the workspace builds with (third_party/kafka-protocol);
 #  - for tests, a Python venv in .venv with confluent-kafka, kafka-python and pytest;
 #  - for tests and the benchmark, Apache Kafka's jars (client, tools, broker) from Maven
-#    Central into scripts/.cache/kafka-<version>/libs (scripts/kafka/pom.xml pins them).
+#    Central into scripts/.cache/kafka-<version>/libs (scripts/kafka/versions/pom.xml pins them).
 # `scripts/setup.sh build` installs only what building the broker needs.
 # Safe to run again: each step checks before it installs.
 set -euo pipefail
@@ -15,7 +15,9 @@ packages=(libclang-dev clang pkg-config zlib1g-dev patch)
 [ "$mode" = build ] || packages+=(kcat)
 # Java and Maven for Kafka's own client and tools; the machine's own JDK counts.
 [ "$mode" = build ] || command -v mvn >/dev/null || packages+=(maven)
-[ "$mode" = build ] || command -v javac >/dev/null || packages+=(default-jdk-headless)
+# Kafka 4.1's tools and broker need Java 17 or newer.
+java_major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
+[ "$mode" = build ] || [ "${java_major:-0}" -ge 17 ] || packages+=(openjdk-17-jdk-headless)
 need_apt=()
 for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
@@ -69,9 +71,9 @@ fi
 if ! .venv/bin/python -c 'import confluent_kafka, kafka, pytest' >/dev/null 2>&1; then
   .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
 fi
-kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' scripts/kafka/pom.xml)
+kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' scripts/kafka/versions/pom.xml)
 kafka_libs="scripts/.cache/kafka-$kafka_version/libs"
-kafka_stamp=$(sha256sum scripts/kafka/pom.xml | cut -d' ' -f1)
+kafka_stamp=$(cat scripts/kafka/pom.xml scripts/kafka/versions/pom.xml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$kafka_libs/.complete" 2>/dev/null)" != "$kafka_stamp" ]; then
   rm -rf "$kafka_libs" "$kafka_libs.tmp"
   mvn -q -B -Dstyle.color=never -f scripts/kafka/pom.xml dependency:copy-dependencies \

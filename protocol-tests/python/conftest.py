@@ -53,9 +53,13 @@ class BrokerProcess:
                 return
             except OSError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(self.log())
+                    log = self.log()
+                    self.stop()
+                    raise RuntimeError(log)
                 time.sleep(0.02)
-        raise RuntimeError("broker did not start")
+        log = self.log()
+        self.stop()
+        raise RuntimeError("broker did not start:\n" + log)
 
     @property
     def bootstrap(self) -> str:

@@ -79,16 +79,18 @@ final class Clients {
         admin.createTopics(List.of(new NewTopic(topic, partitions, (short) 1).configs(configs))).all().get();
     }
 
-    /** Reads `partitions` from the beginning with an assigned (group-less) consumer until
-     * `count` records arrived or 30 s passed. */
+    /** Reads `partitions` from the beginning to their end offsets (as of the start) with an
+     * assigned, group-less consumer; stops early at `count` records or after 30 s. */
     static List<ConsumerRecord<String, String>> readAll(String bootstrap, Collection<TopicPartition> partitions,
                                                         int count) {
         List<ConsumerRecord<String, String>> out = new ArrayList<>();
         try (KafkaConsumer<String, String> c = consumer(bootstrap, null, Map.of())) {
             c.assign(partitions);
             c.seekToBeginning(partitions);
+            Map<TopicPartition, Long> end = c.endOffsets(partitions);
             Instant deadline = Instant.now().plusSeconds(30);
-            while (out.size() < count && Instant.now().isBefore(deadline)) {
+            while (out.size() < count && Instant.now().isBefore(deadline)
+                    && partitions.stream().anyMatch(tp -> c.position(tp) < end.get(tp))) {
                 c.poll(Duration.ofMillis(200)).forEach(out::add);
             }
         }

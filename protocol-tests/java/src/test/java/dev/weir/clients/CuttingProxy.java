@@ -58,7 +58,13 @@ final class CuttingProxy implements AutoCloseable {
             try {
                 Socket client = server.accept();
                 accepted.incrementAndGet();
-                Socket upstream = new Socket(InetAddress.getLoopbackAddress(), targetPort);
+                Socket upstream;
+                try {
+                    upstream = new Socket(InetAddress.getLoopbackAddress(), targetPort);
+                } catch (IOException e) {
+                    closeQuietly(client); // the broker is away: the client sees a closed connection
+                    continue;
+                }
                 open.add(client);
                 open.add(upstream);
                 pump(client, upstream);

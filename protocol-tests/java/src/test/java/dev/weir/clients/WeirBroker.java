@@ -119,6 +119,8 @@ final class WeirBroker implements AutoCloseable {
             }
             sleep(20);
         }
+        process.destroyForcibly();
+        waitFor();
         throw new IllegalStateException("weir did not start listening:\n" + log());
     }
 
