@@ -152,5 +152,4 @@ pub(crate) const TOPIC_OPERATIONS_ALL: i32 =
 pub(crate) const CLUSTER_OPERATIONS_ALL: i32 =
     (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 /// READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
-pub(crate) const GROUP_OPERATIONS_ALL: i32 =
-    (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11);
+pub(crate) const GROUP_OPERATIONS_ALL: i32 = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11);
