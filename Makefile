@@ -5,8 +5,8 @@
 #   make deps    install only what building the broker needs, incl. the patched codec
 #   make build   build the broker (release) and the test crates
 #   make run     run a single broker: 127.0.0.1:9092, data in ./data
-#   make test    setup + build + unit tests + protocol tests (Rust, kcat, Python, Java, Kafka's tools)
-#   make test-rust / test-python / test-java   one part of make test, on what is built
+#   make test    setup + build + unit and protocol tests (Rust, kcat, Python, Java, Kafka's tools, Go, Node.js)
+#   make test-rust / -python / -java / -go / -node   one part of make test, on what is built
 #   make lint    cargo fmt --check and clippy with -D warnings
 #   make bench   weir and Apache Kafka side by side, same clients and run (scripts/bench.sh)
 #   make bench-groups  1,000-partition OffsetCommit and 10-member rebalance timings
@@ -16,7 +16,7 @@
 CARGO ?= cargo
 PYTEST_ARGS ?=
 
-.PHONY: help deps setup build run test test-rust test-python test-java lint bench bench-groups fuzz clean
+.PHONY: help deps setup build run test test-rust test-python test-java test-go test-node lint bench bench-groups fuzz clean
 
 help:
 	@sed -n '3,15p' Makefile | sed 's/^# \{0,1\}//'
@@ -33,7 +33,7 @@ build: deps
 run: deps
 	$(CARGO) run --release -p weir --bin weir
 
-test: setup build test-rust test-python test-java
+test: setup build test-rust test-python test-java test-go test-node
 
 test-rust:
 	$(CARGO) test --release --workspace -- --test-threads=2
@@ -44,6 +44,12 @@ test-python:
 test-java:
 	mvn -q -B -Dstyle.color=never -f protocol-tests/java/pom.xml test
 	mvn -q -B -Dstyle.color=never -f protocol-tests/java/pom.xml -P kafka-3.9 test
+
+test-go:
+	cd protocol-tests/go && go test -count=1 ./...
+
+test-node:
+	cd protocol-tests/node && npm test
 
 lint: deps
 	$(CARGO) fmt --all -- --check

@@ -4,7 +4,9 @@
 #  - the patched kafka-protocol crate the workspace builds with (third_party/kafka-protocol);
 #  - for tests, a Python venv in .venv with confluent-kafka, kafka-python and pytest;
 #  - for tests and the benchmark, Apache Kafka's jars (client, tools, broker) from Maven
-#    Central into scripts/.cache/kafka-<version>/libs (scripts/kafka/versions/pom.xml pins them).
+#    Central into scripts/.cache/kafka-<version>/libs (scripts/kafka/versions/pom.xml pins them);
+#  - for tests, the Go clients (franz-go, sarama) from the Go module proxy and kafkajs from
+#    npm, at the versions protocol-tests/go/go.sum and protocol-tests/node/package-lock.json pin.
 # `scripts/setup.sh build` installs only what building the broker needs.
 # Safe to run again: each step checks before it installs.
 set -euo pipefail
@@ -15,6 +17,9 @@ packages=(libclang-dev clang pkg-config zlib1g-dev patch)
 [ "$mode" = build ] || packages+=(kcat)
 # Java and Maven for Kafka's own client and tools; the machine's own JDK counts.
 [ "$mode" = build ] || command -v mvn >/dev/null || packages+=(maven)
+# Go and Node.js for the franz-go, sarama and kafkajs suites; the machine's own count.
+[ "$mode" = build ] || command -v go >/dev/null || packages+=(golang-go)
+[ "$mode" = build ] || command -v npm >/dev/null || packages+=(nodejs npm)
 # Kafka 4.1's tools and broker need Java 17 or newer.
 java_major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
 [ "$mode" = build ] || [ "${java_major:-0}" -ge 17 ] || packages+=(openjdk-17-jdk-headless)
@@ -80,5 +85,11 @@ if [ "$(cat "$kafka_libs/.complete" 2>/dev/null)" != "$kafka_stamp" ]; then
     -DincludeScope=runtime -DoutputDirectory="$PWD/$kafka_libs.tmp"
   mv "$kafka_libs.tmp" "$kafka_libs"
   echo "$kafka_stamp" >"$kafka_libs/.complete"
+fi
+(cd protocol-tests/go && go mod download)
+node_stamp=$(sha256sum protocol-tests/node/package-lock.json | cut -d' ' -f1)
+if [ "$(cat protocol-tests/node/node_modules/.weir-installed 2>/dev/null)" != "$node_stamp" ]; then
+  (cd protocol-tests/node && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$node_stamp" >protocol-tests/node/node_modules/.weir-installed
 fi
 echo "setup: ok"
