@@ -48,7 +48,11 @@ pub fn produce(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> R
         };
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for (p, data) in topic.partition_data.into_iter().enumerate() {
-            let response = PartitionProduceResponse::default().with_index(data.index);
+            // Kafka's answer for a failed partition carries no offsets (-1); success sets them.
+            let response = PartitionProduceResponse::default()
+                .with_index(data.index)
+                .with_base_offset(-1)
+                .with_log_start_offset(-1);
             let target = name
                 .as_deref()
                 .and_then(|n| broker.replicas.partition(n, data.index));
@@ -107,9 +111,6 @@ pub fn produce(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> R
                         response
                             .with_error_message(Some(str_bytes(message)))
                             .with_record_errors(record_errors)
-                            .with_log_start_offset(target.log_start_offset())
-                    } else if version >= 5 {
-                        response.with_log_start_offset(target.log_start_offset())
                     } else {
                         response
                     });
