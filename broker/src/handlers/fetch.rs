@@ -252,13 +252,23 @@ fn build_response(
 ) -> FetchResponse {
     let mut topics: Vec<FetchableTopicResponse> = Vec::new();
     for slot in slots {
+        // As Kafka: a partition that failed reports no offsets (-1), so that a client
+        // resets from ListOffsets rather than from numbers that came with an error.
         let (hw, lso, log_start) = match &slot.partition {
-            Some(p) => (
+            Some(p) if slot.error == ErrorCode::None => (
                 p.high_watermark(),
                 p.last_stable_offset(),
                 p.log_start_offset(),
             ),
-            None => (-1, -1, -1),
+            _ => (-1, -1, -1),
+        };
+        // Kafka's answer for a partition it could not even look up carries an empty
+        // aborted-transactions list; one read from a log carries it only for
+        // read_committed.
+        let aborted = if slot.partition.is_none() {
+            Some(Vec::new())
+        } else {
+            read_committed.then(Vec::new)
         };
         let view = PartitionView {
             high_watermark: hw,
@@ -292,7 +302,7 @@ fn build_response(
             .with_high_watermark(hw)
             .with_last_stable_offset(lso)
             .with_log_start_offset(if version >= 5 { log_start } else { -1 })
-            .with_aborted_transactions(read_committed.then(Vec::new))
+            .with_aborted_transactions(aborted)
             .with_records(Some(slot.records));
         match topics.last_mut() {
             Some(t) if fetch_topic_matches(t, &slot.target, version) => t.partitions.push(data),
@@ -353,7 +363,8 @@ pub fn list_offsets(
                         Ok((timestamp, offset)) => response
                             .with_timestamp(timestamp)
                             .with_offset(offset)
-                            .with_leader_epoch(if version >= 4 {
+                            // No offset found (a time after the last record): no epoch.
+                            .with_leader_epoch(if version >= 4 && offset >= 0 {
                                 partition.leader_epoch
                             } else {
                                 -1
