@@ -957,7 +957,6 @@ impl GroupCoordinator {
             return Err(GroupError::InvalidGroupId);
         }
         let now_ms = self.clock.now_ms();
-        let mut shard = self.lock_loaded()?;
         let mut results = self.existing_partitions(topics);
         if results
             .iter()
@@ -966,6 +965,7 @@ impl GroupCoordinator {
         {
             return Ok((results, None));
         }
+        let mut shard = self.lock_loaded()?;
         if let Err(e) = validate_committer(&mut shard, group_id, context, now_ms) {
             fail_pending(&mut results, e);
             return Ok((results, None));
