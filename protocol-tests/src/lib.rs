@@ -33,6 +33,7 @@ pub fn free_port() -> u16 {
 
 /// A running broker process.
 pub struct Broker {
+    binary: PathBuf,
     child: Option<Child>,
     pub port: u16,
     pub data_dir: PathBuf,
@@ -68,6 +69,7 @@ impl Broker {
                 .collect()
         };
         let mut broker = Broker {
+            binary: weir_bin(),
             child: None,
             port: free_port(),
             data_dir,
@@ -78,6 +80,40 @@ impl Broker {
         };
         broker.spawn();
         broker
+    }
+
+    /// Starts Apache Kafka itself (`scripts/kafka-as-weir`: a single KRaft node from the
+    /// jars `scripts/setup.sh` installed) as the reference for differential tests. None, with
+    /// one line on stderr, when the jars are not installed.
+    pub fn start_reference(overrides: &[(&str, &str)]) -> Option<Broker> {
+        let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts");
+        let libs = Command::new(scripts.join("kafka-tool"))
+            .arg("--libs")
+            .output()
+            .ok()?;
+        let libs = PathBuf::from(String::from_utf8_lossy(&libs.stdout).trim());
+        if !libs.join(".complete").exists() {
+            eprintln!("skipped: Kafka's jars are not installed (scripts/setup.sh)");
+            return None;
+        }
+        let temp = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let mut broker = Broker {
+            binary: scripts.join("kafka-as-weir"),
+            child: None,
+            port: free_port(),
+            // Inside the temporary directory, so that kafka-as-weir's files beside the data
+            // directory go with it.
+            data_dir: temp.path().join("data"),
+            overrides: overrides
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            env: Vec::new(),
+            log: Arc::new(Mutex::new(Vec::new())),
+            _temp: Some(temp),
+        };
+        broker.spawn();
+        Some(broker)
     }
 
     pub fn bootstrap(&self) -> String {
@@ -96,7 +132,7 @@ impl Broker {
     }
 
     fn spawn_once(&mut self) -> bool {
-        let mut command = Command::new(weir_bin());
+        let mut command = Command::new(&self.binary);
         command
             .arg("--override")
             .arg(format!("listeners=PLAINTEXT://127.0.0.1:{}", self.port))
@@ -114,7 +150,7 @@ impl Broker {
         let first_line = self.log.lock().unwrap().len();
         let mut child = command
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", weir_bin().display()));
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.binary.display()));
         let stderr = child.stderr.take().expect("stderr");
         let log = Arc::clone(&self.log);
         std::thread::spawn(move || {
@@ -130,7 +166,8 @@ impl Broker {
     /// Returns false if it could not bind its port, which a parallel test may have taken
     /// between `free_port` and the bind.
     fn wait_ready(&mut self, first_line: usize) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // A JVM (the reference Kafka) takes seconds where weir takes milliseconds.
+        let deadline = Instant::now() + Duration::from_secs(60);
         let listening = format!("127.0.0.1:{}", self.port);
         while Instant::now() < deadline {
             let ours = self

@@ -1,0 +1,578 @@
+//! The same request sequences, valid and invalid, sent to weir and to Apache Kafka itself
+//! (the jars of `scripts/kafka/pom.xml`, started by `scripts/kafka-as-weir`); the responses
+//! must agree field by field once what legitimately differs is blanked: cluster and node
+//! ids, ports, topic ids, timestamps, throttle times and the wording of error messages.
+//! Where Kafka's behaviour is not copied on purpose, the README says so and why.
+
+use bytes::Bytes;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use protocol_tests::raw::{self, topic_name, Client};
+use protocol_tests::Broker;
+use uuid::Uuid;
+
+fn s(text: &str) -> StrBytes {
+    StrBytes::from_string(text.to_string())
+}
+
+/// Blanks what legitimately differs between two brokers, then renders the response.
+fn normalized(mut response: ResponseKind) -> String {
+    match &mut response {
+        ResponseKind::CreateTopics(r) => {
+            r.throttle_time_ms = 0;
+            for t in &mut r.topics {
+                t.topic_id = Uuid::nil();
+                t.error_message = None;
+                // Both list every topic config; their order and the broker-level
+                // defaults behind them are compared by the config tests instead.
+                t.configs = None;
+            }
+        }
+        ResponseKind::Metadata(r) => {
+            r.throttle_time_ms = 0;
+            r.cluster_id = None;
+            for b in &mut r.brokers {
+                b.port = 0;
+            }
+            for t in &mut r.topics {
+                t.topic_id = Uuid::nil();
+                // Kafka lists partitions in hash order; the order carries no meaning.
+                t.partitions.sort_by_key(|p| p.partition_index);
+            }
+        }
+        ResponseKind::Produce(r) => {
+            r.throttle_time_ms = 0;
+            for t in &mut r.responses {
+                for p in &mut t.partition_responses {
+                    p.error_message = None;
+                    p.log_append_time_ms = -1;
+                    for e in &mut p.record_errors {
+                        e.batch_index_error_message = None;
+                    }
+                }
+            }
+        }
+        ResponseKind::Fetch(r) => {
+            r.throttle_time_ms = 0;
+            r.session_id = 0;
+            for t in &mut r.responses {
+                t.topic_id = Uuid::nil();
+            }
+        }
+        ResponseKind::ListOffsets(r) => r.throttle_time_ms = 0,
+        ResponseKind::OffsetCommit(r) => r.throttle_time_ms = 0,
+        ResponseKind::OffsetFetch(r) => r.throttle_time_ms = 0,
+        ResponseKind::DeleteRecords(r) => r.throttle_time_ms = 0,
+        ResponseKind::DescribeConfigs(r) => {
+            r.throttle_time_ms = 0;
+            for res in &mut r.results {
+                res.error_message = None;
+                // Values are compared by the config tests; here: the error and the keys.
+                res.configs.retain(|c| c.name.as_str() == "cleanup.policy");
+                for c in &mut res.configs {
+                    c.documentation = None;
+                    c.synonyms.clear();
+                }
+            }
+        }
+        ResponseKind::IncrementalAlterConfigs(r) => {
+            r.throttle_time_ms = 0;
+            for res in &mut r.responses {
+                res.error_message = None;
+            }
+        }
+        ResponseKind::Heartbeat(r) => r.throttle_time_ms = 0,
+        ResponseKind::DeleteGroups(r) => r.throttle_time_ms = 0,
+        _ => {}
+    }
+    format!("{response:#?}")
+}
+
+/// One step of a scenario: a request at a version.
+struct Step {
+    what: &'static str,
+    key: ApiKey,
+    version: i16,
+    body: RequestKind,
+}
+
+fn step(what: &'static str, key: ApiKey, version: i16, body: RequestKind) -> Step {
+    Step {
+        what,
+        key,
+        version,
+        body,
+    }
+}
+
+fn create(name: &str, partitions: i32, replication: i16, configs: &[(&str, &str)]) -> RequestKind {
+    RequestKind::CreateTopics(
+        CreateTopicsRequest::default()
+            .with_timeout_ms(10_000)
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(topic_name(name))
+                .with_num_partitions(partitions)
+                .with_replication_factor(replication)
+                .with_configs(
+                    configs
+                        .iter()
+                        .map(|(k, v)| {
+                            CreatableTopicConfig::default()
+                                .with_name(s(k))
+                                .with_value(Some(s(v)))
+                        })
+                        .collect(),
+                )]),
+    )
+}
+
+fn metadata(topics: &[&str]) -> RequestKind {
+    RequestKind::Metadata(
+        MetadataRequest::default()
+            .with_allow_auto_topic_creation(false)
+            .with_topics(Some(
+                topics
+                    .iter()
+                    .map(|t| MetadataRequestTopic::default().with_name(Some(topic_name(t))))
+                    .collect(),
+            )),
+    )
+}
+
+fn produce(topic: &str, partition: i32, records: Bytes) -> RequestKind {
+    RequestKind::Produce(raw::produce_request(topic, partition, -1, records))
+}
+
+fn fetch(topic: &str, partition: i32, offset: i64) -> RequestKind {
+    RequestKind::Fetch(
+        FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(topic_name(topic))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(partition)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(1 << 20)])]),
+    )
+}
+
+fn list_offsets(topic: &str, partition: i32, timestamp: i64) -> RequestKind {
+    RequestKind::ListOffsets(
+        ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(partition)
+                    .with_timestamp(timestamp)])]),
+    )
+}
+
+fn commit(group: &str, generation: i32, topic: &str, partition: i32) -> RequestKind {
+    RequestKind::OffsetCommit(
+        OffsetCommitRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_generation_id_or_member_epoch(generation)
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(partition)
+                    .with_committed_offset(2)])]),
+    )
+}
+
+fn describe_topic_configs(topic: &str) -> RequestKind {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    RequestKind::DescribeConfigs(DescribeConfigsRequest::default().with_resources(vec![
+        DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s(topic))
+            .with_configuration_keys(Some(vec![s("cleanup.policy")])),
+    ]))
+}
+
+fn alter_topic_config(topic: &str, key: &str, value: &str) -> RequestKind {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    RequestKind::IncrementalAlterConfigs(IncrementalAlterConfigsRequest::default().with_resources(
+        vec![AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s(topic))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(s(key))
+                .with_config_operation(0)
+                .with_value(Some(s(value)))])],
+    ))
+}
+
+fn delete_records(topic: &str, partition: i32, offset: i64) -> RequestKind {
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsTopic,
+    };
+    RequestKind::DeleteRecords(
+        DeleteRecordsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![DeleteRecordsTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(vec![DeleteRecordsPartition::default()
+                    .with_partition_index(partition)
+                    .with_offset(offset)])]),
+    )
+}
+
+fn scenario() -> Vec<Step> {
+    let three = raw::batch(&[b"a", b"b", b"c"], 1_700_000_000_000).freeze();
+    let mut corrupt = raw::batch(&[b"x"], 1_700_000_000_000);
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0x55;
+    let big = raw::value_batch(3000);
+    vec![
+        // Topics: valid, duplicate, bad names, bad configs, bad counts.
+        step(
+            "create",
+            ApiKey::CreateTopics,
+            7,
+            create("d-topic", 2, 1, &[]),
+        ),
+        step(
+            "create again",
+            ApiKey::CreateTopics,
+            7,
+            create("d-topic", 2, 1, &[]),
+        ),
+        step(
+            "bad name",
+            ApiKey::CreateTopics,
+            7,
+            create("bad/name", 1, 1, &[]),
+        ),
+        step("dot name", ApiKey::CreateTopics, 7, create("..", 1, 1, &[])),
+        step(
+            "bad config value",
+            ApiKey::CreateTopics,
+            7,
+            create("d-bad-config", 1, 1, &[("cleanup.policy", "sometimes")]),
+        ),
+        step(
+            "unknown config",
+            ApiKey::CreateTopics,
+            7,
+            create("d-unknown-config", 1, 1, &[("no.such.config", "1")]),
+        ),
+        step(
+            "zero partitions",
+            ApiKey::CreateTopics,
+            7,
+            create("d-zero", 0, 1, &[]),
+        ),
+        step(
+            "replication 3 on one broker",
+            ApiKey::CreateTopics,
+            7,
+            create("d-rf3", 1, 3, &[]),
+        ),
+        step(
+            "small max.message.bytes",
+            ApiKey::CreateTopics,
+            7,
+            create("d-small", 1, 1, &[("max.message.bytes", "1000")]),
+        ),
+        // Metadata.
+        step("metadata", ApiKey::Metadata, 12, metadata(&["d-topic"])),
+        step(
+            "metadata unknown",
+            ApiKey::Metadata,
+            12,
+            metadata(&["d-missing"]),
+        ),
+        // Produce: good, unknown topic, bad partition, corrupt CRC, too large.
+        step(
+            "produce",
+            ApiKey::Produce,
+            9,
+            produce("d-topic", 0, three.clone()),
+        ),
+        step(
+            "produce again",
+            ApiKey::Produce,
+            9,
+            produce("d-topic", 0, three),
+        ),
+        step(
+            "produce unknown topic",
+            ApiKey::Produce,
+            9,
+            produce("d-missing", 0, raw::batch(&[b"x"], 1).freeze()),
+        ),
+        step(
+            "produce bad partition",
+            ApiKey::Produce,
+            9,
+            produce("d-topic", 7, raw::batch(&[b"x"], 1).freeze()),
+        ),
+        step(
+            "produce corrupt",
+            ApiKey::Produce,
+            9,
+            produce("d-topic", 1, corrupt.freeze()),
+        ),
+        step(
+            "produce too large",
+            ApiKey::Produce,
+            9,
+            produce("d-small", 0, big),
+        ),
+        // Fetch and offsets.
+        step("fetch", ApiKey::Fetch, 12, fetch("d-topic", 0, 0)),
+        step(
+            "fetch from the middle",
+            ApiKey::Fetch,
+            12,
+            fetch("d-topic", 0, 4),
+        ),
+        step(
+            "fetch out of range",
+            ApiKey::Fetch,
+            12,
+            fetch("d-topic", 0, 99),
+        ),
+        step(
+            "fetch unknown topic",
+            ApiKey::Fetch,
+            12,
+            fetch("d-missing", 0, 0),
+        ),
+        step(
+            "earliest",
+            ApiKey::ListOffsets,
+            7,
+            list_offsets("d-topic", 0, -2),
+        ),
+        step(
+            "latest",
+            ApiKey::ListOffsets,
+            7,
+            list_offsets("d-topic", 0, -1),
+        ),
+        step(
+            "by time",
+            ApiKey::ListOffsets,
+            7,
+            list_offsets("d-topic", 0, 1_700_000_000_001),
+        ),
+        step(
+            "after the last time",
+            ApiKey::ListOffsets,
+            7,
+            list_offsets("d-topic", 0, 1_800_000_000_000),
+        ),
+        step(
+            "offsets of a bad partition",
+            ApiKey::ListOffsets,
+            7,
+            list_offsets("d-topic", 9, -1),
+        ),
+        step(
+            "delete records",
+            ApiKey::DeleteRecords,
+            2,
+            delete_records("d-topic", 0, 2),
+        ),
+        step(
+            "delete records beyond the end",
+            ApiKey::DeleteRecords,
+            2,
+            delete_records("d-topic", 0, 99),
+        ),
+        step(
+            "earliest after delete",
+            ApiKey::ListOffsets,
+            7,
+            list_offsets("d-topic", 0, -2),
+        ),
+        step(
+            "fetch below the start",
+            ApiKey::Fetch,
+            12,
+            fetch("d-topic", 0, 0),
+        ),
+        // Configs.
+        step(
+            "describe configs",
+            ApiKey::DescribeConfigs,
+            4,
+            describe_topic_configs("d-topic"),
+        ),
+        step(
+            "describe configs unknown",
+            ApiKey::DescribeConfigs,
+            4,
+            describe_topic_configs("d-missing"),
+        ),
+        step(
+            "alter bad value",
+            ApiKey::IncrementalAlterConfigs,
+            1,
+            alter_topic_config("d-topic", "cleanup.policy", "sometimes"),
+        ),
+        step(
+            "alter unknown key",
+            ApiKey::IncrementalAlterConfigs,
+            1,
+            alter_topic_config("d-topic", "no.such.config", "1"),
+        ),
+        step(
+            "alter unknown topic",
+            ApiKey::IncrementalAlterConfigs,
+            1,
+            alter_topic_config("d-missing", "retention.ms", "1000"),
+        ),
+        step(
+            "alter",
+            ApiKey::IncrementalAlterConfigs,
+            1,
+            alter_topic_config("d-topic", "cleanup.policy", "compact"),
+        ),
+        step(
+            "describe altered",
+            ApiKey::DescribeConfigs,
+            4,
+            describe_topic_configs("d-topic"),
+        ),
+        // Groups without members: simple commits, generations of groups that do not exist.
+        step(
+            "simple commit",
+            ApiKey::OffsetCommit,
+            9,
+            commit("d-group", -1, "d-topic", 0),
+        ),
+        step(
+            "commit to a missing group, v9",
+            ApiKey::OffsetCommit,
+            9,
+            commit("d-missing-group", 3, "d-topic", 0),
+        ),
+        step(
+            "commit to a missing group, v8",
+            ApiKey::OffsetCommit,
+            8,
+            commit("d-missing-group", 3, "d-topic", 0),
+        ),
+        step(
+            "commit of a missing partition",
+            ApiKey::OffsetCommit,
+            9,
+            commit("d-group", -1, "d-topic", 9),
+        ),
+        step(
+            "commit of a missing topic",
+            ApiKey::OffsetCommit,
+            9,
+            commit("d-group", -1, "d-missing", 0),
+        ),
+        step(
+            "heartbeat to a missing group",
+            ApiKey::Heartbeat,
+            4,
+            RequestKind::Heartbeat(
+                HeartbeatRequest::default()
+                    .with_group_id(GroupId(s("d-missing-group")))
+                    .with_member_id(s("m"))
+                    .with_generation_id(1),
+            ),
+        ),
+        step(
+            "delete a missing group",
+            ApiKey::DeleteGroups,
+            2,
+            RequestKind::DeleteGroups(
+                DeleteGroupsRequest::default()
+                    .with_groups_names(vec![GroupId(s("d-missing-group"))]),
+            ),
+        ),
+    ]
+}
+
+/// Waits until `group`'s coordinator answers (Kafka creates and loads
+/// `__consumer_offsets` in the background): the group steps compare group logic, not
+/// start-up timing.
+fn await_coordinator(client: &mut Client, group: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let found = raw::find_coordinator(client, group);
+        if found.error_code == 0 && offsets_readable(client, group) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no coordinator for {group}: {found:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// Whether OffsetFetch for `group` answers without a coordinator error: Kafka names the
+/// coordinator before it has loaded the group's `__consumer_offsets` partition.
+fn offsets_readable(client: &mut Client, group: &str) -> bool {
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+    let ResponseKind::OffsetFetch(r) = client.call(
+        ApiKey::OffsetFetch,
+        8,
+        &RequestKind::OffsetFetch(OffsetFetchRequest::default().with_groups(vec![
+            OffsetFetchRequestGroup::default().with_group_id(GroupId(s(group))),
+        ])),
+    ) else {
+        panic!("OffsetFetch answer expected");
+    };
+    r.groups.iter().all(|g| g.error_code == 0)
+}
+
+#[test]
+fn weir_answers_like_kafka() {
+    let Some(kafka) = Broker::start_reference(&[]) else {
+        return;
+    };
+    let weir = Broker::start(&[]);
+    let mut to_kafka = Client::connect_port(kafka.port);
+    let mut to_weir = Client::connect_port(weir.port);
+    let mut differences = Vec::new();
+    for step in scenario() {
+        if step.what == "simple commit" {
+            await_coordinator(&mut to_kafka, "d-group");
+            await_coordinator(&mut to_weir, "d-group");
+        }
+        let want = normalized(to_kafka.call(step.key, step.version, &step.body));
+        let got = normalized(to_weir.call(step.key, step.version, &step.body));
+        if want != got {
+            differences.push(format!(
+                "== {} ({:?} v{})\n-- Kafka:\n{want}\n-- weir:\n{got}",
+                step.what, step.key, step.version
+            ));
+        }
+        // Kafka applies topic changes through its controller: let them settle as a
+        // client would before the next step.
+        if matches!(
+            step.key,
+            ApiKey::CreateTopics | ApiKey::IncrementalAlterConfigs
+        ) {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{} of the steps differ:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+}
