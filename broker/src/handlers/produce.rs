@@ -106,6 +106,11 @@ pub fn produce(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> R
                     tracing::debug!(topic = %target.topic, partition = target.index, error = %e, "produce refused");
                     first_error.get_or_insert_with(|| e.to_string());
                     let response = response.with_error_code(e.code().code());
+                    let response = if version >= 5 {
+                        response.with_log_start_offset(log_start_with_error(&e, &target))
+                    } else {
+                        response
+                    };
                     partitions.push(if version >= 8 {
                         let (message, record_errors) = error_details(&e, &target);
                         response
@@ -150,6 +155,19 @@ pub fn produce(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> R
         }
         ResponseKind::Produce(response)
     }))
+}
+
+/// The log start offset a failed append reports, by Kafka's ReplicaManager: none (-1) for
+/// corrupt or oversized batches and storage errors, the partition's own for the rest
+/// (invalid records, producer sequence and epoch errors).
+fn log_start_with_error(error: &ProduceError, target: &Partition) -> i64 {
+    match error.code() {
+        ErrorCode::CorruptMessage
+        | ErrorCode::MessageTooLarge
+        | ErrorCode::RecordListTooLarge
+        | ErrorCode::KafkaStorageError => -1,
+        _ => target.log_start_offset(),
+    }
 }
 
 /// The partition's error message and, for errors of single records, KIP-467's record
