@@ -11,12 +11,19 @@ pub fn init_producer_id(
     broker: &Arc<Broker>,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
+    // An error answer names no producer (-1, -1), as Kafka's does.
+    let refused = |code: ErrorCode| {
+        InitProducerIdResponse::default()
+            .with_error_code(code.code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1)
+    };
     let response = InitProducerIdResponse::default();
     if request.transactional_id.is_some() {
         tracing::info!(
             "InitProducerId with a transactional id refused: transactions are not supported yet"
         );
-        return response.with_error_code(ErrorCode::InvalidRequest.code());
+        return refused(ErrorCode::InvalidRequest);
     }
     // KIP-360: an idempotent producer may ask to bump its epoch after an error.
     if request.producer_id.0 >= 0
@@ -33,7 +40,7 @@ pub fn init_producer_id(
             .with_producer_epoch(0),
         Err(e) => {
             tracing::warn!(error = %e, "producer id allocation failed");
-            response.with_error_code(ErrorCode::CoordinatorNotAvailable.code())
+            refused(ErrorCode::CoordinatorNotAvailable)
         }
     }
 }
