@@ -89,6 +89,9 @@ fn normalized(mut response: ResponseKind) -> String {
             }
         }
         ResponseKind::Heartbeat(r) => r.throttle_time_ms = 0,
+        ResponseKind::InitProducerId(r) => r.throttle_time_ms = 0,
+        ResponseKind::JoinGroup(r) => r.throttle_time_ms = 0,
+        ResponseKind::SyncGroup(r) => r.throttle_time_ms = 0,
         ResponseKind::DeleteGroups(r) => r.throttle_time_ms = 0,
         _ => {}
     }
@@ -569,6 +572,247 @@ fn weir_answers_like_kafka() {
             std::thread::sleep(std::time::Duration::from_millis(300));
         }
     }
+    assert!(
+        differences.is_empty(),
+        "{} of the steps differ:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+}
+
+/// A batch of `values` from an idempotent producer: its id, epoch and first sequence.
+fn idempotent_batch(values: &[&[u8]], producer_id: i64, epoch: i16, sequence: i32) -> Bytes {
+    let mut batch = raw::batch(values, 1_700_000_000_000);
+    batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    batch[51..53].copy_from_slice(&epoch.to_be_bytes());
+    batch[53..57].copy_from_slice(&sequence.to_be_bytes());
+    raw::reseal(&mut batch);
+    batch.freeze()
+}
+
+/// Steps that depend on what the broker said before (its producer id, the member id it
+/// gave): run against one broker, returning each step's name and normalized answer, with
+/// the broker's own ids replaced by placeholders.
+fn stateful_steps(client: &mut Client) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let mut record = |what: &'static str, response: ResponseKind, ids: &[(&str, &str)]| {
+        let mut text = normalized(response);
+        for (id, placeholder) in ids {
+            if !id.is_empty() {
+                text = text.replace(id, placeholder);
+            }
+        }
+        out.push((what, text));
+    };
+    for step in [
+        step(
+            "create",
+            ApiKey::CreateTopics,
+            7,
+            create("s-topic", 1, 1, &[]),
+        ),
+        step(
+            "create",
+            ApiKey::CreateTopics,
+            7,
+            create("s-group-topic", 2, 1, &[]),
+        ),
+    ] {
+        client.call(step.key, step.version, &step.body);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    // Idempotent producer: a batch, its exact retry, a gap, an older epoch.
+    let init_request = |transactional_id: Option<&str>| {
+        RequestKind::InitProducerId(
+            InitProducerIdRequest::default()
+                .with_transactional_id(transactional_id.map(|t| TransactionalId(s(t))))
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        )
+    };
+    record(
+        "init producer id, empty transactional id",
+        client.call(ApiKey::InitProducerId, 4, &init_request(Some(""))),
+        &[],
+    );
+    // Kafka answers COORDINATOR_LOAD_IN_PROGRESS until its first block of producer ids
+    // arrives from the controller; clients retry, and so does this.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let init = loop {
+        let ResponseKind::InitProducerId(init) =
+            client.call(ApiKey::InitProducerId, 4, &init_request(None))
+        else {
+            panic!("InitProducerId answer expected");
+        };
+        if init.error_code != 14 || std::time::Instant::now() > deadline {
+            break init;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let (pid, epoch) = (init.producer_id.0, init.producer_epoch);
+    assert_eq!(init.error_code, 0);
+    let send = |client: &mut Client, records: Bytes| {
+        client.call(ApiKey::Produce, 9, &produce("s-topic", 0, records))
+    };
+    let first = idempotent_batch(&[b"a", b"b"], pid, epoch, 0);
+    record("idempotent batch", send(client, first.clone()), &[]);
+    record("its exact retry", send(client, first), &[]);
+    record(
+        "next sequence",
+        send(client, idempotent_batch(&[b"c"], pid, epoch, 2)),
+        &[],
+    );
+    record(
+        "a sequence gap",
+        send(client, idempotent_batch(&[b"d"], pid, epoch, 9)),
+        &[],
+    );
+    record(
+        "an older retry out of the window",
+        send(client, idempotent_batch(&[b"a", b"b"], pid, epoch, 0)),
+        &[],
+    );
+
+    // A classic group: member id handshake, join, sync, then the wrong generation and a
+    // stranger.
+    await_coordinator(client, "s-group");
+    let join = |client: &mut Client, member: &str| {
+        use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+        client.call(
+            ApiKey::JoinGroup,
+            9,
+            &RequestKind::JoinGroup(
+                JoinGroupRequest::default()
+                    .with_group_id(GroupId(s("s-group")))
+                    .with_session_timeout_ms(10_000)
+                    .with_rebalance_timeout_ms(10_000)
+                    .with_member_id(s(member))
+                    .with_protocol_type(s("consumer"))
+                    .with_protocols(vec![JoinGroupRequestProtocol::default()
+                        .with_name(s("range"))
+                        .with_metadata(Bytes::from_static(&[0, 1, 0, 0, 0, 0, 0, 0, 0, 0]))]),
+            ),
+        )
+    };
+    let ResponseKind::JoinGroup(first) = join(client, "") else {
+        panic!("JoinGroup answer expected");
+    };
+    let member = first.member_id.to_string();
+    record(
+        "join without a member id",
+        ResponseKind::JoinGroup(first),
+        &[(&member, "<member>")],
+    );
+    let ResponseKind::JoinGroup(joined) = join(client, &member) else {
+        panic!("JoinGroup answer expected");
+    };
+    let generation = joined.generation_id;
+    record(
+        "join with it",
+        ResponseKind::JoinGroup(joined),
+        &[(&member, "<member>")],
+    );
+    let heartbeat = |client: &mut Client, member: &str, generation: i32| {
+        client.call(
+            ApiKey::Heartbeat,
+            4,
+            &RequestKind::Heartbeat(
+                HeartbeatRequest::default()
+                    .with_group_id(GroupId(s("s-group")))
+                    .with_member_id(s(member))
+                    .with_generation_id(generation),
+            ),
+        )
+    };
+    let ResponseKind::SyncGroup(synced) = client.call(
+        ApiKey::SyncGroup,
+        5,
+        &RequestKind::SyncGroup(
+            SyncGroupRequest::default()
+                .with_group_id(GroupId(s("s-group")))
+                .with_generation_id(generation)
+                .with_member_id(s(&member))
+                .with_protocol_type(Some(s("consumer")))
+                .with_protocol_name(Some(s("range"))),
+        ),
+    ) else {
+        panic!("SyncGroup answer expected");
+    };
+    record("sync", ResponseKind::SyncGroup(synced), &[]);
+    record("heartbeat", heartbeat(client, &member, generation), &[]);
+    record(
+        "heartbeat, wrong generation",
+        heartbeat(client, &member, generation + 1),
+        &[],
+    );
+    record(
+        "heartbeat, stranger",
+        heartbeat(client, "stranger", generation),
+        &[],
+    );
+    let member_commit = |client: &mut Client, member: &str, generation: i32| {
+        let ResponseKind::OffsetCommit(r) = client.call(
+            ApiKey::OffsetCommit,
+            9,
+            &match commit("s-group", generation, "s-group-topic", 0) {
+                RequestKind::OffsetCommit(c) => {
+                    RequestKind::OffsetCommit(c.with_member_id(s(member)))
+                }
+                _ => unreachable!(),
+            },
+        ) else {
+            panic!("OffsetCommit answer expected");
+        };
+        ResponseKind::OffsetCommit(r)
+    };
+    record(
+        "member commit",
+        member_commit(client, &member, generation),
+        &[],
+    );
+    record(
+        "member commit, wrong generation",
+        member_commit(client, &member, generation + 1),
+        &[],
+    );
+    record(
+        "member commit, stranger",
+        member_commit(client, "stranger", generation),
+        &[],
+    );
+    let ResponseKind::DeleteGroups(not_empty) = client.call(
+        ApiKey::DeleteGroups,
+        2,
+        &RequestKind::DeleteGroups(
+            DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s("s-group"))]),
+        ),
+    ) else {
+        panic!("DeleteGroups answer expected");
+    };
+    record(
+        "delete a group with a member",
+        ResponseKind::DeleteGroups(not_empty),
+        &[],
+    );
+    out
+}
+
+#[test]
+fn weir_answers_stateful_sequences_like_kafka() {
+    let Some(kafka) = Broker::start_reference(&[("group.initial.rebalance.delay.ms", "0")]) else {
+        return;
+    };
+    let weir = Broker::start(&[("group.initial.rebalance.delay.ms", "0")]);
+    let want = stateful_steps(&mut Client::connect_port(kafka.port));
+    let got = stateful_steps(&mut Client::connect_port(weir.port));
+    let differences: Vec<String> = want
+        .iter()
+        .zip(&got)
+        .filter(|(w, g)| w != g)
+        .map(|((what, w), (_, g))| format!("== {what}\n-- Kafka:\n{w}\n-- weir:\n{g}"))
+        .collect();
     assert!(
         differences.is_empty(),
         "{} of the steps differ:\n{}",
