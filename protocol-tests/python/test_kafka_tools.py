@@ -440,3 +440,44 @@ def test_kafka_dump_log_reads_what_weir_wrote(make_broker):
     p.flush(0)
     b.restart()
     check_partition_with_kafkas_reader(b.data_dir / "dump-plain-0")
+
+
+def test_configs_tool_for_groups(b):
+    """Kafka 4's group configs (resource type GROUP) with kafka-configs.sh --entity-type groups."""
+    group = unique("conf-group")
+    out = tool("kafka-configs.sh", "--bootstrap-server", b.bootstrap, "--describe", "--entity-type", "groups",
+               "--entity-name", group, "--all").stdout
+    assert f"All configs for group {group} are:" in out
+    keys = [line.split("=")[0].strip() for line in out.splitlines()[1:] if "=" in line]
+    assert keys == ["consumer.heartbeat.interval.ms", "consumer.session.timeout.ms", "share.auto.offset.reset",
+                    "share.heartbeat.interval.ms", "share.isolation.level", "share.record.lock.duration.ms",
+                    "share.session.timeout.ms", "streams.heartbeat.interval.ms", "streams.num.standby.replicas",
+                    "streams.session.timeout.ms"], out
+    assert ("consumer.session.timeout.ms=45000 sensitive=false "
+            "synonyms={DEFAULT_CONFIG:consumer.session.timeout.ms=45000}") in out
+    assert "share.isolation.level=read_uncommitted" in out
+
+    out = tool("kafka-configs.sh", "--bootstrap-server", b.bootstrap, "--alter", "--entity-type", "groups",
+               "--entity-name", group, "--add-config", "consumer.session.timeout.ms=50000")
+    assert f"Completed updating config for group {group}." in out.stdout
+    out = tool("kafka-configs.sh", "--bootstrap-server", b.bootstrap, "--describe", "--entity-type", "groups",
+               "--entity-name", group).stdout
+    assert f"Dynamic configs for group {group} are:" in out
+    assert ("consumer.session.timeout.ms=50000 sensitive=false "
+            "synonyms={DYNAMIC_GROUP_CONFIG:consumer.session.timeout.ms=50000}") in out
+
+    low = tool("kafka-configs.sh", "--bootstrap-server", b.bootstrap, "--alter", "--entity-type", "groups",
+               "--entity-name", group, "--add-config", "consumer.session.timeout.ms=5", check=False)
+    assert low.returncode != 0
+    assert ("InvalidConfigurationException: consumer.session.timeout.ms must be greater than or equal to "
+            "group.consumer.min.session.timeout.ms") in low.stdout + low.stderr
+    unknown = tool("kafka-configs.sh", "--bootstrap-server", b.bootstrap, "--alter", "--entity-type", "groups",
+                   "--entity-name", group, "--add-config", "no.such=5", check=False)
+    assert unknown.returncode != 0
+    assert "InvalidConfigurationException: Unknown group config name: no.such" in unknown.stdout + unknown.stderr
+
+    tool("kafka-configs.sh", "--bootstrap-server", b.bootstrap, "--alter", "--entity-type", "groups",
+         "--entity-name", group, "--delete-config", "consumer.session.timeout.ms")
+    out = tool("kafka-configs.sh", "--bootstrap-server", b.bootstrap, "--describe", "--entity-type", "groups",
+               "--entity-name", group).stdout
+    assert "consumer.session.timeout.ms" not in out

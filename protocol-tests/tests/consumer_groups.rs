@@ -528,3 +528,124 @@ fn group_max_size_is_enforced() {
     );
     assert_eq!(refused.error_code, 81, "GROUP_MAX_SIZE_REACHED");
 }
+
+/// Group configs (resource type GROUP) apply to a KIP-848 group's members: the heartbeat
+/// interval a member is told and the session after which a silent member is removed. They
+/// survive a restart.
+#[test]
+fn group_configs_set_a_consumer_groups_heartbeat_and_session() {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    let mut broker = Broker::start(&[
+        ("group.consumer.min.session.timeout.ms", "1000"),
+        ("group.consumer.min.heartbeat.interval.ms", "100"),
+    ]);
+    let mut client = Client::connect(&broker);
+    protocol_tests::raw::create_topic(&mut client, "gc-topic", 2, &[]);
+    let alter = |client: &mut Client, key: &str, value: &str| -> i16 {
+        let ResponseKind::IncrementalAlterConfigs(r) = client.call(
+            ApiKey::IncrementalAlterConfigs,
+            1,
+            &RequestKind::IncrementalAlterConfigs(
+                IncrementalAlterConfigsRequest::default().with_resources(vec![
+                    AlterConfigsResource::default()
+                        .with_resource_type(32)
+                        .with_resource_name(s("gc-group"))
+                        .with_configs(vec![AlterableConfig::default()
+                            .with_name(s(key))
+                            .with_config_operation(0)
+                            .with_value(Some(s(value)))]),
+                ]),
+            ),
+        ) else {
+            panic!("IncrementalAlterConfigs answer expected");
+        };
+        r.responses[0].error_code
+    };
+    assert_eq!(
+        alter(&mut client, "consumer.session.timeout.ms", "500"),
+        40,
+        "INVALID_CONFIG below the minimum"
+    );
+    assert_eq!(
+        alter(&mut client, "consumer.heartbeat.interval.ms", "700"),
+        0
+    );
+    assert_eq!(alter(&mut client, "consumer.session.timeout.ms", "2000"), 0);
+
+    let heartbeat = |client: &mut Client| -> ConsumerGroupHeartbeatResponse {
+        let ResponseKind::ConsumerGroupHeartbeat(r) = client.call(
+            ApiKey::ConsumerGroupHeartbeat,
+            1,
+            &RequestKind::ConsumerGroupHeartbeat(
+                ConsumerGroupHeartbeatRequest::default()
+                    .with_group_id(group("gc-group"))
+                    .with_member_id(s("gc-member"))
+                    .with_member_epoch(0)
+                    .with_rebalance_timeout_ms(5000)
+                    .with_subscribed_topic_names(Some(vec![topic_name("gc-topic")])),
+            ),
+        ) else {
+            panic!("ConsumerGroupHeartbeat answer expected");
+        };
+        r
+    };
+    assert_eq!(
+        protocol_tests::raw::find_coordinator(&mut client, "gc-group").error_code,
+        0
+    );
+    let joined = heartbeat(&mut client);
+    assert_eq!(joined.error_code, 0);
+    assert_eq!(
+        joined.heartbeat_interval_ms, 700,
+        "the group's heartbeat interval"
+    );
+
+    // Silent for longer than the group's 2 s session (the broker's is 45 s): removed.
+    let members = |client: &mut Client| -> usize {
+        let ResponseKind::ConsumerGroupDescribe(r) = client.call(
+            ApiKey::ConsumerGroupDescribe,
+            0,
+            &RequestKind::ConsumerGroupDescribe(
+                ConsumerGroupDescribeRequest::default().with_group_ids(vec![group("gc-group")]),
+            ),
+        ) else {
+            panic!("ConsumerGroupDescribe answer expected");
+        };
+        r.groups[0].members.len()
+    };
+    assert_eq!(members(&mut client), 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while members(&mut client) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the silent member was not removed after the group's session"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    broker.stop();
+    broker.restart();
+    let mut client = Client::connect(&broker);
+    let ResponseKind::DescribeConfigs(described) = client.call(
+        ApiKey::DescribeConfigs,
+        4,
+        &RequestKind::DescribeConfigs(DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(32)
+                .with_resource_name(s("gc-group"))
+                .with_configuration_keys(Some(vec![s("consumer.session.timeout.ms")])),
+        ])),
+    ) else {
+        panic!("DescribeConfigs answer expected");
+    };
+    let entry = &described.results[0].configs[0];
+    assert_eq!(
+        entry.value.as_deref(),
+        Some("2000"),
+        "kept across a restart"
+    );
+    assert_eq!(entry.config_source, 8, "DYNAMIC_GROUP_CONFIG");
+}

@@ -870,9 +870,12 @@ impl GroupCoordinator {
 
     // ---- KIP-848 ----
 
+    /// A KIP-848 heartbeat. `group_configs` are the group's own configs (resource type
+    /// GROUP): its session timeout and heartbeat interval win over the broker's.
     pub fn consumer_heartbeat(
         &self,
         group_id: &str,
+        group_configs: &BTreeMap<String, String>,
         request: HeartbeatRequest,
     ) -> Result<HeartbeatResult, GroupError> {
         if group_id.is_empty() {
@@ -909,7 +912,14 @@ impl GroupCoordinator {
         let Some(Group::Consumer(group)) = shard.groups.get_mut(group_id) else {
             return Err(GroupError::GroupIdNotFound);
         };
-        let result = group.heartbeat(now_ms, &self.config.consumer, &topics, request);
+        let mut limits = self.config.consumer.clone();
+        (limits.session_timeout_ms, limits.heartbeat_interval_ms) =
+            crate::metadata::group_config::consumer_timeouts(
+                group_configs,
+                limits.session_timeout_ms,
+                limits.heartbeat_interval_ms,
+            );
+        let result = group.heartbeat(now_ms, &limits, &topics, request);
         let mut changes = conversion;
         changes.extend(group.take_changes());
         self.persist(&shard, group_id, &changes)?;
@@ -1534,6 +1544,7 @@ mod tests {
         // A KIP-848 member now subscribes to t only.
         let joined = groups.consumer_heartbeat(
             "g",
+            &BTreeMap::new(),
             HeartbeatRequest {
                 member_id: "m".into(),
                 member_epoch: 0,

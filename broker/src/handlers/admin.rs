@@ -23,6 +23,7 @@ use crate::config::{
     kafka_broker_key, kafka_broker_keys, BrokerConfig, ConfigSource, ConfigType, BROKER_CONFIGS,
 };
 use crate::log::{TopicConfig, TopicConfigDef, TOPIC_CONFIGS};
+use crate::metadata::group_config::{GROUP_CONFIGS, RESOURCE_GROUP};
 use crate::metadata::{MetadataError, NewTopic, TopicRecord};
 use crate::protocol::ErrorCode;
 
@@ -229,6 +230,7 @@ pub fn describe_configs(
             let configs = match resource.resource_type {
                 RESOURCE_TOPIC => describe_topic_configs(broker, &name, &request, &keep),
                 RESOURCE_BROKER => describe_broker_configs(broker, &name, &request, &keep),
+                RESOURCE_GROUP => Ok(describe_group_configs(broker, &name, &request, &keep)),
                 other => Err((
                     ErrorCode::InvalidRequest,
                     format!("Unsupported resource type {other}"),
@@ -304,6 +306,52 @@ fn describe_topic_configs(
             Some(entry)
         })
         .collect())
+}
+
+/// A group's configs: each of Kafka 4.1's group keys with the group's own value
+/// (DYNAMIC_GROUP_CONFIG) or the broker's setting behind it (DEFAULT_CONFIG). The group
+/// need not exist, as with Kafka.
+fn describe_group_configs(
+    broker: &Arc<Broker>,
+    group: &str,
+    request: &DescribeConfigsRequest,
+    keep: &dyn Fn(&str) -> bool,
+) -> Vec<DescribeConfigsResourceResult> {
+    const SOURCE_DYNAMIC_GROUP: i8 = 8;
+    let view = broker.controller.broker_view();
+    let set = broker.controller.group_configs(group);
+    GROUP_CONFIGS
+        .iter()
+        .filter(|def| keep(def.name))
+        .map(|def| {
+            let (value, source) = match set.get(def.name) {
+                Some(v) => (v.clone(), SOURCE_DYNAMIC_GROUP),
+                None => (
+                    def.default_value(&view).to_string(),
+                    ConfigSource::Default.describe_code(),
+                ),
+            };
+            let kind = if def.name.ends_with(".ms") || def.name.ends_with(".replicas") {
+                ConfigType::Int
+            } else {
+                ConfigType::String
+            };
+            let mut entry = config_entry(
+                def.name,
+                Some(value.clone()),
+                source,
+                false,
+                false,
+                kind,
+                "A group's own setting; its default is the broker's group setting of that name.",
+                request,
+            );
+            if request.include_synonyms {
+                entry.synonyms.push(synonym(def.name, &value, source));
+            }
+            entry
+        })
+        .collect()
 }
 
 fn describe_broker_configs(

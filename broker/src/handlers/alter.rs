@@ -13,6 +13,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::metadata::group_config::RESOURCE_GROUP;
 use crate::metadata::{BrokerScope, ConfigOp, MetadataError};
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -65,11 +66,13 @@ pub fn create_partitions(
 enum Target {
     Topic(String),
     Broker(BrokerScope),
+    Group(String),
 }
 
 fn target(broker: &Broker, resource_type: i8, name: &StrBytes) -> Result<Target, MetadataError> {
     match resource_type {
         RESOURCE_TOPIC => Ok(Target::Topic(name.to_string())),
+        RESOURCE_GROUP => Ok(Target::Group(name.to_string())),
         RESOURCE_BROKER if name.is_empty() => Ok(Target::Broker(BrokerScope::ClusterDefault)),
         RESOURCE_BROKER if **name == *broker.config.node_id.to_string() => {
             Ok(Target::Broker(BrokerScope::ThisBroker))
@@ -102,6 +105,11 @@ fn alter(
             broker
                 .controller
                 .alter_broker_configs(scope, replace, ops, validate_only)
+        }
+        Target::Group(group) => {
+            broker
+                .controller
+                .alter_group_configs(&group, replace, ops, validate_only)
         }
     });
     let response = AlterConfigsResourceResponse::default()

@@ -708,9 +708,10 @@ pub fn consumer_group_heartbeat(
     let outcome = if version >= 1 && heartbeat.member_id.is_empty() {
         Err(GroupError::InvalidRequest)
     } else {
+        let group_configs = broker.controller.group_configs(&request.group_id.0);
         broker
             .groups
-            .consumer_heartbeat(&request.group_id.0, heartbeat)
+            .consumer_heartbeat(&request.group_id.0, &group_configs, heartbeat)
     };
     match outcome {
         Ok(result) => {

@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub mod group_config;
+
 use crate::config::BrokerConfig;
 use crate::log::{LogError, TopicConfig};
 use crate::meta_store::{MetaStore, StoreError};
@@ -211,7 +213,11 @@ pub struct Controller {
     /// The static config with dynamic broker configs laid over it.
     effective: RwLock<Arc<BrokerConfig>>,
     dynamic: Mutex<[BTreeMap<String, String>; 2]>,
+    /// Group configs set for each group (resource type GROUP), by group id.
+    group_configs: RwLock<BTreeMap<String, BTreeMap<String, String>>>,
 }
+
+const GROUP_CONFIG_PREFIX: &str = "group_config/";
 
 impl Controller {
     /// Loads the persisted topics and opens their partitions.
@@ -262,6 +268,12 @@ impl Controller {
             load(BrokerScope::ThisBroker)?,
         ];
         let effective = Arc::new(config.with_dynamic(&dynamic[0], &dynamic[1]));
+        let mut group_configs = BTreeMap::new();
+        for (key, value) in store.scan_prefix(GROUP_CONFIG_PREFIX)? {
+            let configs: BTreeMap<String, String> = serde_json::from_slice(&value)
+                .map_err(|e| StoreError(format!("damaged group configs: {e}")))?;
+            group_configs.insert(key[GROUP_CONFIG_PREFIX.len()..].to_string(), configs);
+        }
         for (_, value) in store.scan_prefix("topic/")? {
             let record: TopicRecord = serde_json::from_slice(&value)
                 .map_err(|e| StoreError(format!("damaged topic record: {e}")))?;
@@ -279,7 +291,68 @@ impl Controller {
             producer_ids: Mutex::new((0, 0)),
             effective: RwLock::new(effective),
             dynamic: Mutex::new(dynamic),
+            group_configs: RwLock::new(group_configs),
         })
+    }
+
+    /// The configs set for a group (none set: empty). The group need not exist.
+    pub fn group_configs(&self, group: &str) -> BTreeMap<String, String> {
+        self.group_configs
+            .read_or_recover()
+            .get(group)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Changes a group's configs (AlterConfigs replaces them all, IncrementalAlterConfigs
+    /// applies `ops`), checked against Kafka 4.1's group config keys and the broker's
+    /// bounds, then stored before they apply.
+    pub fn alter_group_configs(
+        &self,
+        group: &str,
+        replace: Option<BTreeMap<String, String>>,
+        ops: &[ConfigOp],
+        validate_only: bool,
+    ) -> Result<(), MetadataError> {
+        if group.is_empty() {
+            return Err(MetadataError::InvalidRequest(
+                "Group name must not be empty".into(),
+            ));
+        }
+        let _guard = self.changes.lock_or_recover();
+        let broker = self.broker_view();
+        let mut configs = replace.unwrap_or_else(|| self.group_configs(group));
+        for op in ops {
+            apply_op(
+                &mut configs,
+                op,
+                |key| group_config::definition(key).map(|d| d.default_value(&broker).to_string()),
+                |_| Some(crate::config::ConfigType::Int),
+            )?;
+        }
+        for (key, value) in &configs {
+            group_config::validate(key, value, &broker)?;
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let key = format!("{GROUP_CONFIG_PREFIX}{group}");
+        if configs.is_empty() {
+            self.store.delete(&key)?;
+        } else {
+            self.store.put(
+                &key,
+                &serde_json::to_vec(&configs).expect("configs serialize"),
+            )?;
+        }
+        let mut all = self.group_configs.write_or_recover();
+        if configs.is_empty() {
+            all.remove(group);
+        } else {
+            all.insert(group.to_string(), configs);
+        }
+        tracing::info!(group, "group configs changed");
+        Ok(())
     }
 
     /// The broker config in force: static layers plus dynamic broker configs.
