@@ -350,4 +350,42 @@ class ConsumerTest {
             assertTrue(took < 10_000, "converged in " + took + " ms");
         }
     }
+
+    /** KIP-848 with a regular expression: a member that changes its pattern ends with
+     * exactly the partitions of the topics the new pattern matches. */
+    @Test
+    void aConsumerProtocolMemberThatChangesItsRegexGetsTheNewTopicsOnly() throws Exception {
+        org.junit.jupiter.api.Assumptions.assumeTrue(Clients.clientIsKafka4(),
+                "the 3.9 client's KIP-848 consumer is a preview");
+        String prefix = unique("rx").replace("-", "");
+        List<String> alpha = List.of(prefix + "alpha1", prefix + "alpha2");
+        List<String> beta = List.of(prefix + "beta1");
+        for (String t : alpha) {
+            createTopic(admin, t, 2, Map.of());
+        }
+        for (String t : beta) {
+            createTopic(admin, t, 3, Map.of());
+        }
+        try (KafkaConsumer<String, String> c = consumer(broker.bootstrap(), unique("rx"), groupProtocol("consumer"))) {
+            c.subscribe(java.util.regex.Pattern.compile(prefix + "alpha.*"));
+            Set<TopicPartition> wantAlpha = new HashSet<>();
+            for (String t : alpha) {
+                wantAlpha.add(new TopicPartition(t, 0));
+                wantAlpha.add(new TopicPartition(t, 1));
+            }
+            long until = System.currentTimeMillis() + 30_000;
+            while (!c.assignment().equals(wantAlpha) && System.currentTimeMillis() < until) {
+                c.poll(Duration.ofMillis(100));
+            }
+            assertEquals(wantAlpha, c.assignment());
+            c.subscribe(java.util.regex.Pattern.compile(prefix + "beta.*"));
+            Set<TopicPartition> wantBeta = Set.of(new TopicPartition(beta.get(0), 0),
+                    new TopicPartition(beta.get(0), 1), new TopicPartition(beta.get(0), 2));
+            until = System.currentTimeMillis() + 30_000;
+            while (!c.assignment().equals(wantBeta) && System.currentTimeMillis() < until) {
+                c.poll(Duration.ofMillis(100));
+            }
+            assertEquals(wantBeta, c.assignment(), "exactly the new pattern's partitions");
+        }
+    }
 }
