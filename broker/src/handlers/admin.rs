@@ -52,7 +52,10 @@ pub fn create_topics(
         .into_iter()
         .map(|new_topic| {
             let name = new_topic.name.clone();
-            let result = CreatableTopicResult::default().with_name(TopicName(str_bytes(&name)));
+            // The codec's default message is "", Kafka's on success none.
+            let result = CreatableTopicResult::default()
+                .with_name(TopicName(str_bytes(&name)))
+                .with_error_message(None);
             if duplicates.contains(&name) {
                 return failed(
                     result,
@@ -230,6 +233,10 @@ pub fn describe_configs(
             let configs = match resource.resource_type {
                 RESOURCE_TOPIC => describe_topic_configs(broker, &name, &request, &keep),
                 RESOURCE_BROKER => describe_broker_configs(broker, &name, &request, &keep),
+                RESOURCE_GROUP if name.is_empty() => Err((
+                    ErrorCode::InvalidRequest,
+                    "Group name must not be empty".to_string(),
+                )),
                 RESOURCE_GROUP => Ok(describe_group_configs(broker, &name, &request, &keep)),
                 other => Err((
                     ErrorCode::InvalidRequest,

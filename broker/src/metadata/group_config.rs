@@ -109,6 +109,18 @@ pub const GROUP_CONFIGS: &[GroupConfigDef] = &[
     ),
 ];
 
+/// A broker setting as a group config reads it: the value in force, or Kafka 4.1's default
+/// for keys weir keeps no value of (the share and streams group settings).
+fn broker_setting<'a>(broker: &'a BrokerConfig, key: &str) -> Option<&'a str> {
+    broker
+        .get(key)
+        .or_else(|| crate::config::kafka_broker_key(key).and_then(|k| k.default))
+}
+
+fn broker_int(broker: &BrokerConfig, key: &str) -> Option<i64> {
+    broker_setting(broker, key).and_then(|v| v.trim().parse().ok())
+}
+
 pub fn definition(name: &str) -> Option<&'static GroupConfigDef> {
     GROUP_CONFIGS.iter().find(|d| d.name == name)
 }
@@ -117,7 +129,7 @@ impl GroupConfigDef {
     /// The value a group without an override has: the broker's setting behind it.
     pub fn default_value<'a>(&'a self, broker: &'a BrokerConfig) -> &'a str {
         match self.default_key {
-            Some(key) => broker.get(key).unwrap_or(""),
+            Some(key) => broker_setting(broker, key).unwrap_or(""),
             None => self.default_value,
         }
     }
@@ -130,24 +142,33 @@ pub fn validate(name: &str, value: &str, broker: &BrokerConfig) -> Result<(), Me
     })?;
     match &def.kind {
         Kind::Bounded { min, max } => {
-            let n: i64 = value.trim().parse().map_err(|_| {
+            let n: i64 = value.parse().map_err(|_| {
                 MetadataError::InvalidConfig(format!(
                     "Invalid value {value} for configuration {name}: Not a number of type INT"
                 ))
             })?;
-            if let Some(min) = min.filter(|k| broker.get_i64(k).is_some_and(|m| n < m)) {
+            // The type's own lower bound first, as Kafka's ConfigDef checks it, then the
+            // broker's bounds.
+            let at_least = if name == "streams.num.standby.replicas" {
+                0
+            } else if name == "share.record.lock.duration.ms" {
+                1000
+            } else {
+                1
+            };
+            if n < at_least {
+                return Err(MetadataError::InvalidConfig(format!(
+                    "Invalid value {value} for configuration {name}: Value must be at least {at_least}"
+                )));
+            }
+            if let Some(min) = min.filter(|k| broker_int(broker, k).is_some_and(|m| n < m)) {
                 return Err(MetadataError::InvalidConfig(format!(
                     "{name} must be greater than or equal to {min}"
                 )));
             }
-            if let Some(max) = max.filter(|k| broker.get_i64(k).is_some_and(|m| n > m)) {
+            if let Some(max) = max.filter(|k| broker_int(broker, k).is_some_and(|m| n > m)) {
                 return Err(MetadataError::InvalidConfig(format!(
                     "{name} must be less than or equal to {max}"
-                )));
-            }
-            if n < 0 {
-                return Err(MetadataError::InvalidConfig(format!(
-                    "Invalid value {value} for configuration {name}: Value must be at least 0"
                 )));
             }
         }

@@ -330,6 +330,10 @@ impl Controller {
                 |_| Some(crate::config::ConfigType::Int),
             )?;
         }
+        // Kafka reads numbers with surrounding blanks trimmed; keep the value as read.
+        for value in configs.values_mut() {
+            *value = value.trim().to_string();
+        }
         for (key, value) in &configs {
             group_config::validate(key, value, &broker)?;
         }
