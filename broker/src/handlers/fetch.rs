@@ -263,10 +263,12 @@ fn build_response(
             _ => (-1, -1, -1),
         };
         // Kafka's answer for a partition it could not even look up carries an empty
-        // aborted-transactions list; one read from a log carries it only for
-        // read_committed.
+        // aborted-transactions list, one whose read failed none, and one read from a log
+        // a list only for read_committed.
         let aborted = if slot.partition.is_none() {
             Some(Vec::new())
+        } else if slot.error != ErrorCode::None {
+            None
         } else {
             read_committed.then(Vec::new)
         };
