@@ -112,7 +112,9 @@ fn alter(
                 .alter_group_configs(&group, replace, ops, validate_only)
         }
     });
+    // The codec's default message is "", Kafka's on success none.
     let response = AlterConfigsResourceResponse::default()
+        .with_error_message(None)
         .with_resource_type(resource_type)
         .with_resource_name(name.clone());
     match outcome {
