@@ -114,7 +114,7 @@ pub fn produce(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> R
                     partitions.push(if version >= 8 {
                         let (message, record_errors) = error_details(&e, &target);
                         response
-                            .with_error_message(Some(str_bytes(message)))
+                            .with_error_message(message.map(str_bytes))
                             .with_record_errors(record_errors)
                     } else {
                         response
@@ -170,15 +170,21 @@ fn log_start_with_error(error: &ProduceError, target: &Partition) -> i64 {
     }
 }
 
-/// The partition's error message and, for errors of single records, KIP-467's record
-/// errors: the records' indexes in the batch with Kafka's messages, so that a client fails
-/// those records with the cause and the rest as collateral.
+/// The partition's error message, if Kafka gives one for this error, and, for errors of
+/// single records, KIP-467's record errors: the records' indexes in the batch with Kafka's
+/// messages, so that a client fails those records with the cause and the rest as
+/// collateral.
 fn error_details(
     error: &ProduceError,
     target: &Partition,
-) -> (String, Vec<BatchIndexAndErrorMessage>) {
+) -> (Option<String>, Vec<BatchIndexAndErrorMessage>) {
     let ProduceError::Log(LogError::CompactedWithoutKey { indexes }) = error else {
-        return (error.to_string(), Vec::new());
+        // Kafka words only record validation failures; the rest answer with the code alone.
+        let worded = matches!(
+            error.code(),
+            ErrorCode::InvalidRecord | ErrorCode::InvalidTimestamp
+        );
+        return (worded.then(|| error.to_string()), Vec::new());
     };
     let message = format!(
         "Compacted topic cannot accept message without key in topic partition {}-{}",
@@ -203,7 +209,7 @@ fn error_details(
                 .with_batch_index_error_message(Some(str_bytes(message.clone())))
         })
         .collect();
-    (summary, record_errors)
+    (Some(summary), record_errors)
 }
 
 fn has_transactional_records(request: &ProduceRequest) -> bool {

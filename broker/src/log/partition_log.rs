@@ -337,6 +337,10 @@ impl PartitionLog {
                 if result.base_offset < 0 {
                     result.base_offset = original.base_offset;
                 }
+                // Kafka answers a retried batch with the original's offsets and, as its log
+                // append time, the timestamp it kept for that batch, whatever the topic's
+                // timestamp type.
+                result.log_append_time_ms = original.timestamp_ms;
                 result.last_offset = original.last_offset;
                 continue;
             }
