@@ -29,7 +29,7 @@ fn normalized(mut response: ResponseKind) -> String {
             r.throttle_time_ms = 0;
             for t in &mut r.topics {
                 t.topic_id = Uuid::nil();
-                t.error_message = None;
+                t.error_message = t.error_message.as_ref().map(|_| s("<message>"));
                 // Both list every topic config; their order and the broker-level
                 // defaults behind them are compared by the config tests instead.
                 t.configs = None;
@@ -51,10 +51,15 @@ fn normalized(mut response: ResponseKind) -> String {
             r.throttle_time_ms = 0;
             for t in &mut r.responses {
                 for p in &mut t.partition_responses {
-                    p.error_message = None;
-                    p.log_append_time_ms = -1;
+                    // Whether there is a message, and whether a log append time is given,
+                    // a client can see; the wording and the clock it cannot.
+                    p.error_message = p.error_message.as_ref().map(|_| s("<message>"));
+                    if p.log_append_time_ms >= 0 {
+                        p.log_append_time_ms = 0;
+                    }
                     for e in &mut p.record_errors {
-                        e.batch_index_error_message = None;
+                        e.batch_index_error_message =
+                            e.batch_index_error_message.as_ref().map(|_| s("<message>"));
                     }
                 }
             }
@@ -73,19 +78,13 @@ fn normalized(mut response: ResponseKind) -> String {
         ResponseKind::DescribeConfigs(r) => {
             r.throttle_time_ms = 0;
             for res in &mut r.results {
-                res.error_message = None;
-                // Values are compared by the config tests; here: the error and the keys.
-                res.configs.retain(|c| c.name.as_str() == "cleanup.policy");
-                for c in &mut res.configs {
-                    c.documentation = None;
-                    c.synonyms.clear();
-                }
+                res.error_message = res.error_message.as_ref().map(|_| s("<message>"));
             }
         }
         ResponseKind::IncrementalAlterConfigs(r) => {
             r.throttle_time_ms = 0;
             for res in &mut r.responses {
-                res.error_message = None;
+                res.error_message = res.error_message.as_ref().map(|_| s("<message>"));
             }
         }
         ResponseKind::Heartbeat(r) => r.throttle_time_ms = 0,
@@ -541,12 +540,19 @@ fn offsets_readable(client: &mut Client, group: &str) -> bool {
     r.groups.iter().all(|g| g.error_code == 0)
 }
 
+/// One reference Kafka for every sequence: starting a JVM broker twice at once on two
+/// cores is slow enough to be flaky.
 #[test]
 fn weir_answers_like_kafka() {
-    let Some(kafka) = Broker::start_reference(&[]) else {
+    let Some(kafka) = Broker::start_reference(&[("group.initial.rebalance.delay.ms", "0")]) else {
         return;
     };
-    let weir = Broker::start(&[]);
+    let weir = Broker::start(&[("group.initial.rebalance.delay.ms", "0")]);
+    stateless_sequence_agrees(&kafka, &weir);
+    stateful_sequences_agree(&kafka, &weir);
+}
+
+fn stateless_sequence_agrees(kafka: &Broker, weir: &Broker) {
     let mut to_kafka = Client::connect_port(kafka.port);
     let mut to_weir = Client::connect_port(weir.port);
     let mut differences = Vec::new();
@@ -799,12 +805,7 @@ fn stateful_steps(client: &mut Client) -> Vec<(&'static str, String)> {
     out
 }
 
-#[test]
-fn weir_answers_stateful_sequences_like_kafka() {
-    let Some(kafka) = Broker::start_reference(&[("group.initial.rebalance.delay.ms", "0")]) else {
-        return;
-    };
-    let weir = Broker::start(&[("group.initial.rebalance.delay.ms", "0")]);
+fn stateful_sequences_agree(kafka: &Broker, weir: &Broker) {
     let want = stateful_steps(&mut Client::connect_port(kafka.port));
     let got = stateful_steps(&mut Client::connect_port(weir.port));
     let differences: Vec<String> = want
