@@ -86,6 +86,12 @@ if [ "$(cat "$kafka_libs/.complete" 2>/dev/null)" != "$kafka_stamp" ]; then
   mv "$kafka_libs.tmp" "$kafka_libs"
   echo "$kafka_stamp" >"$kafka_libs/.complete"
 fi
+# The Go suite needs Go 1.26+ (franz-go and sarama require it), the Node.js one Node.js 20+
+# (node --test flags): say so plainly rather than fail later.
+go_minor=$(go env GOVERSION 2>/dev/null | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
+[ "${go_minor:-0}" -ge 26 ] || { echo "setup: Go 1.26 or newer is needed (found: $(go env GOVERSION 2>/dev/null || echo none))" >&2; exit 1; }
+node_major=$(node --version 2>/dev/null | sed -n 's/^v\([0-9]*\).*/\1/p')
+[ "${node_major:-0}" -ge 20 ] || { echo "setup: Node.js 20 or newer is needed (found: $(node --version 2>/dev/null || echo none))" >&2; exit 1; }
 (cd protocol-tests/go && go mod download)
 node_stamp=$(sha256sum protocol-tests/node/package-lock.json | cut -d' ' -f1)
 if [ "$(cat protocol-tests/node/node_modules/.weir-installed 2>/dev/null)" != "$node_stamp" ]; then

@@ -5,6 +5,7 @@ package clients
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -86,6 +87,9 @@ func tryStart(t *testing.T, overrides []string) *Broker {
 		if !announced {
 			ready <- false
 		}
+		// A line too long for the scanner ends the loop: keep draining, or the broker
+		// would block on a full pipe.
+		_, _ = io.Copy(io.Discard, stderr)
 	}()
 	select {
 	case ok := <-ready:

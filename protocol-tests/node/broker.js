@@ -53,10 +53,15 @@ async function tryStart (overrides) {
     bootstrap: addr,
     log: () => log,
     stop: () => new Promise(resolve => {
-      child.on('exit', () => {
+      const done = () => {
+        clearTimeout(killer)
         fs.rmSync(dir, { recursive: true, force: true })
         resolve()
-      })
+      }
+      // SIGKILL if a clean shutdown takes more than 20 s.
+      const killer = setTimeout(() => child.kill('SIGKILL'), 20000)
+      if (child.exitCode !== null || child.signalCode !== null) return done()
+      child.once('exit', done)
       child.kill('SIGTERM')
     })
   }
