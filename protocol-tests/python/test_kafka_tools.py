@@ -448,14 +448,19 @@ def test_configs_tool_for_groups(b):
     out = tool("kafka-configs.sh", "--bootstrap-server", b.bootstrap, "--describe", "--entity-type", "groups",
                "--entity-name", group, "--all").stdout
     assert f"All configs for group {group} are:" in out
-    keys = [line.split("=")[0].strip() for line in out.splitlines()[1:] if "=" in line]
-    assert keys == ["consumer.heartbeat.interval.ms", "consumer.session.timeout.ms", "share.auto.offset.reset",
-                    "share.heartbeat.interval.ms", "share.isolation.level", "share.record.lock.duration.ms",
-                    "share.session.timeout.ms", "streams.heartbeat.interval.ms", "streams.num.standby.replicas",
-                    "streams.session.timeout.ms"], out
-    assert ("consumer.session.timeout.ms=45000 sensitive=false "
-            "synonyms={DEFAULT_CONFIG:consumer.session.timeout.ms=45000}") in out
-    assert "share.isolation.level=read_uncommitted" in out
+    # Exactly what Kafka 4.1.2 prints for a group with nothing set (FAST_GROUPS changes
+    # no group.consumer/share/streams setting).
+    defaults = {"consumer.heartbeat.interval.ms": "5000", "consumer.session.timeout.ms": "45000",
+                "share.auto.offset.reset": "latest", "share.heartbeat.interval.ms": "5000",
+                "share.isolation.level": "read_uncommitted", "share.record.lock.duration.ms": "30000",
+                "share.session.timeout.ms": "45000", "streams.heartbeat.interval.ms": "5000",
+                "streams.num.standby.replicas": "0", "streams.session.timeout.ms": "45000"}
+    expected = [f"  {k}={v} sensitive=false synonyms={{DEFAULT_CONFIG:{k}={v}}}" for k, v in defaults.items()]
+    assert out.splitlines()[1:] == expected, out
+    low_share = tool("kafka-configs.sh", "--bootstrap-server", b.bootstrap, "--alter", "--entity-type", "groups",
+                     "--entity-name", group, "--add-config", "share.session.timeout.ms=1000", check=False)
+    assert ("share.session.timeout.ms must be greater than or equal to group.share.min.session.timeout.ms"
+            in low_share.stdout + low_share.stderr), low_share.stdout + low_share.stderr
 
     out = tool("kafka-configs.sh", "--bootstrap-server", b.bootstrap, "--alter", "--entity-type", "groups",
                "--entity-name", group, "--add-config", "consumer.session.timeout.ms=50000")
