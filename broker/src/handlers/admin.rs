@@ -17,18 +17,16 @@ use kafka_protocol::messages::{
 };
 use uuid::Uuid;
 
-use super::str_bytes;
+use super::{str_bytes, RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use crate::broker::Broker;
 use crate::config::{
     kafka_broker_key, kafka_broker_keys, BrokerConfig, ConfigSource, ConfigType, BROKER_CONFIGS,
 };
 use crate::log::{TopicConfig, TopicConfigDef, TOPIC_CONFIGS};
-use crate::metadata::group_config::{GROUP_CONFIGS, RESOURCE_GROUP};
+use crate::metadata::group_config::GROUP_CONFIGS;
 use crate::metadata::{MetadataError, NewTopic, TopicRecord};
 use crate::protocol::ErrorCode;
 
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 
 pub fn create_topics(

@@ -11,13 +11,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::str_bytes;
+use super::{str_bytes, RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use crate::broker::Broker;
-use crate::metadata::group_config::RESOURCE_GROUP;
 use crate::metadata::{BrokerScope, ConfigOp, MetadataError};
-
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
 
 pub fn create_partitions(
     broker: &Arc<Broker>,

@@ -142,6 +142,11 @@ pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
 
+/// Kafka's ConfigResource types that the config APIs serve.
+pub(crate) const RESOURCE_TOPIC: i8 = 2;
+pub(crate) const RESOURCE_BROKER: i8 = 4;
+pub(crate) use crate::metadata::group_config::RESOURCE_GROUP;
+
 /// Kafka's "all operations" bitfields, for the authorized-operations fields: without an
 /// authorizer Kafka 4.1 reports every operation of the resource type (bit = AclOperation
 /// code: READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9,
