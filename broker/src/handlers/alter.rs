@@ -14,6 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::{str_bytes, RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use crate::broker::Broker;
 use crate::metadata::{BrokerScope, ConfigOp, MetadataError};
+use crate::protocol::ErrorCode;
 
 pub fn create_partitions(
     broker: &Arc<Broker>,
@@ -49,6 +50,10 @@ pub fn create_partitions(
             let result = CreatePartitionsTopicResult::default().with_name(topic.name);
             match outcome {
                 Ok(_) => result,
+                // Kafka words every refusal but the unknown topic.
+                Err(e) if e.code() == ErrorCode::UnknownTopicOrPartition => {
+                    result.with_error_code(e.code().code())
+                }
                 Err(e) => result
                     .with_error_code(e.code().code())
                     .with_error_message(Some(str_bytes(e.to_string()))),
