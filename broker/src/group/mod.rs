@@ -746,6 +746,13 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return fail(GroupError::InvalidGroupId);
         }
+        // As Kafka, a session timeout out of bounds is refused before any group is made.
+        let limits = &self.config.limits;
+        if request.session_timeout_ms < limits.min_session_timeout_ms
+            || request.session_timeout_ms > limits.max_session_timeout_ms
+        {
+            return fail(GroupError::InvalidSessionTimeout);
+        }
         let now_ms = self.clock.now_ms();
         let mut shard = match self.lock_loaded() {
             Ok(shard) => shard,
@@ -850,7 +857,8 @@ impl GroupCoordinator {
         let group = match shard.groups.get_mut(group_id) {
             Some(Group::Classic(group)) => group,
             Some(Group::Consumer(_)) => return Err(GroupError::InconsistentGroupProtocol),
-            None => return Err(GroupError::UnknownMemberId),
+            // Kafka answers each member of a group it does not know: UNKNOWN_MEMBER_ID.
+            None => return Ok(vec![Err(GroupError::UnknownMemberId); members.len()]),
         };
         let before = group.state();
         let results = members
