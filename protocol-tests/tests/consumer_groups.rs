@@ -189,7 +189,8 @@ fn find_coordinator(client: &mut Client, group_id: &str) -> find_coordinator_res
     protocol_tests::raw::find_coordinator(client, group_id)
 }
 
-/// A SyncGroup without assignments; returns its error code.
+/// A SyncGroup v5 without assignments (protocol type and name given, as v5 requires);
+/// returns its error code.
 fn sync(client: &mut Client, group_id: &str, generation: i32, member_id: &str) -> i16 {
     let ResponseKind::SyncGroup(sync) = client.call(
         ApiKey::SyncGroup,
@@ -198,7 +199,9 @@ fn sync(client: &mut Client, group_id: &str, generation: i32, member_id: &str) -
             SyncGroupRequest::default()
                 .with_group_id(group(group_id))
                 .with_generation_id(generation)
-                .with_member_id(s(member_id)),
+                .with_member_id(s(member_id))
+                .with_protocol_type(Some(s("consumer")))
+                .with_protocol_name(Some(s("range"))),
         ),
     ) else {
         panic!("sync answer expected");

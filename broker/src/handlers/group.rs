@@ -236,6 +236,15 @@ fn join_response(version: i16, result: JoinResult) -> JoinGroupResponse {
 }
 
 pub fn sync_group(broker: &Arc<Broker>, version: i16, request: SyncGroupRequest) -> Reply {
+    if version >= 5 && (request.protocol_type.is_none() || request.protocol_name.is_none()) {
+        // From v5 both are mandatory; Kafka refuses the request before the group sees it.
+        return ready(ResponseKind::SyncGroup(
+            SyncGroupResponse::default()
+                .with_error_code(ErrorCode::InconsistentGroupProtocol.code())
+                .with_protocol_type(None)
+                .with_protocol_name(None),
+        ));
+    }
     let sync = SyncRequest {
         member_id: request.member_id.to_string(),
         group_instance_id: opt_str(request.group_instance_id.as_ref()),
