@@ -88,6 +88,30 @@ fn normalized(mut response: ResponseKind) -> String {
             }
         }
         ResponseKind::Heartbeat(r) => r.throttle_time_ms = 0,
+        ResponseKind::DescribeGroups(r) => {
+            r.throttle_time_ms = 0;
+            // Kafka answers group by group in coordinator order; clients match by id.
+            r.groups.sort_by(|a, b| a.group_id.0.cmp(&b.group_id.0));
+        }
+        ResponseKind::OffsetDelete(r) => r.throttle_time_ms = 0,
+        ResponseKind::LeaveGroup(r) => r.throttle_time_ms = 0,
+        ResponseKind::ListGroups(r) => {
+            r.throttle_time_ms = 0;
+            r.groups.sort_by(|a, b| a.group_id.0.cmp(&b.group_id.0));
+        }
+        ResponseKind::CreatePartitions(r) => {
+            r.throttle_time_ms = 0;
+            for t in &mut r.results {
+                t.error_message = t.error_message.as_ref().map(|_| s("<message>"));
+            }
+        }
+        ResponseKind::DeleteTopics(r) => {
+            r.throttle_time_ms = 0;
+            for t in &mut r.responses {
+                t.topic_id = Uuid::nil();
+                t.error_message = t.error_message.as_ref().map(|_| s("<message>"));
+            }
+        }
         ResponseKind::InitProducerId(r) => r.throttle_time_ms = 0,
         ResponseKind::JoinGroup(r) => r.throttle_time_ms = 0,
         ResponseKind::SyncGroup(r) => r.throttle_time_ms = 0,
@@ -503,7 +527,199 @@ fn scenario() -> Vec<Step> {
                     .with_groups_names(vec![GroupId(s("d-missing-group"))]),
             ),
         ),
+        step(
+            "join with a 1 ms session",
+            ApiKey::JoinGroup,
+            9,
+            join_group("d-join", 1),
+        ),
+        step(
+            "join with an empty group id",
+            ApiKey::JoinGroup,
+            9,
+            join_group("", 10_000),
+        ),
+        step(
+            "sync from a stranger",
+            ApiKey::SyncGroup,
+            5,
+            RequestKind::SyncGroup(
+                SyncGroupRequest::default()
+                    .with_group_id(GroupId(s("d-missing-group")))
+                    .with_generation_id(1)
+                    .with_member_id(s("stranger")),
+            ),
+        ),
+        step(
+            "sync from a stranger with the protocol named",
+            ApiKey::SyncGroup,
+            5,
+            RequestKind::SyncGroup(
+                SyncGroupRequest::default()
+                    .with_group_id(GroupId(s("d-missing-group")))
+                    .with_generation_id(1)
+                    .with_member_id(s("stranger"))
+                    .with_protocol_type(Some(s("consumer")))
+                    .with_protocol_name(Some(s("range"))),
+            ),
+        ),
+        step(
+            "leave as a stranger",
+            ApiKey::LeaveGroup,
+            5,
+            RequestKind::LeaveGroup(
+                LeaveGroupRequest::default()
+                    .with_group_id(GroupId(s("d-missing-group")))
+                    .with_members(vec![
+                        kafka_protocol::messages::leave_group_request::MemberIdentity::default()
+                            .with_member_id(s("stranger")),
+                    ]),
+            ),
+        ),
+        step(
+            "list empty groups",
+            ApiKey::ListGroups,
+            5,
+            RequestKind::ListGroups(
+                ListGroupsRequest::default().with_states_filter(vec![s("Empty")]),
+            ),
+        ),
+        step(
+            "fetch offsets of a simple group and a missing one",
+            ApiKey::OffsetFetch,
+            8,
+            offset_fetch(&["d-group", "d-missing-group"]),
+        ),
+        step(
+            "describe a simple group and a missing one",
+            ApiKey::DescribeGroups,
+            5,
+            RequestKind::DescribeGroups(
+                DescribeGroupsRequest::default()
+                    .with_groups(vec![GroupId(s("d-group")), GroupId(s("d-missing-group"))]),
+            ),
+        ),
+        step(
+            "delete offsets of a missing group",
+            ApiKey::OffsetDelete,
+            0,
+            offset_delete("d-missing-group", "d-topic"),
+        ),
+        step(
+            "delete offsets of a simple group",
+            ApiKey::OffsetDelete,
+            0,
+            offset_delete("d-group", "d-topic"),
+        ),
+        step(
+            "delete the empty simple group",
+            ApiKey::DeleteGroups,
+            2,
+            RequestKind::DeleteGroups(
+                DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s("d-group"))]),
+            ),
+        ),
+        // Partitions and topic deletion.
+        step(
+            "grow to 4",
+            ApiKey::CreatePartitions,
+            3,
+            create_partitions("d-topic", 4),
+        ),
+        step(
+            "shrink to 1",
+            ApiKey::CreatePartitions,
+            3,
+            create_partitions("d-topic", 1),
+        ),
+        step(
+            "same count",
+            ApiKey::CreatePartitions,
+            3,
+            create_partitions("d-topic", 4),
+        ),
+        step(
+            "grow a missing topic",
+            ApiKey::CreatePartitions,
+            3,
+            create_partitions("d-missing", 4),
+        ),
+        step(
+            "delete a missing topic",
+            ApiKey::DeleteTopics,
+            6,
+            delete_topic("d-missing"),
+        ),
+        step(
+            "delete a topic",
+            ApiKey::DeleteTopics,
+            6,
+            delete_topic("d-small"),
+        ),
     ]
+}
+
+fn join_group(group: &str, session_timeout_ms: i32) -> RequestKind {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    RequestKind::JoinGroup(
+        JoinGroupRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_session_timeout_ms(session_timeout_ms)
+            .with_rebalance_timeout_ms(10_000)
+            .with_protocol_type(s("consumer"))
+            .with_protocols(vec![JoinGroupRequestProtocol::default()
+                .with_name(s("range"))
+                .with_metadata(Bytes::from_static(&[0, 1, 0, 0, 0, 0, 0, 0, 0, 0]))]),
+    )
+}
+
+fn offset_fetch(groups: &[&str]) -> RequestKind {
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+    RequestKind::OffsetFetch(
+        OffsetFetchRequest::default().with_groups(
+            groups
+                .iter()
+                .map(|g| OffsetFetchRequestGroup::default().with_group_id(GroupId(s(g))))
+                .collect(),
+        ),
+    )
+}
+
+fn offset_delete(group: &str, topic: &str) -> RequestKind {
+    use kafka_protocol::messages::offset_delete_request::{
+        OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+    };
+    RequestKind::OffsetDelete(
+        OffsetDeleteRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_topics(vec![OffsetDeleteRequestTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(vec![
+                    OffsetDeleteRequestPartition::default().with_partition_index(0)
+                ])]),
+    )
+}
+
+fn create_partitions(topic: &str, count: i32) -> RequestKind {
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    RequestKind::CreatePartitions(
+        CreatePartitionsRequest::default()
+            .with_timeout_ms(10_000)
+            .with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(topic_name(topic))
+                .with_count(count)]),
+    )
+}
+
+fn delete_topic(topic: &str) -> RequestKind {
+    use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+    RequestKind::DeleteTopics(
+        DeleteTopicsRequest::default()
+            .with_timeout_ms(10_000)
+            .with_topics(vec![
+                DeleteTopicState::default().with_name(Some(topic_name(topic)))
+            ]),
+    )
 }
 
 /// Waits until `group`'s coordinator answers (Kafka creates and loads
