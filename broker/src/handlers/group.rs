@@ -118,11 +118,11 @@ pub fn find_coordinator(
     let image = broker.controller.image();
     let this = image.brokers.first();
     let locate = |key: &str| -> Coordinator {
+        // Kafka locates any key, the empty one too (the group APIs refuse an empty group
+        // id later, with INVALID_GROUP_ID).
         let result = if request.key_type != KEY_TYPE_GROUP {
             // Transactions have no coordinator yet; share groups are not served.
             Err(GroupError::CoordinatorNotAvailable)
-        } else if key.is_empty() {
-            Err(GroupError::InvalidGroupId)
         } else {
             broker.groups.ensure_offsets_topic(&broker.controller)
         };
