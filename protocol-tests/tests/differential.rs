@@ -94,6 +94,22 @@ fn normalized(mut response: ResponseKind) -> String {
             r.groups.sort_by(|a, b| a.group_id.0.cmp(&b.group_id.0));
         }
         ResponseKind::OffsetDelete(r) => r.throttle_time_ms = 0,
+        ResponseKind::FindCoordinator(r) => {
+            r.throttle_time_ms = 0;
+            r.port = 0;
+            r.error_message = r.error_message.as_ref().map(|_| s("<message>"));
+            for c in &mut r.coordinators {
+                c.port = 0;
+                c.error_message = c.error_message.as_ref().map(|_| s("<message>"));
+            }
+        }
+        ResponseKind::DescribeCluster(r) => {
+            r.throttle_time_ms = 0;
+            r.cluster_id = s("<cluster>");
+            for b in &mut r.brokers {
+                b.port = 0;
+            }
+        }
         ResponseKind::LeaveGroup(r) => r.throttle_time_ms = 0,
         ResponseKind::ListGroups(r) => {
             r.throttle_time_ms = 0;
@@ -582,6 +598,34 @@ fn scenario() -> Vec<Step> {
             5,
             RequestKind::ListGroups(
                 ListGroupsRequest::default().with_states_filter(vec![s("Empty")]),
+            ),
+        ),
+        step(
+            "find a group's coordinator",
+            ApiKey::FindCoordinator,
+            4,
+            RequestKind::FindCoordinator(
+                FindCoordinatorRequest::default()
+                    .with_key_type(0)
+                    .with_coordinator_keys(vec![s("d-group"), s("")]),
+            ),
+        ),
+        step(
+            "find a transaction coordinator",
+            ApiKey::FindCoordinator,
+            3,
+            RequestKind::FindCoordinator(
+                FindCoordinatorRequest::default()
+                    .with_key_type(1)
+                    .with_key(s("d-txn")),
+            ),
+        ),
+        step(
+            "describe the cluster",
+            ApiKey::DescribeCluster,
+            1,
+            RequestKind::DescribeCluster(
+                DescribeClusterRequest::default().with_include_cluster_authorized_operations(true),
             ),
         ),
         step(
