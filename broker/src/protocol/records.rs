@@ -261,14 +261,30 @@ pub fn validate_batch(batch: &[u8], header: &BatchHeader) -> Result<(), BatchErr
             "last offset delta does not match the record count",
         ));
     }
-    if header.compression()? == Compression::None {
-        walk_records(
-            &batch[BATCH_HEADER_BYTES..],
-            header.record_count,
-            OffsetDeltas::Dense,
-            |_| Ok(()),
-        )?;
-    }
+    // Every record is read, compressed or not, as Kafka's LogValidator does: a batch whose
+    // records do not match its header must not be stored, or every consumer of the
+    // partition would fail on it. Inflation is bounded (INFLATED_BYTES_MAX). The CRC
+    // vouched for the bytes, so records that do not match the header are invalid rather
+    // than corrupt: Kafka's INVALID_RECORD, for plain and compressed batches alike.
+    let inflated;
+    let records = if header.compression()? == Compression::None {
+        &batch[BATCH_HEADER_BYTES..]
+    } else {
+        inflated = inflate_records(batch, header)?;
+        &inflated[..]
+    };
+    walk_records(
+        records,
+        header.record_count,
+        OffsetDeltas::Dense,
+        |_| Ok(()),
+    )
+    .map_err(|e| match e {
+        BatchError::Corrupt(_) => {
+            BatchError::InvalidRecord("the records of the batch do not match its header")
+        }
+        other => other,
+    })?;
     Ok(())
 }
 
