@@ -179,11 +179,9 @@ fn error_details(
     target: &Partition,
 ) -> (Option<String>, Vec<BatchIndexAndErrorMessage>) {
     let ProduceError::Log(LogError::CompactedWithoutKey { indexes }) = error else {
-        // Kafka words only record validation failures; the rest answer with the code alone.
-        let worded = matches!(
-            error.code(),
-            ErrorCode::InvalidRecord | ErrorCode::InvalidTimestamp
-        );
+        // Kafka words only failures of single records (KIP-467, below) and timestamps; a
+        // batch it refuses whole is answered with the code alone.
+        let worded = error.code() == ErrorCode::InvalidTimestamp;
         return (worded.then(|| error.to_string()), Vec::new());
     };
     let message = format!(
