@@ -370,6 +370,18 @@ fn scenario() -> Vec<Step> {
             produce("d-topic", 1, corrupt.freeze()),
         ),
         step(
+            "produce a gzip batch whose record count lies",
+            ApiKey::Produce,
+            9,
+            produce("d-topic", 1, lying_gzip_batch()),
+        ),
+        step(
+            "produce a plain batch whose record count lies",
+            ApiKey::Produce,
+            9,
+            produce("d-topic", 1, lying_plain_batch()),
+        ),
+        step(
             "produce too large",
             ApiKey::Produce,
             9,
@@ -701,6 +713,34 @@ fn scenario() -> Vec<Step> {
             delete_topic("d-small"),
         ),
     ]
+}
+
+/// A gzip batch holding one record whose header claims three: its CRC is right, only
+/// reading the records shows the lie.
+fn lying_gzip_batch() -> Bytes {
+    use std::io::Write;
+    let plain = raw::batch(&[b"abc"], 1_700_000_000_000);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&plain[61..]).unwrap();
+    let body = gz.finish().unwrap();
+    let mut batch = bytes::BytesMut::from(&plain[..61]);
+    batch.extend_from_slice(&body);
+    let length = (batch.len() - 12) as i32;
+    batch[8..12].copy_from_slice(&length.to_be_bytes());
+    batch[21..23].copy_from_slice(&1i16.to_be_bytes()); // gzip
+    batch[23..27].copy_from_slice(&2i32.to_be_bytes()); // last offset delta
+    batch[57..61].copy_from_slice(&3i32.to_be_bytes()); // record count
+    raw::reseal(&mut batch);
+    batch.freeze()
+}
+
+/// The uncompressed form of the same lie: one record, a header claiming three.
+fn lying_plain_batch() -> Bytes {
+    let mut batch = raw::batch(&[b"abc"], 1_700_000_000_000);
+    batch[23..27].copy_from_slice(&2i32.to_be_bytes());
+    batch[57..61].copy_from_slice(&3i32.to_be_bytes());
+    raw::reseal(&mut batch);
+    batch.freeze()
 }
 
 fn join_group(group: &str, session_timeout_ms: i32) -> RequestKind {
