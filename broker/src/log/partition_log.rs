@@ -271,41 +271,40 @@ impl PartitionLog {
         records: Bytes,
         now_ms: i64,
     ) -> Result<PreparedAppend, LogError> {
-        let headers = records::validate_record_set(&records)?;
-        let mut batches = Vec::with_capacity(headers.len());
-        let mut position = 0usize;
-        for header in headers {
-            let total = header.total_bytes();
-            let raw = records.slice(position..position + total);
-            position += total;
-            if total > config.max_message_bytes.max(0) as usize {
-                return Err(LogError::MessageTooLarge {
-                    size: total,
-                    max: config.max_message_bytes,
-                });
-            }
-            if config.compact {
-                check_keys(&raw, &header)?;
-            }
-            let recompressed = match config.compression {
-                Some(target) if target != header.compression()? => {
-                    Some(records::recompress(&raw, &header, target)?)
-                }
-                _ => None,
-            };
-            let batch = match (recompressed, config.log_append_time) {
-                (None, false) => raw,
-                (rewritten, _) => {
-                    let mut owned = rewritten.unwrap_or_else(|| BytesMut::from(&raw[..]));
-                    if config.log_append_time {
-                        records::stamp_log_append_time(&mut owned, now_ms);
-                    }
-                    owned.freeze()
-                }
-            };
-            let header = BatchHeader::parse(&batch)?;
-            batches.push((batch, header));
+        let validated = records::validate_produced(&records)?;
+        let header = validated.header;
+        let total = header.total_bytes();
+        if total > config.max_message_bytes.max(0) as usize {
+            return Err(LogError::MessageTooLarge {
+                size: total,
+                max: config.max_message_bytes,
+            });
         }
+        // Compacted topics need a key on every record, as Kafka's validator demands.
+        if config.compact && !validated.keyless.is_empty() {
+            return Err(LogError::CompactedWithoutKey {
+                indexes: validated.keyless,
+            });
+        }
+        let raw = records.slice(..total);
+        let recompressed = match config.compression {
+            Some(target) if target != header.compression()? => {
+                Some(records::recompress(&raw, &header, target)?)
+            }
+            _ => None,
+        };
+        let batch = match (recompressed, config.log_append_time) {
+            (None, false) => raw,
+            (rewritten, _) => {
+                let mut owned = rewritten.unwrap_or_else(|| BytesMut::from(&raw[..]));
+                if config.log_append_time {
+                    records::stamp_log_append_time(&mut owned, now_ms);
+                }
+                owned.freeze()
+            }
+        };
+        let header = BatchHeader::parse(&batch)?;
+        let batches = vec![(batch, header)];
         Ok(PreparedAppend {
             batches,
             log_append_time_ms: if config.log_append_time { now_ms } else { -1 },
@@ -713,32 +712,6 @@ fn finish_interrupted_cleaning(dir: &Path) -> Result<Vec<i64>, LogError> {
     Ok(swapped)
 }
 
-/// Compacted topics need a key on every record, as Kafka's validator demands.
-fn check_keys(batch: &[u8], header: &BatchHeader) -> Result<(), LogError> {
-    if header.is_control() {
-        return Ok(());
-    }
-    let inflated = records::inflate_records(batch, header)?;
-    let mut indexes = Vec::new();
-    let mut index = 0;
-    records::walk_records(
-        &inflated,
-        header.record_count,
-        records::OffsetDeltas::Dense,
-        |r| {
-            if r.key.is_none() {
-                indexes.push(index);
-            }
-            index += 1;
-            Ok(())
-        },
-    )?;
-    if !indexes.is_empty() {
-        return Err(LogError::CompactedWithoutKey { indexes });
-    }
-    Ok(())
-}
-
 /// Kafka's `leader-epoch-checkpoint`: version 0, one entry per epoch (epoch start offset).
 fn write_leader_epoch_checkpoint(dir: &Path, leader_epoch: i32) -> Result<(), LogError> {
     let path = dir.join("leader-epoch-checkpoint");
@@ -849,11 +822,14 @@ mod tests {
     #[test]
     fn indexes_are_kafkas_also_with_timestamps_going_backwards() {
         let dir = tempfile::tempdir().unwrap();
-        let topic_config = config(&[
-            ("internal.segment.bytes", "600"),
-            ("index.interval.bytes", "1"),
-        ]);
-        let mut log = PartitionLog::open(dir.path(), options(topic_config, true), None, 0).unwrap();
+        let topic_config = || {
+            config(&[
+                ("internal.segment.bytes", "600"),
+                ("index.interval.bytes", "1"),
+            ])
+        };
+        let mut log =
+            PartitionLog::open(dir.path(), options(topic_config(), true), None, 0).unwrap();
         for (i, ts) in [5_000, 9_000, 7_000, 8_000, 9_500, 3_000, 12_000, 11_000]
             .into_iter()
             .cycle()
@@ -876,11 +852,7 @@ mod tests {
         old.truncate(8);
         old[..4].copy_from_slice(&0u32.to_be_bytes());
         std::fs::write(&first, &old).unwrap();
-        let topic_config = config(&[
-            ("internal.segment.bytes", "600"),
-            ("index.interval.bytes", "1"),
-        ]);
-        let log = PartitionLog::open(dir.path(), options(topic_config, true), None, 0).unwrap();
+        let log = PartitionLog::open(dir.path(), options(topic_config(), true), None, 0).unwrap();
         for base in log.segments.keys() {
             assert_indexes_are_kafkas(dir.path(), *base);
         }

@@ -188,13 +188,30 @@ fn read_i64(b: &[u8], at: usize) -> i64 {
 /// would be checked against producer state together and appended one by one, so a
 /// refusal or a full disk part-way could store some of a request that was refused.
 pub fn validate_record_set(records: &[u8]) -> Result<Vec<BatchHeader>, BatchError> {
-    let headers = split_record_set(records, validate_batch)?;
+    validate_produced(records).map(|batch| vec![batch.header])
+}
+
+/// A produced batch that passed validation, and what its one walk over the records saw.
+#[derive(Debug)]
+pub struct ValidatedBatch {
+    pub header: BatchHeader,
+    /// The indexes in the batch of records without a key (for compacted topics).
+    pub keyless: Vec<i32>,
+}
+
+/// Validates a produced record set (exactly one batch, see [`validate_record_set`]),
+/// reading its records once.
+pub fn validate_produced(records: &[u8]) -> Result<ValidatedBatch, BatchError> {
+    // Framing of every batch first, then the one batch's own rules.
+    let headers = split_record_set(records, |_, _| Ok(()))?;
     if headers.len() > 1 {
         return Err(BatchError::InvalidRecord(
             "Produce requests are only allowed to contain exactly one record batch per partition",
         ));
     }
-    Ok(headers)
+    let header = headers[0];
+    let keyless = validate_batch(&records[..header.total_bytes()], &header)?;
+    Ok(ValidatedBatch { header, keyless })
 }
 
 /// Splits record bytes read back from a log into batches and validates each one with the
@@ -235,8 +252,9 @@ fn split_record_set(
 
 /// Validates one whole batch as a client must send it: CRC32C over attributes..end, counts
 /// and record framing, and Kafka's client-origin rules (LogValidator): no control batches,
-/// and an idempotent batch carries a sequence number.
-pub fn validate_batch(batch: &[u8], header: &BatchHeader) -> Result<(), BatchError> {
+/// and an idempotent batch carries a sequence number. Returns the indexes of the records
+/// without a key, which a compacted topic refuses.
+fn validate_batch(batch: &[u8], header: &BatchHeader) -> Result<Vec<i32>, BatchError> {
     let stored_crc = read_i32(batch, OFFSET_CRC) as u32;
     if crc32c::crc32c(&batch[OFFSET_ATTRIBUTES..]) != stored_crc {
         return Err(BatchError::Corrupt("CRC32C mismatch"));
@@ -273,19 +291,22 @@ pub fn validate_batch(batch: &[u8], header: &BatchHeader) -> Result<(), BatchErr
         inflated = inflate_records(batch, header)?;
         &inflated[..]
     };
-    walk_records(
-        records,
-        header.record_count,
-        OffsetDeltas::Dense,
-        |_| Ok(()),
-    )
+    let mut keyless = Vec::new();
+    let mut index = 0;
+    walk_records(records, header.record_count, OffsetDeltas::Dense, |r| {
+        if r.key.is_none() {
+            keyless.push(index);
+        }
+        index += 1;
+        Ok(())
+    })
     .map_err(|e| match e {
         BatchError::Corrupt(_) => {
             BatchError::InvalidRecord("the records of the batch do not match its header")
         }
         other => other,
     })?;
-    Ok(())
+    Ok(keyless)
 }
 
 /// Whether any batch of a record set has the transactional attribute, reading only the
