@@ -920,14 +920,22 @@ impl GroupCoordinator {
         let Some(Group::Consumer(group)) = shard.groups.get_mut(group_id) else {
             return Err(GroupError::GroupIdNotFound);
         };
-        let mut limits = self.config.consumer.clone();
-        (limits.session_timeout_ms, limits.heartbeat_interval_ms) =
-            crate::metadata::group_config::consumer_timeouts(
-                group_configs,
-                limits.session_timeout_ms,
-                limits.heartbeat_interval_ms,
-            );
-        let result = group.heartbeat(now_ms, &limits, &topics, request);
+        // Most groups set nothing of their own: only those pay for a copy of the limits.
+        let overridden;
+        let limits = if group_configs.is_empty() {
+            &self.config.consumer
+        } else {
+            let mut limits = self.config.consumer.clone();
+            (limits.session_timeout_ms, limits.heartbeat_interval_ms) =
+                crate::metadata::group_config::consumer_timeouts(
+                    group_configs,
+                    limits.session_timeout_ms,
+                    limits.heartbeat_interval_ms,
+                );
+            overridden = limits;
+            &overridden
+        };
+        let result = group.heartbeat(now_ms, limits, &topics, request);
         let mut changes = conversion;
         changes.extend(group.take_changes());
         self.persist(&shard, group_id, &changes)?;
