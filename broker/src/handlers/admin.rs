@@ -336,18 +336,13 @@ fn describe_group_configs(
                     ConfigSource::Default.describe_code(),
                 ),
             };
-            let kind = if def.name.ends_with(".ms") || def.name.ends_with(".replicas") {
-                ConfigType::Int
-            } else {
-                ConfigType::String
-            };
             let mut entry = config_entry(
                 def.name,
                 Some(value.clone()),
                 source,
                 false,
                 false,
-                kind,
+                def.config_type(),
                 "A group's own setting; its default is the broker's group setting of that name.",
                 request,
             );

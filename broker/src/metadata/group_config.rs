@@ -126,6 +126,14 @@ pub fn definition(name: &str) -> Option<&'static GroupConfigDef> {
 }
 
 impl GroupConfigDef {
+    /// The type DescribeConfigs reports: numbers for bounded keys, words for the rest.
+    pub fn config_type(&self) -> crate::config::ConfigType {
+        match self.kind {
+            Kind::Bounded { .. } => crate::config::ConfigType::Int,
+            Kind::Choice(_) => crate::config::ConfigType::String,
+        }
+    }
+
     /// The value a group without an override has: the broker's setting behind it.
     pub fn default_value<'a>(&'a self, broker: &'a BrokerConfig) -> &'a str {
         match self.default_key {
