@@ -230,10 +230,7 @@ class AdminTest {
         TopicPartition p1 = new TopicPartition(topic, 1);
         try (KafkaConsumer<String, String> c = consumer(broker.bootstrap(), group, Map.of())) {
             c.subscribe(List.of(topic));
-            long until = System.currentTimeMillis() + 20_000;
-            while (c.assignment().size() < 2 && System.currentTimeMillis() < until) {
-                c.poll(Duration.ofMillis(100));
-            }
+            Clients.pollWhile(c, Duration.ofSeconds(20), () -> c.assignment().size() < 2);
             c.commitSync(Map.of(p0, new OffsetAndMetadata(3, "meta"), p1, new OffsetAndMetadata(4)));
 
             ConsumerGroupDescription live = admin.describeConsumerGroups(List.of(group)).all().get().get(group);
@@ -286,10 +283,7 @@ class AdminTest {
                         .allTopicNames().get().get(topic).authorizedOperations());
         try (KafkaConsumer<String, String> c = consumer(broker.bootstrap(), group, Map.of())) {
             c.subscribe(List.of(topic));
-            long until = System.currentTimeMillis() + 20_000;
-            while (c.assignment().isEmpty() && System.currentTimeMillis() < until) {
-                c.poll(Duration.ofMillis(100));
-            }
+            Clients.pollWhile(c, Duration.ofSeconds(20), () -> c.assignment().isEmpty());
             assertEquals(Set.of(AclOperation.READ, AclOperation.DELETE, AclOperation.DESCRIBE,
                             AclOperation.DESCRIBE_CONFIGS, AclOperation.ALTER_CONFIGS),
                     admin.describeConsumerGroups(List.of(group),

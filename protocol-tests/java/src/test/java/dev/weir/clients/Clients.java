@@ -97,6 +97,14 @@ final class Clients {
         return out;
     }
 
+    /** Polls `consumer` (dropping what it reads) while `waiting` holds, for at most `within`. */
+    static void pollWhile(KafkaConsumer<?, ?> consumer, Duration within, BooleanSupplier waiting) {
+        Instant deadline = Instant.now().plus(within);
+        while (waiting.getAsBoolean() && Instant.now().isBefore(deadline)) {
+            consumer.poll(Duration.ofMillis(100));
+        }
+    }
+
     static void waitUntil(String what, Duration within, BooleanSupplier condition) {
         Instant deadline = Instant.now().plus(within);
         while (!condition.getAsBoolean()) {

@@ -279,10 +279,7 @@ class ConsumerTest {
         long closed;
         try (KafkaConsumer<String, String> c = consumer(broker.bootstrap(), group, conf)) {
             c.subscribe(List.of(topic));
-            long until = System.currentTimeMillis() + 20_000;
-            while (c.assignment().size() < 2 && System.currentTimeMillis() < until) {
-                c.poll(Duration.ofMillis(100));
-            }
+            Clients.pollWhile(c, Duration.ofSeconds(20), () -> c.assignment().size() < 2);
             assertEquals(2, c.assignment().size());
             closed = System.currentTimeMillis();
         }
@@ -373,18 +370,12 @@ class ConsumerTest {
                 wantAlpha.add(new TopicPartition(t, 0));
                 wantAlpha.add(new TopicPartition(t, 1));
             }
-            long until = System.currentTimeMillis() + 30_000;
-            while (!c.assignment().equals(wantAlpha) && System.currentTimeMillis() < until) {
-                c.poll(Duration.ofMillis(100));
-            }
+            Clients.pollWhile(c, Duration.ofSeconds(30), () -> !c.assignment().equals(wantAlpha));
             assertEquals(wantAlpha, c.assignment());
             c.subscribe(java.util.regex.Pattern.compile(prefix + "beta.*"));
             Set<TopicPartition> wantBeta = Set.of(new TopicPartition(beta.get(0), 0),
                     new TopicPartition(beta.get(0), 1), new TopicPartition(beta.get(0), 2));
-            until = System.currentTimeMillis() + 30_000;
-            while (!c.assignment().equals(wantBeta) && System.currentTimeMillis() < until) {
-                c.poll(Duration.ofMillis(100));
-            }
+            Clients.pollWhile(c, Duration.ofSeconds(30), () -> !c.assignment().equals(wantBeta));
             assertEquals(wantBeta, c.assignment(), "exactly the new pattern's partitions");
         }
     }
