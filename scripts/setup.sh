@@ -6,7 +6,8 @@
 #  - for tests and the benchmark, Apache Kafka's jars (client, tools, broker) from Maven
 #    Central into scripts/.cache/kafka-<version>/libs (scripts/kafka/versions/pom.xml pins them);
 #  - for tests, the Go clients (franz-go, sarama) from the Go module proxy and kafkajs from
-#    npm, at the versions protocol-tests/go/go.sum and protocol-tests/node/package-lock.json pin.
+#    npm, at the versions protocol-tests/go/go.sum and protocol-tests/node/package-lock.json pin;
+#    and Debian's own sarama (1.22, a client older than Kafka 4 accepts).
 # `scripts/setup.sh build` installs only what building the broker needs.
 # Safe to run again: each step checks before it installs.
 set -euo pipefail
@@ -20,6 +21,8 @@ packages=(libclang-dev clang pkg-config zlib1g-dev patch)
 # Go and Node.js for the franz-go, sarama and kafkajs suites; the machine's own count.
 [ "$mode" = build ] || command -v go >/dev/null || packages+=(golang-go)
 [ "$mode" = build ] || command -v npm >/dev/null || packages+=(nodejs npm)
+# Debian's sarama (1.22.1): request versions Kafka 4 removed (protocol-tests/old-sarama).
+[ "$mode" = build ] || packages+=(golang-github-shopify-sarama-dev)
 # Kafka 4.1's tools and broker need Java 17 or newer.
 java_major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
 [ "$mode" = build ] || [ "${java_major:-0}" -ge 17 ] || packages+=(openjdk-17-jdk-headless)
@@ -73,7 +76,7 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import confluent_kafka, kafka, pytest' >/dev/null 2>&1; then
+if ! .venv/bin/python -c 'import confluent_kafka, kafka, lz4, pytest, snappy, xxhash' >/dev/null 2>&1; then
   .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
 fi
 kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' scripts/kafka/versions/pom.xml)

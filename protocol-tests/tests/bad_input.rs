@@ -124,11 +124,17 @@ async fn bad_connections_do_not_disturb_a_working_client() {
         "unsupported version closes the connection"
     );
 
-    // Produce v0-2 are advertised but refused (KIP-896).
+    // A Produce version above the table's.
+    let mut s = connect(&broker);
+    s.write_all(&[0, 0, 0, 10, 0, 0, 0, 14, 0, 0, 0, 1, 0xff, 0xff])
+        .unwrap();
+    assert!(closed_by_peer(s), "produce v14 closes the connection");
+
+    // Produce v2 (served for old clients, KIP-896 removed it from Kafka 4) without a body.
     let mut s = connect(&broker);
     s.write_all(&[0, 0, 0, 10, 0, 0, 0, 2, 0, 0, 0, 1, 0xff, 0xff])
         .unwrap();
-    assert!(closed_by_peer(s), "produce v2 closes the connection");
+    assert!(closed_by_peer(s), "a truncated produce v2 closes the connection");
 
     // A future ApiVersions gets a v0 UNSUPPORTED_VERSION answer with our versions (KIP-511).
     let mut s = connect(&broker);

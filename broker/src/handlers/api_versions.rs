@@ -24,7 +24,7 @@ fn api_keys() -> Vec<ApiVersion> {
         .map(|e| {
             ApiVersion::default()
                 .with_api_key(e.key as i16)
-                .with_min_version(e.advertised_min)
+                .with_min_version(e.min)
                 .with_max_version(e.max)
         })
         .collect()

@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use super::{str_bytes, Reply};
 use crate::broker::Broker;
-use crate::protocol::ErrorCode;
+use crate::protocol::{legacy_records, ErrorCode};
 use crate::replication::fetch_session::{FetchTarget, PartitionView};
 use crate::replication::Partition;
 
@@ -298,14 +298,19 @@ fn build_response(
                 has_news,
             );
         }
+        let (records, error) = if version < 4 {
+            down_convert(&slot, version)
+        } else {
+            (slot.records, slot.error)
+        };
         let data = PartitionData::default()
             .with_partition_index(slot.target.partition)
-            .with_error_code(slot.error.code())
+            .with_error_code(error.code())
             .with_high_watermark(hw)
             .with_last_stable_offset(lso)
             .with_log_start_offset(if version >= 5 { log_start } else { -1 })
             .with_aborted_transactions(aborted)
-            .with_records(Some(slot.records));
+            .with_records(Some(records));
         match topics.last_mut() {
             Some(t) if fetch_topic_matches(t, &slot.target, version) => t.partitions.push(data),
             _ => {
@@ -321,6 +326,24 @@ fn build_response(
     FetchResponse::default()
         .with_session_id(session_id)
         .with_responses(topics)
+}
+
+/// Fetch v0-3 (removed from Kafka 4 by KIP-896) read message sets of magic 0 (v0-1) or 1
+/// (v2-3): the stored v2 batches are converted, as Kafka 3 did, within the partition's
+/// byte limit (the first message always whole).
+fn down_convert(slot: &FetchSlot, version: i16) -> (Bytes, ErrorCode) {
+    if slot.records.is_empty() {
+        return (Bytes::new(), slot.error);
+    }
+    let magic = if version >= 2 { 1 } else { 0 };
+    let limit = slot.target.max_bytes.max(0) as usize;
+    match legacy_records::down_convert(&slot.records, magic, slot.target.fetch_offset, limit) {
+        Ok(records) => (records, slot.error),
+        Err(e) => {
+            tracing::error!(topic = %slot.target.topic, partition = slot.target.partition, error = %e, "stored records cannot be converted for an old fetch");
+            (Bytes::new(), ErrorCode::CorruptMessage)
+        }
+    }
 }
 
 /// A top-level fetch error (v7+, where sessions exist).

@@ -11,7 +11,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind, To
 use super::{str_bytes, Reply};
 use crate::broker::Broker;
 use crate::log::LogError;
-use crate::protocol::{records, ErrorCode};
+use crate::protocol::{legacy_records, records, ErrorCode};
 use crate::replication::{Partition, ProduceError};
 
 /// A partition's append waiting for its fsync before it may be acknowledged.
@@ -78,7 +78,15 @@ pub fn produce(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> R
                 partitions.push(response.with_error_code(ErrorCode::InvalidRequest.code()));
                 continue;
             }
-            match target.append(records, acks, now) {
+            // Produce v0-2 carry message sets of magic 0 or 1, stored as v2 (KIP-896 removed
+            // those versions from Kafka 4; weir keeps old clients working).
+            let records = if version < 3 && legacy_records::is_legacy(&records) {
+                legacy_records::up_convert(&records)
+                    .map_err(|e| ProduceError::Log(LogError::Batch(e)))
+            } else {
+                Ok(records)
+            };
+            match records.and_then(|records| target.append(records, acks, now)) {
                 Ok((append, flush_to)) => {
                     if append.rolled {
                         broker.replicas.checkpoint_partition(&target);

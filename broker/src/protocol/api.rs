@@ -9,62 +9,52 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
-/// One served API: the versions advertised and the versions actually decoded.
+use super::legacy;
+
+/// One served API and the versions it serves and advertises.
 #[derive(Debug, Clone, Copy)]
 pub struct ApiEntry {
     pub key: ApiKey,
-    /// The minimum advertised in ApiVersions.
-    pub advertised_min: i16,
-    /// The minimum this broker decodes. Differs from `advertised_min` only for Produce: Kafka
-    /// advertises v0 (librdkafka turns compression off when the advertised minimum is above 0)
-    /// while refusing v0-2 (KIP-896).
-    pub served_min: i16,
+    pub min: i16,
     pub max: i16,
 }
 
 const fn api(key: ApiKey, min: i16, max: i16) -> ApiEntry {
-    ApiEntry {
-        key,
-        advertised_min: min,
-        served_min: min,
-        max,
-    }
+    ApiEntry { key, min, max }
 }
 
-/// The APIs served, at Apache Kafka 4.1's version ranges.
+/// The APIs served, at Apache Kafka 4.1's version ranges, extended down to Kafka 3.9's
+/// oldest versions where Kafka 4 removed some (KIP-896; they are decoded by
+/// [`super::legacy`]): Produce 0-2, Fetch 0-3, ListOffsets 0, OffsetCommit 0-1,
+/// OffsetFetch 0, CreateTopics 0-1, DeleteTopics 0, DescribeConfigs 0, DescribeLogDirs 0
+/// and OffsetForLeaderEpoch 0-1.
 pub static API_TABLE: &[ApiEntry] = &[
-    ApiEntry {
-        key: ApiKey::Produce,
-        advertised_min: 0,
-        served_min: 3,
-        max: 13,
-    },
-    api(ApiKey::Fetch, 4, 18),
-    api(ApiKey::ListOffsets, 1, 10),
+    api(ApiKey::Produce, 0, 13),
+    api(ApiKey::Fetch, 0, 18),
+    api(ApiKey::ListOffsets, 0, 10),
     api(ApiKey::Metadata, 0, 13),
     api(ApiKey::ApiVersions, 0, 4),
-    api(ApiKey::CreateTopics, 2, 7),
-    api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::CreateTopics, 0, 7),
+    api(ApiKey::DeleteTopics, 0, 6),
     // v6 is KIP-939 two-phase commit, which Kafka 4.1 does not enable by default.
     api(ApiKey::InitProducerId, 0, 5),
-    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
-    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::OffsetForLeaderEpoch, 0, 4),
+    api(ApiKey::DescribeConfigs, 0, 4),
     api(ApiKey::DescribeCluster, 0, 2),
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::AlterConfigs, 0, 2),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::DeleteRecords, 0, 2),
-    api(ApiKey::DescribeLogDirs, 1, 4),
+    api(ApiKey::DescribeLogDirs, 0, 4),
     api(ApiKey::DescribeTopicPartitions, 0, 0),
     api(ApiKey::FindCoordinator, 0, 6),
     api(ApiKey::JoinGroup, 0, 9),
     api(ApiKey::SyncGroup, 0, 5),
     api(ApiKey::Heartbeat, 0, 4),
     api(ApiKey::LeaveGroup, 0, 5),
-    // Kafka 4.1 serves OffsetCommit 2-9 and OffsetFetch 1-9 (KIP-896 removed the oldest;
-    // v10, topic ids, is not enabled in 4.1).
-    api(ApiKey::OffsetCommit, 2, 9),
-    api(ApiKey::OffsetFetch, 1, 9),
+    // v10, topic ids, is not enabled in Kafka 4.1.
+    api(ApiKey::OffsetCommit, 0, 9),
+    api(ApiKey::OffsetFetch, 0, 9),
     api(ApiKey::OffsetDelete, 0, 0),
     api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::DescribeGroups, 0, 6),
@@ -100,7 +90,7 @@ pub enum FrameError {
 /// Checks a request's version against the table.
 pub fn check_version(key: ApiKey, version: i16) -> Result<(), FrameError> {
     let entry = entry(key).ok_or(FrameError::NotServed { key })?;
-    if version < entry.served_min || version > entry.max {
+    if version < entry.min || version > entry.max {
         return Err(FrameError::UnsupportedVersion { key, version });
     }
     Ok(())
@@ -131,7 +121,12 @@ pub fn decode_request(
     };
     let header = RequestHeader::decode(&mut frame, key.request_header_version(version))
         .map_err(malformed)?;
-    let body = RequestKind::decode(key, &mut frame, version).map_err(malformed)?;
+    let body = if legacy::is_legacy(key, version) {
+        legacy::decode_request(key, version, &mut frame)
+    } else {
+        RequestKind::decode(key, &mut frame, version)
+    }
+    .map_err(malformed)?;
     Ok((header, body))
 }
 
@@ -172,7 +167,11 @@ pub fn encode_response(
     let mut out = BytesMut::with_capacity(capacity_hint(body, version));
     out.put_i32(0);
     header.encode(&mut out, header_version)?;
-    body.encode(&mut out, version)?;
+    if legacy::is_legacy(key, version) {
+        legacy::encode_response(key, version, body, &mut out)?;
+    } else {
+        body.encode(&mut out, version)?;
+    }
     let size = i32::try_from(out.len() - 4)?;
     out[..4].copy_from_slice(&size.to_be_bytes());
     Ok(out.freeze())
@@ -251,20 +250,26 @@ mod tests {
     fn table_matches_the_codec_ranges() {
         for e in API_TABLE {
             let codec = codec_versions(e.key);
+            // Below the codec's range, the legacy codec takes over.
+            let first = legacy::first_codec_version(e.key).unwrap_or(codec.min);
+            assert_eq!(
+                first, codec.min,
+                "{:?}: legacy codec ends where the codec starts",
+                e.key
+            );
             assert!(
-                e.served_min >= codec.min && e.max <= codec.max,
+                (e.min >= codec.min || legacy::is_legacy(e.key, e.min)) && e.max <= codec.max,
                 "{:?} {codec}",
                 e.key
             );
-            assert!(e.advertised_min <= e.served_min);
         }
     }
 
     #[test]
-    fn produce_is_advertised_from_zero_but_served_from_three() {
-        let produce = entry(ApiKey::Produce).unwrap();
-        assert_eq!(produce.advertised_min, 0);
-        assert!(check_version(ApiKey::Produce, 2).is_err());
-        assert!(check_version(ApiKey::Produce, 3).is_ok());
+    fn versions_kafka_4_removed_are_served() {
+        assert!(check_version(ApiKey::Produce, 0).is_ok());
+        assert!(check_version(ApiKey::Fetch, 0).is_ok());
+        assert!(check_version(ApiKey::OffsetCommit, 1).is_ok());
+        assert!(check_version(ApiKey::Produce, 14).is_err());
     }
 }

@@ -7,6 +7,8 @@
 pub mod api;
 pub mod compression;
 pub mod error;
+pub mod legacy;
+pub mod legacy_records;
 pub mod records;
 
 pub use error::ErrorCode;

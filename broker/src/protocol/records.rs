@@ -648,23 +648,57 @@ pub fn build_keyed_batch(
     for (i, (key, value)) in entries.iter().enumerate() {
         write_record(&mut records, i as i32, 0, *key, *value);
     }
-    let mut out = BytesMut::with_capacity(BATCH_HEADER_BYTES + records.len());
+    let mut out = seal_batch(
+        &records,
+        entries.len() as i32,
+        timestamp_ms,
+        timestamp_ms,
+        Compression::None,
+    )
+    .expect("an uncompressed batch needs no codec");
+    out[OFFSET_PRODUCER_ID..OFFSET_PRODUCER_ID + 8].copy_from_slice(&producer.0.to_be_bytes());
+    out[OFFSET_PRODUCER_EPOCH..OFFSET_PRODUCER_EPOCH + 2]
+        .copy_from_slice(&producer.1.to_be_bytes());
+    out[OFFSET_BASE_SEQUENCE..OFFSET_BASE_SEQUENCE + 4].copy_from_slice(&producer.2.to_be_bytes());
+    reseal_crc(&mut out);
+    out
+}
+
+/// Puts a v2 batch header (base offset 0, no producer, CreateTime) in front of `count`
+/// records written with offset deltas 0.., compressing them with `codec`.
+pub fn seal_batch(
+    records: &[u8],
+    count: i32,
+    base_timestamp: i64,
+    max_timestamp: i64,
+    codec: Compression,
+) -> Result<BytesMut, BatchError> {
+    let compressed;
+    let body = if codec == Compression::None {
+        records
+    } else {
+        compressed = crate::protocol::compression::compress(codec, records)?;
+        &compressed
+    };
+    let batch_length = i32::try_from(BATCH_HEADER_BYTES - LOG_OVERHEAD + body.len())
+        .map_err(|_| BatchError::Corrupt("batch larger than 2 GiB"))?;
+    let mut out = BytesMut::with_capacity(BATCH_HEADER_BYTES + body.len());
     out.put_i64(0);
-    out.put_i32((BATCH_HEADER_BYTES - LOG_OVERHEAD + records.len()) as i32);
+    out.put_i32(batch_length);
     out.put_i32(-1);
     out.put_i8(2);
     out.put_u32(0);
-    out.put_i16(0);
-    out.put_i32(entries.len() as i32 - 1);
-    out.put_i64(timestamp_ms);
-    out.put_i64(timestamp_ms);
-    out.put_i64(producer.0);
-    out.put_i16(producer.1);
-    out.put_i32(producer.2);
-    out.put_i32(entries.len() as i32);
-    out.put_slice(&records);
+    out.put_i16(codec as i16);
+    out.put_i32(count - 1);
+    out.put_i64(base_timestamp);
+    out.put_i64(max_timestamp);
+    out.put_i64(-1);
+    out.put_i16(-1);
+    out.put_i32(-1);
+    out.put_i32(count);
+    out.put_slice(body);
     reseal_crc(&mut out);
-    out
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -1,0 +1,573 @@
+//! Request versions that Kafka 4 removed (KIP-896) and weir still serves, so that clients
+//! older than Kafka 4 accepts keep working.
+//!
+//! kafka-protocol's codecs are generated from Kafka 4's message definitions and start at
+//! Kafka 4's oldest versions. The formats below are Kafka 3.9's definitions of the older
+//! versions (checked against `kafka-clients` 3.9's schemas). A request at such a version
+//! is decoded here into the message of the oldest version the codec reads, with the
+//! fields that version lacks at their defaults; handlers see the request's real version,
+//! and its response is encoded here in the old format. Several old versions differ from
+//! the next one only in how the broker treated them (OffsetFetch v0 read ZooKeeper), and
+//! are handed to the codec at that next version.
+//!
+//! Record sets travel unchanged: the Produce and Fetch handlers convert message sets of
+//! magic 0 and 1 ([`super::legacy_records`]).
+
+use anyhow::{bail, Result};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::create_topics_request::{
+    CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+/// The oldest version kafka-protocol's codec reads, for the APIs weir serves below it.
+pub fn first_codec_version(key: ApiKey) -> Option<i16> {
+    Some(match key {
+        ApiKey::Produce => 3,
+        ApiKey::Fetch => 4,
+        ApiKey::ListOffsets => 1,
+        ApiKey::OffsetCommit => 2,
+        ApiKey::OffsetFetch => 1,
+        ApiKey::CreateTopics => 2,
+        ApiKey::DeleteTopics => 1,
+        ApiKey::DescribeConfigs => 1,
+        ApiKey::DescribeLogDirs => 1,
+        ApiKey::OffsetForLeaderEpoch => 2,
+        _ => return None,
+    })
+}
+
+/// Whether a request version is one this module decodes.
+pub fn is_legacy(key: ApiKey, version: i16) -> bool {
+    first_codec_version(key).is_some_and(|first| version < first)
+}
+
+/// Decodes the body of a request at a removed version into the message of the codec's
+/// oldest version.
+pub fn decode_request(key: ApiKey, version: i16, buf: &mut Bytes) -> Result<RequestKind> {
+    Ok(match key {
+        ApiKey::Produce => RequestKind::Produce(produce(buf)?),
+        ApiKey::Fetch => RequestKind::Fetch(fetch(buf, version)?),
+        ApiKey::ListOffsets => RequestKind::ListOffsets(list_offsets(buf)?),
+        ApiKey::OffsetCommit => RequestKind::OffsetCommit(offset_commit(buf, version)?),
+        ApiKey::OffsetFetch => RequestKind::OffsetFetch(OffsetFetchRequest::decode(buf, 1)?),
+        ApiKey::CreateTopics if version == 1 => {
+            RequestKind::CreateTopics(CreateTopicsRequest::decode(buf, 2)?)
+        }
+        ApiKey::CreateTopics => RequestKind::CreateTopics(create_topics_v0(buf)?),
+        ApiKey::DeleteTopics => RequestKind::DeleteTopics(DeleteTopicsRequest::decode(buf, 1)?),
+        ApiKey::DescribeConfigs => RequestKind::DescribeConfigs(describe_configs(buf)?),
+        ApiKey::DescribeLogDirs => {
+            RequestKind::DescribeLogDirs(DescribeLogDirsRequest::decode(buf, 1)?)
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            RequestKind::OffsetForLeaderEpoch(offset_for_leader_epoch(buf)?)
+        }
+        other => bail!("{other:?} v{version} has no legacy codec"),
+    })
+}
+
+/// Encodes a response to a request of a removed version, in that version's format.
+pub fn encode_response(
+    key: ApiKey,
+    version: i16,
+    body: &ResponseKind,
+    out: &mut BytesMut,
+) -> Result<()> {
+    match body {
+        ResponseKind::Produce(r) => produce_response(r, version, out),
+        ResponseKind::Fetch(r) => fetch_response(r, version, out),
+        ResponseKind::ListOffsets(r) => list_offsets_response(r, out),
+        // v0 and v1 answer exactly as v2.
+        ResponseKind::OffsetCommit(r) => r.encode(out, 2)?,
+        ResponseKind::OffsetFetch(r) => r.encode(out, 1)?,
+        ResponseKind::CreateTopics(r) => create_topics_response(r, version, out),
+        ResponseKind::DeleteTopics(r) => delete_topics_response(r, out),
+        ResponseKind::DescribeConfigs(r) => describe_configs_response(r, out),
+        ResponseKind::DescribeLogDirs(r) => r.encode(out, 1)?,
+        ResponseKind::OffsetForLeaderEpoch(r) => offset_for_leader_epoch_response(r, version, out),
+        _ => bail!("{key:?} v{version} has no legacy codec"),
+    }
+    Ok(())
+}
+
+// ---- Reading -------------------------------------------------------------------------
+
+fn take(buf: &mut Bytes, n: usize) -> Result<Bytes> {
+    if buf.remaining() < n {
+        bail!("{n} bytes needed, {} remaining", buf.remaining());
+    }
+    Ok(buf.split_to(n))
+}
+
+fn i8_(buf: &mut Bytes) -> Result<i8> {
+    Ok(take(buf, 1)?.get_i8())
+}
+
+fn i16_(buf: &mut Bytes) -> Result<i16> {
+    Ok(take(buf, 2)?.get_i16())
+}
+
+fn i32_(buf: &mut Bytes) -> Result<i32> {
+    Ok(take(buf, 4)?.get_i32())
+}
+
+fn i64_(buf: &mut Bytes) -> Result<i64> {
+    Ok(take(buf, 8)?.get_i64())
+}
+
+fn nullable_string(buf: &mut Bytes) -> Result<Option<StrBytes>> {
+    let length = i16_(buf)?;
+    if length < 0 {
+        return Ok(None);
+    }
+    Ok(Some(StrBytes::from_utf8(take(buf, length as usize)?)?))
+}
+
+fn string(buf: &mut Bytes) -> Result<StrBytes> {
+    match nullable_string(buf)? {
+        Some(s) => Ok(s),
+        None => bail!("null string in a non-nullable field"),
+    }
+}
+
+fn nullable_bytes(buf: &mut Bytes) -> Result<Option<Bytes>> {
+    let length = i32_(buf)?;
+    if length < 0 {
+        return Ok(None);
+    }
+    take(buf, length as usize).map(Some)
+}
+
+/// An array of elements (-1: null). A count beyond the bytes left is refused before
+/// anything is reserved, as in the patched codec (every element takes at least a byte).
+fn nullable_array<T>(
+    buf: &mut Bytes,
+    mut element: impl FnMut(&mut Bytes) -> Result<T>,
+) -> Result<Option<Vec<T>>> {
+    let count = i32_(buf)?;
+    if count < 0 {
+        return Ok(None);
+    }
+    if count as usize > buf.remaining() {
+        bail!(
+            "Array length {count} exceeds the {} bytes remaining",
+            buf.remaining()
+        );
+    }
+    let mut out = Vec::with_capacity((count as usize).min(1024));
+    for _ in 0..count {
+        out.push(element(buf)?);
+    }
+    Ok(Some(out))
+}
+
+fn array<T>(buf: &mut Bytes, element: impl FnMut(&mut Bytes) -> Result<T>) -> Result<Vec<T>> {
+    match nullable_array(buf, element)? {
+        Some(items) => Ok(items),
+        None => bail!("null array in a non-nullable field"),
+    }
+}
+
+fn produce(buf: &mut Bytes) -> Result<ProduceRequest> {
+    let acks = i16_(buf)?;
+    let timeout_ms = i32_(buf)?;
+    let topic_data = array(buf, |buf| {
+        let name = TopicName(string(buf)?);
+        let partition_data = array(buf, |buf| {
+            let index = i32_(buf)?;
+            let records = nullable_bytes(buf)?;
+            Ok(PartitionProduceData::default()
+                .with_index(index)
+                .with_records(records))
+        })?;
+        Ok(TopicProduceData::default()
+            .with_name(name)
+            .with_partition_data(partition_data))
+    })?;
+    Ok(ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(timeout_ms)
+        .with_topic_data(topic_data))
+}
+
+fn fetch(buf: &mut Bytes, version: i16) -> Result<FetchRequest> {
+    let replica_id = BrokerId(i32_(buf)?);
+    let max_wait_ms = i32_(buf)?;
+    let min_bytes = i32_(buf)?;
+    // v0-2 had no response limit.
+    let max_bytes = if version >= 3 { i32_(buf)? } else { i32::MAX };
+    let topics = array(buf, |buf| {
+        let topic = TopicName(string(buf)?);
+        let partitions = array(buf, |buf| {
+            Ok(FetchPartition::default()
+                .with_partition(i32_(buf)?)
+                .with_fetch_offset(i64_(buf)?)
+                .with_partition_max_bytes(i32_(buf)?))
+        })?;
+        Ok(FetchTopic::default()
+            .with_topic(topic)
+            .with_partitions(partitions))
+    })?;
+    Ok(FetchRequest::default()
+        .with_replica_id(replica_id)
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(min_bytes)
+        .with_max_bytes(max_bytes)
+        .with_topics(topics))
+}
+
+fn list_offsets(buf: &mut Bytes) -> Result<ListOffsetsRequest> {
+    let replica_id = BrokerId(i32_(buf)?);
+    let topics = array(buf, |buf| {
+        let name = TopicName(string(buf)?);
+        let partitions = array(buf, |buf| {
+            let partition = ListOffsetsPartition::default()
+                .with_partition_index(i32_(buf)?)
+                .with_timestamp(i64_(buf)?);
+            // max_num_offsets: the answer holds at most one offset (see the response).
+            i32_(buf)?;
+            Ok(partition)
+        })?;
+        Ok(ListOffsetsTopic::default()
+            .with_name(name)
+            .with_partitions(partitions))
+    })?;
+    Ok(ListOffsetsRequest::default()
+        .with_replica_id(replica_id)
+        .with_topics(topics))
+}
+
+fn offset_commit(buf: &mut Bytes, version: i16) -> Result<OffsetCommitRequest> {
+    let group_id = GroupId(string(buf)?);
+    let mut request = OffsetCommitRequest::default().with_group_id(group_id);
+    if version >= 1 {
+        request.generation_id_or_member_epoch = i32_(buf)?;
+        request.member_id = string(buf)?;
+    }
+    request.topics = array(buf, |buf| {
+        let name = TopicName(string(buf)?);
+        let partitions = array(buf, |buf| {
+            let partition = i32_(buf)?;
+            let offset = i64_(buf)?;
+            if version == 1 {
+                // commit_timestamp: Kafka 3 dropped its use; expiry follows the group's rules.
+                i64_(buf)?;
+            }
+            Ok(OffsetCommitRequestPartition::default()
+                .with_partition_index(partition)
+                .with_committed_offset(offset)
+                .with_committed_metadata(nullable_string(buf)?))
+        })?;
+        Ok(OffsetCommitRequestTopic::default()
+            .with_name(name)
+            .with_partitions(partitions))
+    })?;
+    Ok(request)
+}
+
+fn create_topics_v0(buf: &mut Bytes) -> Result<CreateTopicsRequest> {
+    let topics = array(buf, |buf| {
+        let name = TopicName(string(buf)?);
+        let num_partitions = i32_(buf)?;
+        let replication_factor = i16_(buf)?;
+        let assignments = array(buf, |buf| {
+            Ok(CreatableReplicaAssignment::default()
+                .with_partition_index(i32_(buf)?)
+                .with_broker_ids(array(buf, |buf| Ok(BrokerId(i32_(buf)?)))?))
+        })?;
+        let configs = array(buf, |buf| {
+            Ok(CreatableTopicConfig::default()
+                .with_name(string(buf)?)
+                .with_value(nullable_string(buf)?))
+        })?;
+        Ok(CreatableTopic::default()
+            .with_name(name)
+            .with_num_partitions(num_partitions)
+            .with_replication_factor(replication_factor)
+            .with_assignments(assignments)
+            .with_configs(configs))
+    })?;
+    Ok(CreateTopicsRequest::default()
+        .with_topics(topics)
+        .with_timeout_ms(i32_(buf)?))
+}
+
+fn describe_configs(buf: &mut Bytes) -> Result<DescribeConfigsRequest> {
+    let resources = array(buf, |buf| {
+        Ok(DescribeConfigsResource::default()
+            .with_resource_type(i8_(buf)?)
+            .with_resource_name(string(buf)?)
+            .with_configuration_keys(nullable_array(buf, string)?))
+    })?;
+    Ok(DescribeConfigsRequest::default().with_resources(resources))
+}
+
+fn offset_for_leader_epoch(buf: &mut Bytes) -> Result<OffsetForLeaderEpochRequest> {
+    let topics = array(buf, |buf| {
+        let topic = TopicName(string(buf)?);
+        let partitions = array(buf, |buf| {
+            Ok(OffsetForLeaderPartition::default()
+                .with_partition(i32_(buf)?)
+                .with_leader_epoch(i32_(buf)?))
+        })?;
+        Ok(OffsetForLeaderTopic::default()
+            .with_topic(topic)
+            .with_partitions(partitions))
+    })?;
+    Ok(OffsetForLeaderEpochRequest::default().with_topics(topics))
+}
+
+// ---- Writing -------------------------------------------------------------------------
+
+fn put_string(out: &mut BytesMut, s: &str) {
+    out.put_i16(s.len() as i16);
+    out.put_slice(s.as_bytes());
+}
+
+fn put_nullable_string(out: &mut BytesMut, s: Option<&str>) {
+    match s {
+        Some(s) => put_string(out, s),
+        None => out.put_i16(-1),
+    }
+}
+
+fn put_count(out: &mut BytesMut, n: usize) {
+    out.put_i32(n as i32);
+}
+
+fn produce_response(r: &ProduceResponse, version: i16, out: &mut BytesMut) {
+    put_count(out, r.responses.len());
+    for topic in &r.responses {
+        put_string(out, &topic.name);
+        put_count(out, topic.partition_responses.len());
+        for p in &topic.partition_responses {
+            out.put_i32(p.index);
+            out.put_i16(p.error_code);
+            out.put_i64(p.base_offset);
+            if version >= 2 {
+                out.put_i64(p.log_append_time_ms);
+            }
+        }
+    }
+    if version >= 1 {
+        out.put_i32(r.throttle_time_ms);
+    }
+}
+
+fn fetch_response(r: &FetchResponse, version: i16, out: &mut BytesMut) {
+    if version >= 1 {
+        out.put_i32(r.throttle_time_ms);
+    }
+    put_count(out, r.responses.len());
+    for topic in &r.responses {
+        put_string(out, &topic.topic);
+        put_count(out, topic.partitions.len());
+        for p in &topic.partitions {
+            out.put_i32(p.partition_index);
+            out.put_i16(p.error_code);
+            out.put_i64(p.high_watermark);
+            let records = p.records.as_deref().unwrap_or_default();
+            out.put_i32(records.len() as i32);
+            out.put_slice(records);
+        }
+    }
+}
+
+/// v0 answered a list of offsets (segment starts before a time); weir answers the one
+/// offset v1 gives: the high watermark for -1, the log start for -2, and for a time the
+/// first offset at or after it.
+fn list_offsets_response(r: &ListOffsetsResponse, out: &mut BytesMut) {
+    put_count(out, r.topics.len());
+    for topic in &r.topics {
+        put_string(out, &topic.name);
+        put_count(out, topic.partitions.len());
+        for p in &topic.partitions {
+            out.put_i32(p.partition_index);
+            out.put_i16(p.error_code);
+            if p.error_code == 0 && p.offset >= 0 {
+                put_count(out, 1);
+                out.put_i64(p.offset);
+            } else {
+                put_count(out, 0);
+            }
+        }
+    }
+}
+
+fn create_topics_response(r: &CreateTopicsResponse, version: i16, out: &mut BytesMut) {
+    put_count(out, r.topics.len());
+    for topic in &r.topics {
+        put_string(out, &topic.name);
+        out.put_i16(topic.error_code);
+        if version >= 1 {
+            put_nullable_string(out, topic.error_message.as_deref());
+        }
+    }
+}
+
+fn delete_topics_response(r: &DeleteTopicsResponse, out: &mut BytesMut) {
+    put_count(out, r.responses.len());
+    for topic in &r.responses {
+        put_string(out, topic.name.as_ref().map_or("", |n| n.as_str()));
+        out.put_i16(topic.error_code);
+    }
+}
+
+/// Kafka's ConfigSource DEFAULT_CONFIG: what v0's `is_default` reported.
+const DEFAULT_CONFIG: i8 = 5;
+
+fn describe_configs_response(r: &DescribeConfigsResponse, out: &mut BytesMut) {
+    out.put_i32(r.throttle_time_ms);
+    put_count(out, r.results.len());
+    for result in &r.results {
+        out.put_i16(result.error_code);
+        put_nullable_string(out, result.error_message.as_deref());
+        out.put_i8(result.resource_type);
+        put_string(out, &result.resource_name);
+        put_count(out, result.configs.len());
+        for config in &result.configs {
+            put_string(out, &config.name);
+            put_nullable_string(out, config.value.as_deref());
+            out.put_u8(config.read_only as u8);
+            out.put_u8((config.config_source == DEFAULT_CONFIG) as u8);
+            out.put_u8(config.is_sensitive as u8);
+        }
+    }
+}
+
+fn offset_for_leader_epoch_response(
+    r: &OffsetForLeaderEpochResponse,
+    version: i16,
+    out: &mut BytesMut,
+) {
+    put_count(out, r.topics.len());
+    for topic in &r.topics {
+        put_string(out, &topic.topic);
+        put_count(out, topic.partitions.len());
+        for p in &topic.partitions {
+            out.put_i16(p.error_code);
+            out.put_i32(p.partition);
+            if version >= 1 {
+                out.put_i32(p.leader_epoch);
+            }
+            out.put_i64(p.end_offset);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The old formats that equal a newer one byte for byte, checked through the codec.
+    #[test]
+    fn versions_handed_to_the_codec_share_its_format() {
+        // OffsetCommit v0/v1 responses = v2.
+        let response = OffsetCommitResponse::default();
+        let mut a = BytesMut::new();
+        encode_response(
+            ApiKey::OffsetCommit,
+            0,
+            &ResponseKind::OffsetCommit(response),
+            &mut a,
+        )
+        .unwrap();
+        assert_eq!(&a[..], &[0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn produce_v0_to_v2_decode_and_answer_in_their_format() {
+        let mut frame = BytesMut::new();
+        frame.put_i16(1); // acks
+        frame.put_i32(1500);
+        frame.put_i32(1);
+        put_string(&mut frame, "t");
+        frame.put_i32(1);
+        frame.put_i32(3);
+        frame.put_i32(2);
+        frame.put_slice(b"xy");
+        let request = produce(&mut frame.freeze()).unwrap();
+        assert_eq!(request.acks, 1);
+        assert_eq!(request.transactional_id, None);
+        let data = &request.topic_data[0].partition_data[0];
+        assert_eq!((data.index, data.records.as_deref()), (3, Some(&b"xy"[..])));
+
+        let mut response = ProduceResponse::default().with_throttle_time_ms(7);
+        response.responses.push(
+            produce_response::TopicProduceResponse::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partition_responses(vec![
+                    produce_response::PartitionProduceResponse::default()
+                        .with_index(3)
+                        .with_base_offset(42)
+                        .with_log_append_time_ms(-1),
+                ]),
+        );
+        let sizes: Vec<usize> = (0..3)
+            .map(|v| {
+                let mut out = BytesMut::new();
+                produce_response(&response, v, &mut out);
+                out.len()
+            })
+            .collect();
+        // v1 adds the throttle time, v2 the log append time.
+        assert_eq!(
+            sizes,
+            vec![4 + 3 + 4 + 14, 4 + 3 + 4 + 14 + 4, 4 + 3 + 4 + 22 + 4]
+        );
+        let mut v2 = BytesMut::new();
+        produce_response(&response, 2, &mut v2);
+        let mut v3 = BytesMut::new();
+        response.encode(&mut v3, 3).unwrap();
+        assert_eq!(v2, v3, "v2 answers as v3");
+    }
+
+    #[test]
+    fn counts_beyond_the_frame_are_refused() {
+        let mut frame = BytesMut::new();
+        frame.put_i16(1);
+        frame.put_i32(1500);
+        frame.put_i32(i32::MAX);
+        let error = produce(&mut frame.freeze()).unwrap_err();
+        assert!(error.to_string().contains("exceeds"), "{error}");
+    }
+
+    #[test]
+    fn fetch_v3_reads_max_bytes_and_v0_does_not() {
+        let body = |v3: bool| {
+            let mut frame = BytesMut::new();
+            frame.put_i32(-1);
+            frame.put_i32(500);
+            frame.put_i32(1);
+            if v3 {
+                frame.put_i32(1000);
+            }
+            frame.put_i32(1);
+            put_string(&mut frame, "t");
+            frame.put_i32(1);
+            frame.put_i32(0);
+            frame.put_i64(5);
+            frame.put_i32(4096);
+            frame.freeze()
+        };
+        let v0 = fetch(&mut body(false), 0).unwrap();
+        assert_eq!(v0.max_bytes, i32::MAX);
+        let v3 = fetch(&mut body(true), 3).unwrap();
+        assert_eq!(v3.max_bytes, 1000);
+        let p = &v3.topics[0].partitions[0];
+        assert_eq!((p.fetch_offset, p.partition_max_bytes), (5, 4096));
+        assert_eq!(v3.session_epoch, -1, "no fetch session before v7");
+    }
+}
