@@ -169,6 +169,40 @@ def test_old_admin_requests(broker):
         admin.close()
 
 
+
+def test_offset_for_leader_epoch_and_log_dirs_of_1_x_brokers(broker):
+    """OffsetForLeaderEpoch v0 (Kafka 1.1) and v1 (2.0), and DescribeLogDirs v0 (1.x), through
+    kafka-python's own codecs of those versions."""
+    from kafka.protocol.consumer import OffsetForLeaderEpochRequest
+    topic = unique("ofle")
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for _ in range(5):
+        p.produce(topic, b"x")
+    assert p.flush(10) == 0
+    T = OffsetForLeaderEpochRequest.OffsetForLeaderTopic
+    P = T.OffsetForLeaderPartition
+    for api_version, version in [((1, 1), 0), ((2, 0), 1)]:
+        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, api_version=api_version)
+        request = OffsetForLeaderEpochRequest(replica_id=-1, topics=[T(topic=topic, partitions=[
+            P(partition=0, current_leader_epoch=-1, leader_epoch=0),
+            P(partition=7, current_leader_epoch=-1, leader_epoch=0)])])
+
+        async def send():
+            return await admin._manager.send(request, node_id=1)
+        response = admin._manager.run(send)
+        assert response.version == version
+        [result] = response.topics
+        ok, missing = result.partitions
+        assert (ok.error_code, ok.partition, ok.end_offset) == (0, 0, 5)
+        assert (missing.error_code, missing.end_offset) == (3, -1)  # UNKNOWN_TOPIC_OR_PARTITION
+        if version == 1:
+            assert (ok.leader_epoch, missing.leader_epoch) == (0, -1)
+        dirs = admin.describe_log_dirs({topic: [0]})
+        [log_dir] = dirs[0]["log_dirs"]
+        [described] = log_dir["topics"]
+        assert described["name"] == topic and described["partitions"][0]["partition_size"] > 0
+        admin.close()
+
 DEBIAN_GOPATH = "/usr/share/gocode"
 
 

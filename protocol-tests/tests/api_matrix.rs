@@ -17,7 +17,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
 };
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Message, StrBytes};
 use protocol_tests::raw::Client;
 use protocol_tests::Broker;
 
@@ -299,6 +299,23 @@ fn request(key: ApiKey, version: i16, topic_id: uuid::Uuid) -> Option<RequestKin
     })
 }
 
+/// The oldest version kafka-protocol encodes (Kafka 4's oldest).
+fn first_codec_version(key: ApiKey) -> i16 {
+    match key {
+        ApiKey::Produce => ProduceRequest::VERSIONS.min,
+        ApiKey::Fetch => FetchRequest::VERSIONS.min,
+        ApiKey::ListOffsets => ListOffsetsRequest::VERSIONS.min,
+        ApiKey::OffsetCommit => OffsetCommitRequest::VERSIONS.min,
+        ApiKey::OffsetFetch => OffsetFetchRequest::VERSIONS.min,
+        ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS.min,
+        ApiKey::DeleteTopics => DeleteTopicsRequest::VERSIONS.min,
+        ApiKey::DescribeConfigs => DescribeConfigsRequest::VERSIONS.min,
+        ApiKey::DescribeLogDirs => DescribeLogDirsRequest::VERSIONS.min,
+        ApiKey::OffsetForLeaderEpoch => OffsetForLeaderEpochRequest::VERSIONS.min,
+        _ => 0,
+    }
+}
+
 fn group(s: &str) -> GroupId {
     GroupId(StrBytes::from_string(s.to_string()))
 }
@@ -338,8 +355,10 @@ fn every_advertised_version_answers_and_decodes() {
     for api in &versions.api_keys {
         let key = ApiKey::try_from(api.api_key).unwrap();
         for version in api.min_version..=api.max_version {
-            if key == ApiKey::Produce && version < 3 {
-                continue; // advertised from 0 but refused, as Kafka does (bad_input covers it)
+            if version < first_codec_version(key) {
+                // A version Kafka 4 removed: kafka-protocol cannot encode it; the old-client
+                // suites (protocol-tests/python/test_old_clients.py) send those.
+                continue;
             }
             let body = request(key, version, topic_id)
                 .unwrap_or_else(|| panic!("no request built for {key:?}"));

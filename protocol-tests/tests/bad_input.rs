@@ -134,7 +134,10 @@ async fn bad_connections_do_not_disturb_a_working_client() {
     let mut s = connect(&broker);
     s.write_all(&[0, 0, 0, 10, 0, 0, 0, 2, 0, 0, 0, 1, 0xff, 0xff])
         .unwrap();
-    assert!(closed_by_peer(s), "a truncated produce v2 closes the connection");
+    assert!(
+        closed_by_peer(s),
+        "a truncated produce v2 closes the connection"
+    );
 
     // A future ApiVersions gets a v0 UNSUPPORTED_VERSION answer with our versions (KIP-511).
     let mut s = connect(&broker);
