@@ -148,7 +148,8 @@ def test_offset_commit_v0_and_v1_without_a_group_generation(broker):
 
 def test_old_admin_requests(broker):
     """CreateTopics v0/v1, DescribeConfigs v0 and DeleteTopics v0."""
-    for api_version in [(0, 10, 1), (0, 11)]:
+    # 0.10.1: CreateTopics v0; 0.10.2: v1 (validate_only); 0.11: v2 and DescribeConfigs v0.
+    for api_version in [(0, 10, 1), (0, 10, 2), (0, 11)]:
         admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, api_version=api_version)
         topic = unique("oldadmin")
         admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1,
@@ -187,9 +188,7 @@ def test_offset_for_leader_epoch_and_log_dirs_of_1_x_brokers(broker):
             P(partition=0, current_leader_epoch=-1, leader_epoch=0),
             P(partition=7, current_leader_epoch=-1, leader_epoch=0)])])
 
-        async def send():
-            return await admin._manager.send(request, node_id=1)
-        response = admin._manager.run(send)
+        response = send_raw(admin, request)
         assert response.version == version
         [result] = response.topics
         ok, missing = result.partitions
@@ -202,6 +201,71 @@ def test_offset_for_leader_epoch_and_log_dirs_of_1_x_brokers(broker):
         [described] = log_dir["topics"]
         assert described["name"] == topic and described["partitions"][0]["partition_size"] > 0
         admin.close()
+
+
+def send_raw(admin, request):
+    """One request through kafka-python's own codec, at the version its api_version picks
+    within the request's max_version."""
+    async def send():
+        return await admin._manager.send(request, node_id=1)
+    return admin._manager.run(send)
+
+
+def old_messages(records):
+    """(offset, timestamp, key, value) of a magic 0/1 message set, by kafka-python's reader
+    (which skips a trailing partial message)."""
+    from kafka.record import MemoryRecords
+    out, sets = [], MemoryRecords(records)
+    while (batch := sets.next_batch()) is not None:
+        out += [(r.offset, r.timestamp, r.key, r.value) for r in batch]
+    return out
+
+
+def test_raw_old_fetch_and_list_offsets(broker):
+    """What the broker itself sends to Fetch v1/v2 and ListOffsets v0: converted messages
+    from the fetch offset on (not just what a client would skip), a partial message when
+    the first does not fit a v0-2 partition limit, and v0's offset lists."""
+    from kafka.protocol.consumer import FetchRequest, ListOffsetsRequest
+    topic = unique("raw")
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 50, "compression.type": "gzip"})
+    for i in range(300):
+        p.produce(topic, key=b"key", value=f"m{i}".encode() * 10, timestamp=1_000_000 + i)
+    assert p.flush(10) == 0
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, api_version=(0, 10, 0))
+    T = FetchRequest.FetchTopic
+    P = T.FetchPartition
+
+    def fetch(version, partition_max_bytes):
+        request = FetchRequest(replica_id=-1, max_wait_ms=100, min_bytes=1, max_bytes=1 << 20,
+                               max_version=version, topics=[T(topic=topic, partitions=[
+                                   P(partition=0, fetch_offset=137, partition_max_bytes=partition_max_bytes)])])
+        response = send_raw(admin, request)
+        assert response.version == version
+        [part] = response.responses[0].partitions
+        assert (part.error_code, part.high_watermark) == (0, 300)
+        return part.records
+
+    v2 = old_messages(fetch(2, 1 << 20))
+    # Within the stored size (the batch is gzip, the messages are not), from offset 137 on.
+    assert v2 and v2[0] == (137, 1_000_137, b"key", b"m137" * 10)
+    assert [m[0] for m in v2] == list(range(137, 137 + len(v2)))
+    v1 = old_messages(fetch(1, 1 << 20))
+    assert v1[0] == (137, None, b"key", b"m137" * 10), "magic 0 has no timestamp"
+    # A first message longer than the v0-2 partition limit comes cut: Kafka 3's partial
+    # message, which clients skip (and ask again with more room).
+    partial = fetch(2, 30)
+    assert len(partial) == 30 and old_messages(partial) == []
+
+    L = ListOffsetsRequest.ListOffsetsTopic
+    LP = L.ListOffsetsPartition
+    for timestamp, expected in [(-1, [300]), (-2, [0]), (1_000_100, [100]), (2_000_000, [])]:
+        request = ListOffsetsRequest(replica_id=-1, max_version=0, topics=[L(name=topic, partitions=[
+            LP(partition_index=0, timestamp=timestamp, max_num_offsets=5)])])
+        response = send_raw(admin, request)
+        assert response.version == 0
+        [part] = response.topics[0].partitions
+        assert (part.error_code, part.old_style_offsets) == (0, expected), timestamp
+    admin.close()
 
 DEBIAN_GOPATH = "/usr/share/gocode"
 

@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 use super::{str_bytes, Reply};
 use crate::broker::Broker;
+use crate::log::LogError;
 use crate::protocol::{legacy_records, ErrorCode};
 use crate::replication::fetch_session::{FetchTarget, PartitionView};
 use crate::replication::Partition;
@@ -160,6 +161,9 @@ async fn run_fetch(broker: &Arc<Broker>, version: i16, request: FetchRequest) ->
     } else {
         (request.max_bytes as usize).min(broker.config.fetch_max_bytes)
     };
+    // Fetch v0-2 predate KIP-74: no partition gets a message past its limit whole; each
+    // reads its next batch and the conversion cuts it (see `down_convert`).
+    let hard_limit = version <= 2;
     loop {
         let partitions: Vec<Arc<Partition>> =
             slots.iter().filter_map(|s| s.partition.clone()).collect();
@@ -167,7 +171,7 @@ async fn run_fetch(broker: &Arc<Broker>, version: i16, request: FetchRequest) ->
         for w in &mut wakeups {
             w.as_mut().enable();
         }
-        let total = read_slots(&mut slots, read_committed, max_bytes);
+        let total = read_slots(&mut slots, read_committed, max_bytes, hard_limit);
         let errors = slots.iter().any(|s| s.error != ErrorCode::None);
         if total >= min_bytes
             || errors
@@ -180,7 +184,7 @@ async fn run_fetch(broker: &Arc<Broker>, version: i16, request: FetchRequest) ->
             .await
             .is_err()
         {
-            read_slots(&mut slots, read_committed, max_bytes);
+            read_slots(&mut slots, read_committed, max_bytes, hard_limit);
             break;
         }
     }
@@ -194,8 +198,15 @@ async fn run_fetch(broker: &Arc<Broker>, version: i16, request: FetchRequest) ->
     )
 }
 
-/// Reads every slot from its fetch offset; returns the total bytes read.
-fn read_slots(slots: &mut [FetchSlot], read_committed: bool, max_bytes: usize) -> usize {
+/// Reads every slot from its fetch offset; returns the total bytes read. With
+/// `hard_limit` (Fetch v0-2) every partition reads at least its next batch, for the
+/// conversion to cut to the partition's limit.
+fn read_slots(
+    slots: &mut [FetchSlot],
+    read_committed: bool,
+    max_bytes: usize,
+    hard_limit: bool,
+) -> usize {
     let mut total = 0usize;
     for slot in slots.iter_mut() {
         slot.records = Bytes::new();
@@ -217,18 +228,19 @@ fn read_slots(slots: &mut [FetchSlot], read_committed: bool, max_bytes: usize) -
         let limit = remaining.min(slot.target.max_bytes.max(0) as usize);
         // With nothing read yet a batch above the limits is still returned whole; after
         // that a partition whose next batch does not fit gets nothing, and is not read.
-        let limit = if total == 0 { limit.max(1) } else { limit };
+        let whole_first = total == 0 || hard_limit;
+        let limit = if whole_first { limit.max(1) } else { limit };
         let read = partition
             .plan_read(slot.target.fetch_offset, upper, limit)
             .and_then(|plan| {
-                plan.filter(|p| total == 0 || p.first_batch_bytes() <= limit)
+                plan.filter(|p| whole_first || p.first_batch_bytes() <= limit)
                     .map(|p| partition.read(p))
                     .transpose()
             });
         match read {
             Ok(Some(data)) => {
                 assert!(
-                    total == 0 || data.records.len() <= limit,
+                    whole_first || data.records.len() <= limit,
                     "a fetch read past its byte limit"
                 );
                 total += data.records.len();
@@ -329,19 +341,34 @@ fn build_response(
 }
 
 /// Fetch v0-3 (removed from Kafka 4 by KIP-896) read message sets of magic 0 (v0-1) or 1
-/// (v2-3): the stored v2 batches are converted, as Kafka 3 did, within the partition's
-/// byte limit (the first message always whole).
+/// (v2-3): the stored v2 batches are converted, as Kafka 3 did. The converted set takes no
+/// more room than what was read (uncompressed messages may be far larger than the stored
+/// batches), except its first message: whole for v3 (KIP-74), cut to the partition's limit
+/// for v0-2.
 fn down_convert(slot: &FetchSlot, version: i16) -> (Bytes, ErrorCode) {
     if slot.records.is_empty() {
         return (Bytes::new(), slot.error);
     }
     let magic = if version >= 2 { 1 } else { 0 };
-    let limit = slot.target.max_bytes.max(0) as usize;
-    match legacy_records::down_convert(&slot.records, magic, slot.target.fetch_offset, limit) {
+    let partition_max = slot.target.max_bytes.max(0) as usize;
+    let bytes_max = partition_max.min(slot.records.len());
+    let first_bytes_max = if version <= 2 {
+        partition_max
+    } else {
+        usize::MAX
+    };
+    let converted = legacy_records::down_convert(
+        &slot.records,
+        magic,
+        slot.target.fetch_offset,
+        bytes_max,
+        first_bytes_max,
+    );
+    match converted {
         Ok(records) => (records, slot.error),
         Err(e) => {
             tracing::error!(topic = %slot.target.topic, partition = slot.target.partition, error = %e, "stored records cannot be converted for an old fetch");
-            (Bytes::new(), ErrorCode::CorruptMessage)
+            (Bytes::new(), LogError::Batch(e).code())
         }
     }
 }

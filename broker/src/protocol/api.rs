@@ -184,7 +184,8 @@ const RESPONSE_BUFFER_BYTES: usize = 1024;
 /// records are copied once, into a buffer that never regrows.
 fn capacity_hint(body: &ResponseKind, version: i16) -> usize {
     match body {
-        ResponseKind::Fetch(fetch) => fetch.compute_size(version).unwrap_or(0) + 64,
+        // Fetch v0-3 (the legacy codec) are sized as v4, which has every field they have.
+        ResponseKind::Fetch(fetch) => fetch.compute_size(version.max(4)).unwrap_or(0) + 64,
         _ => RESPONSE_BUFFER_BYTES,
     }
 }

@@ -86,17 +86,17 @@ pub fn encode_response(
     out: &mut BytesMut,
 ) -> Result<()> {
     match body {
-        ResponseKind::Produce(r) => produce_response(r, version, out),
-        ResponseKind::Fetch(r) => fetch_response(r, version, out),
-        ResponseKind::ListOffsets(r) => list_offsets_response(r, out),
+        ResponseKind::Produce(r) => produce_response(r, version, out)?,
+        ResponseKind::Fetch(r) => fetch_response(r, version, out)?,
+        ResponseKind::ListOffsets(r) => list_offsets_response(r, out)?,
         // v0 and v1 answer exactly as v2.
         ResponseKind::OffsetCommit(r) => r.encode(out, 2)?,
         ResponseKind::OffsetFetch(r) => r.encode(out, 1)?,
-        ResponseKind::CreateTopics(r) => create_topics_response(r, version, out),
-        ResponseKind::DeleteTopics(r) => delete_topics_response(r, out),
-        ResponseKind::DescribeConfigs(r) => describe_configs_response(r, out),
+        ResponseKind::CreateTopics(r) => create_topics_response(r, version, out)?,
+        ResponseKind::DeleteTopics(r) => delete_topics_response(r, out)?,
+        ResponseKind::DescribeConfigs(r) => describe_configs_response(r, out)?,
         ResponseKind::DescribeLogDirs(r) => r.encode(out, 1)?,
-        ResponseKind::OffsetForLeaderEpoch(r) => offset_for_leader_epoch_response(r, version, out),
+        ResponseKind::OffsetForLeaderEpoch(r) => offset_for_leader_epoch_response(r, version, out)?,
         _ => bail!("{key:?} v{version} has no legacy codec"),
     }
     Ok(())
@@ -111,39 +111,39 @@ fn take(buf: &mut Bytes, n: usize) -> Result<Bytes> {
     Ok(buf.split_to(n))
 }
 
-fn i8_(buf: &mut Bytes) -> Result<i8> {
+fn read_i8(buf: &mut Bytes) -> Result<i8> {
     Ok(take(buf, 1)?.get_i8())
 }
 
-fn i16_(buf: &mut Bytes) -> Result<i16> {
+fn read_i16(buf: &mut Bytes) -> Result<i16> {
     Ok(take(buf, 2)?.get_i16())
 }
 
-fn i32_(buf: &mut Bytes) -> Result<i32> {
+fn read_i32(buf: &mut Bytes) -> Result<i32> {
     Ok(take(buf, 4)?.get_i32())
 }
 
-fn i64_(buf: &mut Bytes) -> Result<i64> {
+fn read_i64(buf: &mut Bytes) -> Result<i64> {
     Ok(take(buf, 8)?.get_i64())
 }
 
-fn nullable_string(buf: &mut Bytes) -> Result<Option<StrBytes>> {
-    let length = i16_(buf)?;
+fn read_nullable_string(buf: &mut Bytes) -> Result<Option<StrBytes>> {
+    let length = read_i16(buf)?;
     if length < 0 {
         return Ok(None);
     }
     Ok(Some(StrBytes::from_utf8(take(buf, length as usize)?)?))
 }
 
-fn string(buf: &mut Bytes) -> Result<StrBytes> {
-    match nullable_string(buf)? {
+fn read_string(buf: &mut Bytes) -> Result<StrBytes> {
+    match read_nullable_string(buf)? {
         Some(s) => Ok(s),
         None => bail!("null string in a non-nullable field"),
     }
 }
 
-fn nullable_bytes(buf: &mut Bytes) -> Result<Option<Bytes>> {
-    let length = i32_(buf)?;
+fn read_nullable_bytes(buf: &mut Bytes) -> Result<Option<Bytes>> {
+    let length = read_i32(buf)?;
     if length < 0 {
         return Ok(None);
     }
@@ -156,7 +156,7 @@ fn nullable_array<T>(
     buf: &mut Bytes,
     mut element: impl FnMut(&mut Bytes) -> Result<T>,
 ) -> Result<Option<Vec<T>>> {
-    let count = i32_(buf)?;
+    let count = read_i32(buf)?;
     if count < 0 {
         return Ok(None);
     }
@@ -181,13 +181,13 @@ fn array<T>(buf: &mut Bytes, element: impl FnMut(&mut Bytes) -> Result<T>) -> Re
 }
 
 fn produce(buf: &mut Bytes) -> Result<ProduceRequest> {
-    let acks = i16_(buf)?;
-    let timeout_ms = i32_(buf)?;
+    let acks = read_i16(buf)?;
+    let timeout_ms = read_i32(buf)?;
     let topic_data = array(buf, |buf| {
-        let name = TopicName(string(buf)?);
+        let name = TopicName(read_string(buf)?);
         let partition_data = array(buf, |buf| {
-            let index = i32_(buf)?;
-            let records = nullable_bytes(buf)?;
+            let index = read_i32(buf)?;
+            let records = read_nullable_bytes(buf)?;
             Ok(PartitionProduceData::default()
                 .with_index(index)
                 .with_records(records))
@@ -203,18 +203,22 @@ fn produce(buf: &mut Bytes) -> Result<ProduceRequest> {
 }
 
 fn fetch(buf: &mut Bytes, version: i16) -> Result<FetchRequest> {
-    let replica_id = BrokerId(i32_(buf)?);
-    let max_wait_ms = i32_(buf)?;
-    let min_bytes = i32_(buf)?;
+    let replica_id = BrokerId(read_i32(buf)?);
+    let max_wait_ms = read_i32(buf)?;
+    let min_bytes = read_i32(buf)?;
     // v0-2 had no response limit.
-    let max_bytes = if version >= 3 { i32_(buf)? } else { i32::MAX };
+    let max_bytes = if version >= 3 {
+        read_i32(buf)?
+    } else {
+        i32::MAX
+    };
     let topics = array(buf, |buf| {
-        let topic = TopicName(string(buf)?);
+        let topic = TopicName(read_string(buf)?);
         let partitions = array(buf, |buf| {
             Ok(FetchPartition::default()
-                .with_partition(i32_(buf)?)
-                .with_fetch_offset(i64_(buf)?)
-                .with_partition_max_bytes(i32_(buf)?))
+                .with_partition(read_i32(buf)?)
+                .with_fetch_offset(read_i64(buf)?)
+                .with_partition_max_bytes(read_i32(buf)?))
         })?;
         Ok(FetchTopic::default()
             .with_topic(topic)
@@ -229,15 +233,15 @@ fn fetch(buf: &mut Bytes, version: i16) -> Result<FetchRequest> {
 }
 
 fn list_offsets(buf: &mut Bytes) -> Result<ListOffsetsRequest> {
-    let replica_id = BrokerId(i32_(buf)?);
+    let replica_id = BrokerId(read_i32(buf)?);
     let topics = array(buf, |buf| {
-        let name = TopicName(string(buf)?);
+        let name = TopicName(read_string(buf)?);
         let partitions = array(buf, |buf| {
             let partition = ListOffsetsPartition::default()
-                .with_partition_index(i32_(buf)?)
-                .with_timestamp(i64_(buf)?);
+                .with_partition_index(read_i32(buf)?)
+                .with_timestamp(read_i64(buf)?);
             // max_num_offsets: the answer holds at most one offset (see the response).
-            i32_(buf)?;
+            read_i32(buf)?;
             Ok(partition)
         })?;
         Ok(ListOffsetsTopic::default()
@@ -250,25 +254,25 @@ fn list_offsets(buf: &mut Bytes) -> Result<ListOffsetsRequest> {
 }
 
 fn offset_commit(buf: &mut Bytes, version: i16) -> Result<OffsetCommitRequest> {
-    let group_id = GroupId(string(buf)?);
+    let group_id = GroupId(read_string(buf)?);
     let mut request = OffsetCommitRequest::default().with_group_id(group_id);
     if version >= 1 {
-        request.generation_id_or_member_epoch = i32_(buf)?;
-        request.member_id = string(buf)?;
+        request.generation_id_or_member_epoch = read_i32(buf)?;
+        request.member_id = read_string(buf)?;
     }
     request.topics = array(buf, |buf| {
-        let name = TopicName(string(buf)?);
+        let name = TopicName(read_string(buf)?);
         let partitions = array(buf, |buf| {
-            let partition = i32_(buf)?;
-            let offset = i64_(buf)?;
+            let partition = read_i32(buf)?;
+            let offset = read_i64(buf)?;
             if version == 1 {
                 // commit_timestamp: Kafka 3 dropped its use; expiry follows the group's rules.
-                i64_(buf)?;
+                read_i64(buf)?;
             }
             Ok(OffsetCommitRequestPartition::default()
                 .with_partition_index(partition)
                 .with_committed_offset(offset)
-                .with_committed_metadata(nullable_string(buf)?))
+                .with_committed_metadata(read_nullable_string(buf)?))
         })?;
         Ok(OffsetCommitRequestTopic::default()
             .with_name(name)
@@ -279,18 +283,18 @@ fn offset_commit(buf: &mut Bytes, version: i16) -> Result<OffsetCommitRequest> {
 
 fn create_topics_v0(buf: &mut Bytes) -> Result<CreateTopicsRequest> {
     let topics = array(buf, |buf| {
-        let name = TopicName(string(buf)?);
-        let num_partitions = i32_(buf)?;
-        let replication_factor = i16_(buf)?;
+        let name = TopicName(read_string(buf)?);
+        let num_partitions = read_i32(buf)?;
+        let replication_factor = read_i16(buf)?;
         let assignments = array(buf, |buf| {
             Ok(CreatableReplicaAssignment::default()
-                .with_partition_index(i32_(buf)?)
-                .with_broker_ids(array(buf, |buf| Ok(BrokerId(i32_(buf)?)))?))
+                .with_partition_index(read_i32(buf)?)
+                .with_broker_ids(array(buf, |buf| Ok(BrokerId(read_i32(buf)?)))?))
         })?;
         let configs = array(buf, |buf| {
             Ok(CreatableTopicConfig::default()
-                .with_name(string(buf)?)
-                .with_value(nullable_string(buf)?))
+                .with_name(read_string(buf)?)
+                .with_value(read_nullable_string(buf)?))
         })?;
         Ok(CreatableTopic::default()
             .with_name(name)
@@ -301,26 +305,26 @@ fn create_topics_v0(buf: &mut Bytes) -> Result<CreateTopicsRequest> {
     })?;
     Ok(CreateTopicsRequest::default()
         .with_topics(topics)
-        .with_timeout_ms(i32_(buf)?))
+        .with_timeout_ms(read_i32(buf)?))
 }
 
 fn describe_configs(buf: &mut Bytes) -> Result<DescribeConfigsRequest> {
     let resources = array(buf, |buf| {
         Ok(DescribeConfigsResource::default()
-            .with_resource_type(i8_(buf)?)
-            .with_resource_name(string(buf)?)
-            .with_configuration_keys(nullable_array(buf, string)?))
+            .with_resource_type(read_i8(buf)?)
+            .with_resource_name(read_string(buf)?)
+            .with_configuration_keys(nullable_array(buf, read_string)?))
     })?;
     Ok(DescribeConfigsRequest::default().with_resources(resources))
 }
 
 fn offset_for_leader_epoch(buf: &mut Bytes) -> Result<OffsetForLeaderEpochRequest> {
     let topics = array(buf, |buf| {
-        let topic = TopicName(string(buf)?);
+        let topic = TopicName(read_string(buf)?);
         let partitions = array(buf, |buf| {
             Ok(OffsetForLeaderPartition::default()
-                .with_partition(i32_(buf)?)
-                .with_leader_epoch(i32_(buf)?))
+                .with_partition(read_i32(buf)?)
+                .with_leader_epoch(read_i32(buf)?))
         })?;
         Ok(OffsetForLeaderTopic::default()
             .with_topic(topic)
@@ -331,15 +335,22 @@ fn offset_for_leader_epoch(buf: &mut Bytes) -> Result<OffsetForLeaderEpochReques
 
 // ---- Writing -------------------------------------------------------------------------
 
-fn put_string(out: &mut BytesMut, s: &str) {
-    out.put_i16(s.len() as i16);
+fn put_string(out: &mut BytesMut, s: &str) -> Result<()> {
+    let Ok(length) = i16::try_from(s.len()) else {
+        bail!("a string of {} bytes does not fit an INT16 length", s.len());
+    };
+    out.put_i16(length);
     out.put_slice(s.as_bytes());
+    Ok(())
 }
 
-fn put_nullable_string(out: &mut BytesMut, s: Option<&str>) {
+fn put_nullable_string(out: &mut BytesMut, s: Option<&str>) -> Result<()> {
     match s {
         Some(s) => put_string(out, s),
-        None => out.put_i16(-1),
+        None => {
+            out.put_i16(-1);
+            Ok(())
+        }
     }
 }
 
@@ -347,10 +358,10 @@ fn put_count(out: &mut BytesMut, n: usize) {
     out.put_i32(n as i32);
 }
 
-fn produce_response(r: &ProduceResponse, version: i16, out: &mut BytesMut) {
+fn produce_response(r: &ProduceResponse, version: i16, out: &mut BytesMut) -> Result<()> {
     put_count(out, r.responses.len());
     for topic in &r.responses {
-        put_string(out, &topic.name);
+        put_string(out, &topic.name)?;
         put_count(out, topic.partition_responses.len());
         for p in &topic.partition_responses {
             out.put_i32(p.index);
@@ -364,15 +375,16 @@ fn produce_response(r: &ProduceResponse, version: i16, out: &mut BytesMut) {
     if version >= 1 {
         out.put_i32(r.throttle_time_ms);
     }
+    Ok(())
 }
 
-fn fetch_response(r: &FetchResponse, version: i16, out: &mut BytesMut) {
+fn fetch_response(r: &FetchResponse, version: i16, out: &mut BytesMut) -> Result<()> {
     if version >= 1 {
         out.put_i32(r.throttle_time_ms);
     }
     put_count(out, r.responses.len());
     for topic in &r.responses {
-        put_string(out, &topic.topic);
+        put_string(out, &topic.topic)?;
         put_count(out, topic.partitions.len());
         for p in &topic.partitions {
             out.put_i32(p.partition_index);
@@ -383,15 +395,16 @@ fn fetch_response(r: &FetchResponse, version: i16, out: &mut BytesMut) {
             out.put_slice(records);
         }
     }
+    Ok(())
 }
 
 /// v0 answered a list of offsets (segment starts before a time); weir answers the one
 /// offset v1 gives: the high watermark for -1, the log start for -2, and for a time the
 /// first offset at or after it.
-fn list_offsets_response(r: &ListOffsetsResponse, out: &mut BytesMut) {
+fn list_offsets_response(r: &ListOffsetsResponse, out: &mut BytesMut) -> Result<()> {
     put_count(out, r.topics.len());
     for topic in &r.topics {
-        put_string(out, &topic.name);
+        put_string(out, &topic.name)?;
         put_count(out, topic.partitions.len());
         for p in &topic.partitions {
             out.put_i32(p.partition_index);
@@ -404,57 +417,65 @@ fn list_offsets_response(r: &ListOffsetsResponse, out: &mut BytesMut) {
             }
         }
     }
+    Ok(())
 }
 
-fn create_topics_response(r: &CreateTopicsResponse, version: i16, out: &mut BytesMut) {
+fn create_topics_response(
+    r: &CreateTopicsResponse,
+    version: i16,
+    out: &mut BytesMut,
+) -> Result<()> {
     put_count(out, r.topics.len());
     for topic in &r.topics {
-        put_string(out, &topic.name);
+        put_string(out, &topic.name)?;
         out.put_i16(topic.error_code);
         if version >= 1 {
-            put_nullable_string(out, topic.error_message.as_deref());
+            put_nullable_string(out, topic.error_message.as_deref())?;
         }
     }
+    Ok(())
 }
 
-fn delete_topics_response(r: &DeleteTopicsResponse, out: &mut BytesMut) {
+fn delete_topics_response(r: &DeleteTopicsResponse, out: &mut BytesMut) -> Result<()> {
     put_count(out, r.responses.len());
     for topic in &r.responses {
-        put_string(out, topic.name.as_ref().map_or("", |n| n.as_str()));
+        put_string(out, topic.name.as_ref().map_or("", |n| n.as_str()))?;
         out.put_i16(topic.error_code);
     }
+    Ok(())
 }
 
 /// Kafka's ConfigSource DEFAULT_CONFIG: what v0's `is_default` reported.
 const DEFAULT_CONFIG: i8 = 5;
 
-fn describe_configs_response(r: &DescribeConfigsResponse, out: &mut BytesMut) {
+fn describe_configs_response(r: &DescribeConfigsResponse, out: &mut BytesMut) -> Result<()> {
     out.put_i32(r.throttle_time_ms);
     put_count(out, r.results.len());
     for result in &r.results {
         out.put_i16(result.error_code);
-        put_nullable_string(out, result.error_message.as_deref());
+        put_nullable_string(out, result.error_message.as_deref())?;
         out.put_i8(result.resource_type);
-        put_string(out, &result.resource_name);
+        put_string(out, &result.resource_name)?;
         put_count(out, result.configs.len());
         for config in &result.configs {
-            put_string(out, &config.name);
-            put_nullable_string(out, config.value.as_deref());
+            put_string(out, &config.name)?;
+            put_nullable_string(out, config.value.as_deref())?;
             out.put_u8(config.read_only as u8);
             out.put_u8((config.config_source == DEFAULT_CONFIG) as u8);
             out.put_u8(config.is_sensitive as u8);
         }
     }
+    Ok(())
 }
 
 fn offset_for_leader_epoch_response(
     r: &OffsetForLeaderEpochResponse,
     version: i16,
     out: &mut BytesMut,
-) {
+) -> Result<()> {
     put_count(out, r.topics.len());
     for topic in &r.topics {
-        put_string(out, &topic.topic);
+        put_string(out, &topic.topic)?;
         put_count(out, topic.partitions.len());
         for p in &topic.partitions {
             out.put_i16(p.error_code);
@@ -465,6 +486,7 @@ fn offset_for_leader_epoch_response(
             out.put_i64(p.end_offset);
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -493,7 +515,7 @@ mod tests {
         frame.put_i16(1); // acks
         frame.put_i32(1500);
         frame.put_i32(1);
-        put_string(&mut frame, "t");
+        put_string(&mut frame, "t").unwrap();
         frame.put_i32(1);
         frame.put_i32(3);
         frame.put_i32(2);
@@ -518,7 +540,7 @@ mod tests {
         let sizes: Vec<usize> = (0..3)
             .map(|v| {
                 let mut out = BytesMut::new();
-                produce_response(&response, v, &mut out);
+                produce_response(&response, v, &mut out).unwrap();
                 out.len()
             })
             .collect();
@@ -528,7 +550,7 @@ mod tests {
             vec![4 + 3 + 4 + 14, 4 + 3 + 4 + 14 + 4, 4 + 3 + 4 + 22 + 4]
         );
         let mut v2 = BytesMut::new();
-        produce_response(&response, 2, &mut v2);
+        produce_response(&response, 2, &mut v2).unwrap();
         let mut v3 = BytesMut::new();
         response.encode(&mut v3, 3).unwrap();
         assert_eq!(v2, v3, "v2 answers as v3");
@@ -555,7 +577,7 @@ mod tests {
                 frame.put_i32(1000);
             }
             frame.put_i32(1);
-            put_string(&mut frame, "t");
+            put_string(&mut frame, "t").unwrap();
             frame.put_i32(1);
             frame.put_i32(0);
             frame.put_i64(5);

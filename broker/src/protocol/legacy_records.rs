@@ -130,7 +130,8 @@ fn codec(attributes: u8) -> Result<Compression, BatchError> {
 }
 
 /// Converts a legacy message set from a producer into one v2 batch (base offset 0, no
-/// producer id), compressed with the producer's codec if it compressed.
+/// producer id), compressed with the producer's codec if it compressed. The records of the
+/// whole set may take at most [`compression::INFLATED_BYTES_MAX`], as one v2 batch may.
 pub fn up_convert(set: &[u8]) -> Result<Bytes, BatchError> {
     let mut records = BytesMut::new();
     let mut count = 0i32;
@@ -141,8 +142,14 @@ pub fn up_convert(set: &[u8]) -> Result<Bytes, BatchError> {
         if let Some((_, max)) = timestamps.as_mut() {
             *max = (*max).max(message.timestamp);
         }
-        let delta = message.timestamp - base;
+        // Wrapping, as Kafka's Java arithmetic: hostile timestamps must not panic.
+        let delta = message.timestamp.wrapping_sub(base);
         records::write_record(&mut records, count, delta, message.key, message.value);
+        if records.len() as u64 > compression::INFLATED_BYTES_MAX {
+            return Err(BatchError::Corrupt(
+                "message set inflates beyond the batch limit",
+            ));
+        }
         count = count
             .checked_add(1)
             .ok_or(BatchError::Corrupt("too many messages"))?;
@@ -157,8 +164,17 @@ pub fn up_convert(set: &[u8]) -> Result<Bytes, BatchError> {
                 .ok_or(BatchError::Corrupt("compressed message without a value"))?;
             let inner = inflate(wrapper_codec, message.magic, body)?;
             read_messages(&inner, |inner_message| {
+                // Kafka's LogValidator refuses both.
+                if inner_message.magic != message.magic {
+                    return Err(BatchError::InvalidRecord(
+                        "Log record magic does not match outer magic",
+                    ));
+                }
                 if codec(inner_message.attributes)? != Compression::None {
-                    return Err(BatchError::Corrupt("nested compressed message"));
+                    return Err(BatchError::InvalidRecord(
+                        "Compressed outer record should not have an inner record with a \
+                         compression attribute set",
+                    ));
                 }
                 add(&inner_message)
             })
@@ -201,13 +217,16 @@ fn fix_lz4_header_checksum(frame: &mut [u8]) -> Result<(), BatchError> {
 }
 
 /// Rewrites stored v2 batches as a message set of `magic` (0 or 1) for an old fetch:
-/// records from `first_offset` on, uncompressed, no more than `limit` bytes except that the
-/// first message is always whole.
+/// records from `fetch_offset` on, uncompressed, stopping before a message that would take
+/// the set past `bytes_max`. The first message is exempt from `bytes_max` but is cut to
+/// `first_bytes_max` if longer: a partial message, which is how Kafka answered Fetch v0-2
+/// when a message did not fit (clients then ask again with a larger limit).
 pub fn down_convert(
     stored: &[u8],
     magic: u8,
-    first_offset: i64,
-    limit: usize,
+    fetch_offset: i64,
+    bytes_max: usize,
+    first_bytes_max: usize,
 ) -> Result<Bytes, BatchError> {
     assert!(magic < 2, "down-conversion is to magic 0 or 1");
     let mut out = BytesMut::new();
@@ -220,7 +239,7 @@ pub fn down_convert(
         }
         let (batch, tail) = rest.split_at(total);
         rest = tail;
-        if header.is_control() || header.last_offset() < first_offset {
+        if header.is_control() || header.last_offset() < fetch_offset {
             continue;
         }
         let inflated = records::inflate_records(batch, &header)?;
@@ -232,25 +251,23 @@ pub fn down_convert(
             OffsetDeltas::Increasing,
             |record| {
                 let offset = header.base_offset + record.offset_delta as i64;
-                if full || offset < first_offset {
+                if full || offset < fetch_offset {
                     return Ok(());
                 }
-                let timestamp = if log_append_time {
-                    header.max_timestamp
-                } else {
-                    header.record_timestamp(record.timestamp_delta)
-                };
                 let before = out.len();
                 write_message(
                     &mut out,
                     offset,
                     magic,
                     log_append_time,
-                    timestamp,
+                    header.record_timestamp(record.timestamp_delta),
                     record.key,
                     record.value,
                 );
-                if out.len() > limit && before > 0 {
+                if before == 0 && out.len() > first_bytes_max {
+                    out.truncate(first_bytes_max);
+                    full = true;
+                } else if before > 0 && out.len() > bytes_max {
                     out.truncate(before);
                     full = true;
                 }
@@ -443,7 +460,17 @@ mod tests {
             &wrap(1, Compression::Gzip, &set, 0),
             0,
         );
-        assert!(matches!(up_convert(&nested), Err(BatchError::Corrupt(_))));
+        assert!(matches!(
+            up_convert(&nested),
+            Err(BatchError::InvalidRecord(_))
+        ));
+        let mismatched = wrap(0, Compression::Gzip, &set, 0);
+        assert_eq!(
+            up_convert(&mismatched),
+            Err(BatchError::InvalidRecord(
+                "Log record magic does not match outer magic"
+            ))
+        );
         let mut huge = set.clone();
         huge[8..12].copy_from_slice(&i32::MAX.to_be_bytes());
         assert!(matches!(up_convert(&huge), Err(BatchError::Corrupt(_))));
@@ -472,20 +499,25 @@ mod tests {
     fn stored_batches_are_served_as_old_messages_from_the_fetch_offset() {
         let mut log = stored(10, &[b"a", b"b", b"c"]);
         log.extend_from_slice(&stored(13, &[b"d"]));
-        let v1 = read_back(&down_convert(&log, 1, 11, usize::MAX).unwrap());
+        let v1 = read_back(&down_convert(&log, 1, 11, usize::MAX, usize::MAX).unwrap());
         assert_eq!(
             v1.iter().map(|m| (m.0, m.1, m.2)).collect::<Vec<_>>(),
             vec![(11, 1, 9_000), (12, 1, 9_000), (13, 1, 9_000)]
         );
-        let v0 = read_back(&down_convert(&log, 0, 0, usize::MAX).unwrap());
+        let v0 = read_back(&down_convert(&log, 0, 0, usize::MAX, usize::MAX).unwrap());
         assert_eq!(v0.len(), 4);
         assert!(v0.iter().all(|m| m.1 == 0 && m.2 == NO_TIMESTAMP));
         assert_eq!(v0[3].3.as_deref(), Some(&b"d"[..]));
         // A limit below one message still returns the first one whole, and no more.
-        let one = read_back(&down_convert(&log, 1, 10, 1).unwrap());
+        let one = read_back(&down_convert(&log, 1, 10, 1, usize::MAX).unwrap());
         assert_eq!(one.len(), 1);
+        // Or, with a hard limit on the first one too, a partial message of that many bytes.
+        let partial = down_convert(&log, 0, 10, 1, 20).unwrap();
+        assert_eq!(partial.len(), 20);
+        assert_eq!(&partial[..8], &10i64.to_be_bytes());
         // Converting back up gives the same records.
-        let again = up_convert(&down_convert(&log, 1, 10, usize::MAX).unwrap()).unwrap();
+        let again =
+            up_convert(&down_convert(&log, 1, 10, usize::MAX, usize::MAX).unwrap()).unwrap();
         assert_eq!(records_of(&again).1.len(), 4);
     }
 }

@@ -150,7 +150,8 @@ impl BatchHeader {
         if self.is_log_append_time() {
             self.max_timestamp
         } else {
-            self.base_timestamp + timestamp_delta
+            // Wrapping, as Kafka's Java arithmetic: stored deltas are the producer's.
+            self.base_timestamp.wrapping_add(timestamp_delta)
         }
     }
 
