@@ -640,6 +640,147 @@ pub enum ConfigError {
     Layering(String),
 }
 
+/// `node.id`, with Kafka's `broker.id` as its synonym: either may be set; both must agree.
+fn node_id(
+    values: &BTreeMap<String, (String, ConfigSource)>,
+    num: &dyn Fn(&str) -> Result<i64, ConfigError>,
+) -> Result<i32, ConfigError> {
+    let set = |key: &str| {
+        values
+            .get(key)
+            .is_some_and(|(_, s)| *s != ConfigSource::Default)
+    };
+    let node_id = num("node.id")?;
+    if !set("broker.id") {
+        return Ok(node_id as i32);
+    }
+    let broker_id = num("broker.id")?;
+    if set("node.id") && node_id != broker_id {
+        return Err(ConfigError::Invalid {
+            key: "node.id".into(),
+            value: node_id.to_string(),
+            reason: "You must set `node.id` to the same value as `broker.id`.".into(),
+        });
+    }
+    Ok(broker_id as i32)
+}
+
+/// A voter of the metadata quorum, from `controller.quorum.voters` (`id@host:port`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Voter {
+    pub node_id: i32,
+    pub host: String,
+    pub port: u16,
+}
+
+/// Parses `controller.quorum.voters`, refusing malformed entries and repeated ids.
+pub fn parse_voters(value: &str) -> Result<Vec<Voter>, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        key: "controller.quorum.voters".into(),
+        value: value.to_string(),
+        reason,
+    };
+    let mut voters: Vec<Voter> = Vec::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let parsed = entry.split_once('@').and_then(|(id, endpoint)| {
+            let (host, port) = endpoint.rsplit_once(':')?;
+            Some(Voter {
+                node_id: id.trim().parse().ok().filter(|id: &i32| *id >= 0)?,
+                host: host.trim_matches(|c| c == '[' || c == ']').to_string(),
+                port: port.parse().ok()?,
+            })
+        });
+        let Some(voter) = parsed else {
+            return Err(invalid(format!(
+                "'{entry}' is not of the form {{id}}@{{host}}:{{port}}"
+            )));
+        };
+        if voters.iter().any(|v| v.node_id == voter.node_id) {
+            return Err(invalid(format!("node {} is listed twice", voter.node_id)));
+        }
+        voters.push(voter);
+    }
+    Ok(voters)
+}
+
+/// Checks `process.roles` and the quorum settings as Kafka 4.1 does, and refuses, naming
+/// what was asked, the settings of a node in a multi-node cluster, which weir cannot yet
+/// be: run as a lone node, such a node would answer for a cluster it is not part of.
+fn check_quorum(node_id: i32, get: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    let roles_value = get("process.roles").unwrap_or_default();
+    let mut roles: Vec<&str> = Vec::new();
+    for role in roles_value
+        .split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+    {
+        let invalid = |reason: String| ConfigError::Invalid {
+            key: "process.roles".into(),
+            value: roles_value.clone(),
+            reason,
+        };
+        if role != "broker" && role != "controller" {
+            return Err(invalid(format!(
+                "Unknown process role '{role}' (only 'broker' and 'controller' are allowed roles)"
+            )));
+        }
+        if roles.contains(&role) {
+            return Err(invalid(format!(
+                "Duplicate role names found in `process.roles`: {roles_value}"
+            )));
+        }
+        roles.push(role);
+    }
+    let voters_value = get("controller.quorum.voters").unwrap_or_default();
+    let voters = parse_voters(&voters_value)?;
+    let ids: Vec<i32> = voters.iter().map(|v| v.node_id).collect();
+    let is_controller = roles.contains(&"controller");
+    if !voters.is_empty() && is_controller != ids.contains(&node_id) {
+        let reason = if is_controller {
+            format!(
+                "If process.roles contains the 'controller' role, the node id {node_id} must be \
+                 included in the set of voters controller.quorum.voters={ids:?}"
+            )
+        } else {
+            format!(
+                "If process.roles contains just the 'broker' role, the node id {node_id} must \
+                 not be included in the set of voters controller.quorum.voters={ids:?}"
+            )
+        };
+        return Err(ConfigError::Invalid {
+            key: "controller.quorum.voters".into(),
+            value: voters_value,
+            reason,
+        });
+    }
+    let others: Vec<i32> = ids.iter().copied().filter(|id| *id != node_id).collect();
+    let bootstrap = get("controller.quorum.bootstrap.servers").unwrap_or_default();
+    let bootstrap_count = bootstrap
+        .split(',')
+        .filter(|e| !e.trim().is_empty())
+        .count();
+    let cluster = if roles != ["broker", "controller"] && roles != ["controller", "broker"] {
+        Some(("process.roles", roles_value.clone()))
+    } else if !others.is_empty() {
+        Some(("controller.quorum.voters", voters_value))
+    } else if bootstrap_count > 1 {
+        Some(("controller.quorum.bootstrap.servers", bootstrap))
+    } else {
+        None
+    };
+    match cluster {
+        Some((key, value)) => Err(ConfigError::Invalid {
+            key: key.into(),
+            value,
+            reason: "weir runs as one combined broker and controller (process.roles=broker,\
+                     controller, this node the only voter); multi-node clusters are not \
+                     supported yet"
+                .into(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// A listener: its name and where it binds or is advertised.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
@@ -830,8 +971,11 @@ impl BrokerConfig {
                 });
             }
         }
-        Ok(BrokerConfig {
-            node_id: num("node.id")? as i32,
+        let node_id = node_id(&values, &num)?;
+        check_quorum(node_id, &get)?;
+        let broker_id_source = values.get("broker.id").map(|(_, source)| *source);
+        let mut config = BrokerConfig {
+            node_id,
             listeners,
             advertised_listeners,
             log_dir: PathBuf::from(log_dir),
@@ -858,7 +1002,14 @@ impl BrokerConfig {
             socket_send_buffer_bytes: num("socket.send.buffer.bytes")? as i32,
             socket_receive_buffer_bytes: num("socket.receive.buffer.bytes")? as i32,
             values,
-        })
+        };
+        if let Some(source) = broker_id_source {
+            // broker.id is node.id's synonym: node.id reports the value in force.
+            config
+                .values
+                .insert("node.id".into(), (node_id.to_string(), source));
+        }
+        Ok(config)
     }
 
     /// The raw value of a key and where it came from.
@@ -1170,5 +1321,29 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("weir-config-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn voters_parse_as_kafka_writes_them() {
+        let voters = parse_voters("1@kafka-1:9093, 2@[::1]:9094").unwrap();
+        assert_eq!(
+            voters,
+            vec![
+                Voter {
+                    node_id: 1,
+                    host: "kafka-1".into(),
+                    port: 9093
+                },
+                Voter {
+                    node_id: 2,
+                    host: "::1".into(),
+                    port: 9094
+                },
+            ]
+        );
+        assert!(parse_voters("").unwrap().is_empty());
+        for bad in ["1@host", "@host:1", "-1@host:1", "1@host:99999", "1:host@1"] {
+            assert!(parse_voters(bad).is_err(), "{bad}");
+        }
     }
 }
