@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::config::BrokerConfig;
 use crate::group::{GroupConfig, GroupCoordinator};
+use crate::meta_properties::{self, IdentityError, MetaProperties};
 use crate::meta_store::rocks::RocksStore;
 use crate::meta_store::MetaStore;
 use crate::metadata::Controller;
@@ -22,6 +23,8 @@ use crate::Clock;
 const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 const LOCK_FILE: &str = ".lock";
 const META_STORE_DIR: &str = "__weir_meta";
+/// The metadata store's record of the cluster id (read by the controller too).
+const CLUSTER_ID_KEY: &str = "cluster/id";
 
 /// Everything a request handler can reach.
 pub struct Broker {
@@ -48,6 +51,19 @@ impl Broker {
                 log_dir.display()
             )
         })?;
+        // Whose data this is, before anything is changed: another node's or another
+        // cluster's directory is refused as it is.
+        let formatted = MetaProperties::read(&log_dir)?;
+        if let Some(props) = &formatted {
+            props.check_node(config.node_id, &log_dir)?;
+        }
+        let store: Arc<dyn MetaStore> = Arc::new(RocksStore::open(&log_dir.join(META_STORE_DIR))?);
+        let cluster_id = settle_cluster_id(&*store, formatted.as_ref(), &log_dir)?;
+        if formatted.is_none() {
+            // Formatting on first start (or for a directory from before weir wrote one).
+            MetaProperties::new(&cluster_id, config.node_id).write(&log_dir)?;
+            tracing::info!(log_dir = %log_dir.display(), cluster_id = %cluster_id, "formatted the log directory");
+        }
         let marker = log_dir.join(CLEAN_SHUTDOWN_FILE);
         let clean_shutdown = marker.exists();
         if clean_shutdown {
@@ -55,7 +71,6 @@ impl Broker {
         } else {
             tracing::info!(log_dir = %log_dir.display(), "no clean shutdown marker: recovering segments above each recovery point");
         }
-        let store: Arc<dyn MetaStore> = Arc::new(RocksStore::open(&log_dir.join(META_STORE_DIR))?);
         let clock = Clock;
         let replicas = Arc::new(ReplicaManager::new(
             &log_dir,
@@ -75,7 +90,11 @@ impl Broker {
             Arc::clone(&replicas),
         )
         .map_err(|e| anyhow::anyhow!("cannot load consumer groups: {e}"))?;
-        write_meta_properties(&log_dir, &controller.image().cluster_id, config.node_id)?;
+        assert_eq!(
+            controller.image().cluster_id,
+            cluster_id,
+            "the controller serves the directory's cluster id"
+        );
         let broker = Arc::new(Broker {
             fetch_sessions: FetchSessionCache::new(
                 config.max_incremental_fetch_session_cache_slots,
@@ -156,14 +175,41 @@ impl Broker {
     }
 }
 
-/// Kafka's `meta.properties`, so tools that look for it find the node and cluster ids.
-fn write_meta_properties(log_dir: &Path, cluster_id: &str, node_id: i32) -> anyhow::Result<()> {
-    let path = log_dir.join("meta.properties");
-    if !path.exists() {
-        std::fs::write(
-            &path,
-            format!("version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n"),
-        )?;
+/// The cluster id this node serves: the metadata store's, which must be the one the
+/// directory was formatted with; for a new store the formatted one, else `CLUSTER_ID` from
+/// the environment (as Kafka's container images take it), else a new one.
+fn settle_cluster_id(
+    store: &dyn MetaStore,
+    formatted: Option<&MetaProperties>,
+    log_dir: &Path,
+) -> anyhow::Result<String> {
+    let stored = store
+        .get(CLUSTER_ID_KEY)?
+        .map(|id| String::from_utf8_lossy(&id).into_owned());
+    match (stored, formatted) {
+        (Some(stored), Some(props)) if stored != props.cluster_id => {
+            Err(IdentityError::ClusterId {
+                path: log_dir.join(meta_properties::FILE_NAME),
+                expected: stored,
+                read: props.cluster_id.clone(),
+            }
+            .into())
+        }
+        (Some(stored), _) => Ok(stored),
+        (None, formatted) => {
+            let id = match formatted {
+                Some(props) => props.cluster_id.clone(),
+                None => match std::env::var("CLUSTER_ID") {
+                    Ok(id) => {
+                        meta_properties::check_cluster_id(&id)
+                            .map_err(|reason| anyhow::anyhow!("CLUSTER_ID: {reason}"))?;
+                        id
+                    }
+                    Err(_) => meta_properties::random_id(),
+                },
+            };
+            store.put(CLUSTER_ID_KEY, id.as_bytes())?;
+            Ok(id)
+        }
     }
-    Ok(())
 }

@@ -12,6 +12,7 @@ pub mod group;
 #[cfg(feature = "rocksdb")]
 pub mod handlers;
 pub mod log;
+pub mod meta_properties;
 pub mod meta_store;
 pub mod metadata;
 pub mod protocol;

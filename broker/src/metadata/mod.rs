@@ -229,8 +229,9 @@ impl Controller {
         let cluster_id = match store.get("cluster/id")? {
             Some(id) => String::from_utf8_lossy(&id).into_owned(),
             None => {
-                let id =
-                    std::env::var("CLUSTER_ID").unwrap_or_else(|_| base64_uuid(Uuid::new_v4()));
+                // The broker records the formatted id first (meta_properties); a store
+                // used on its own gets a new one.
+                let id = crate::meta_properties::random_id();
                 store.put("cluster/id", id.as_bytes())?;
                 id
             }
@@ -825,23 +826,6 @@ fn apply_op(
     Ok(())
 }
 
-/// A cluster id as Kafka prints them: a UUID in URL-safe base64 without padding.
-fn base64_uuid(id: Uuid) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bytes = id.as_bytes();
-    let mut out = String::with_capacity(22);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -859,12 +843,6 @@ mod tests {
             );
         }
         assert!(validate_topic_name(&"x".repeat(249)).is_ok());
-    }
-
-    #[test]
-    fn cluster_ids_look_like_kafkas() {
-        let id = base64_uuid(Uuid::from_u128(0));
-        assert_eq!(id, "AAAAAAAAAAAAAAAAAAAAAA");
     }
 
     fn start(store: &Arc<crate::meta_store::MemoryStore>, dir: &std::path::Path) -> Controller {
