@@ -34,34 +34,30 @@ pub fn create_topics(
     version: i16,
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
+    // A name given twice gets one answer, INVALID_REQUEST, after the others: Kafka's.
     let mut seen = HashSet::new();
-    let duplicates: HashSet<String> = request
-        .topics
-        .iter()
-        .filter(|t| !seen.insert(t.name.0.to_string()))
-        .map(|t| t.name.0.to_string())
-        .collect();
+    let mut duplicate_order: Vec<String> = Vec::new();
+    for t in &request.topics {
+        let name = t.name.0.to_string();
+        if !seen.insert(name.clone()) && !duplicate_order.contains(&name) {
+            duplicate_order.push(name);
+        }
+    }
+    let duplicates: HashSet<String> = duplicate_order.iter().cloned().collect();
     let new_topics: Vec<NewTopic> = request.topics.iter().map(new_topic).collect();
     let too_large = broker
         .controller
         .check_create_size(new_topics.iter().filter(|t| !duplicates.contains(&t.name)))
         .err();
-    let topics = new_topics
+    let mut topics: Vec<CreatableTopicResult> = new_topics
         .into_iter()
+        .filter(|t| !duplicates.contains(&t.name))
         .map(|new_topic| {
             let name = new_topic.name.clone();
             // The codec's default message is "", Kafka's on success none.
             let result = CreatableTopicResult::default()
                 .with_name(TopicName(str_bytes(&name)))
                 .with_error_message(None);
-            if duplicates.contains(&name) {
-                return failed(
-                    result,
-                    version,
-                    ErrorCode::InvalidRequest,
-                    format!("Duplicate topic name: {name}"),
-                );
-            }
             if let Some(e) = &too_large {
                 return failed(result, version, e.code(), e.to_string());
             }
@@ -83,6 +79,15 @@ pub fn create_topics(
             }
         })
         .collect();
+    for name in duplicate_order {
+        let result = CreatableTopicResult::default().with_name(TopicName(str_bytes(&name)));
+        topics.push(failed(
+            result,
+            version,
+            ErrorCode::InvalidRequest,
+            "Duplicate topic name.".into(),
+        ));
+    }
     CreateTopicsResponse::default().with_topics(topics)
 }
 
