@@ -756,7 +756,12 @@ fn topic_key_of_broker_key(key: &str) -> Option<&'static str> {
 /// broker does not read (kept and described, without effect). Keys it reads at start-up
 /// only stay read-only.
 pub(crate) fn broker_dynamic_type(key: &str) -> Option<crate::config::ConfigType> {
-    if topic_key_of_broker_key(key).is_some() {
+    // Only a topic config's own broker key is dynamic (Kafka's DynamicLogConfig): its
+    // other synonyms (`log.retention.hours`, `log.roll.hours`, ...) are read-only.
+    let primary = crate::log::TOPIC_CONFIGS
+        .iter()
+        .any(|d| d.broker_synonym == Some(key));
+    if primary {
         return crate::config::BROKER_CONFIGS
             .iter()
             .find(|d| d.name == key)
