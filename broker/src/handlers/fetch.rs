@@ -28,7 +28,7 @@ use uuid::Uuid;
 use super::{str_bytes, Reply};
 use crate::broker::Broker;
 use crate::log::LogError;
-use crate::protocol::{legacy_records, ErrorCode};
+use crate::protocol::{legacy, legacy_records, ErrorCode};
 use crate::replication::fetch_session::{FetchTarget, PartitionView};
 use crate::replication::Partition;
 
@@ -161,8 +161,8 @@ async fn run_fetch(broker: &Arc<Broker>, version: i16, request: FetchRequest) ->
     } else {
         (request.max_bytes as usize).min(broker.config.fetch_max_bytes)
     };
-    // Fetch v0-2 predate KIP-74: no partition gets a message past its limit whole; each
-    // reads its next batch and the conversion cuts it (see `down_convert`).
+    // Fetch v0-2 predate KIP-74: their limits are hard, even for the first partition; a
+    // partition whose next batch does not fit gets nothing, as from Kafka 3.
     let hard_limit = version <= 2;
     loop {
         let partitions: Vec<Arc<Partition>> =
@@ -199,8 +199,7 @@ async fn run_fetch(broker: &Arc<Broker>, version: i16, request: FetchRequest) ->
 }
 
 /// Reads every slot from its fetch offset; returns the total bytes read. With
-/// `hard_limit` (Fetch v0-2) every partition reads at least its next batch, for the
-/// conversion to cut to the partition's limit.
+/// `hard_limit` (Fetch v0-2) not even the first partition may exceed its limits.
 fn read_slots(
     slots: &mut [FetchSlot],
     read_committed: bool,
@@ -228,7 +227,7 @@ fn read_slots(
         let limit = remaining.min(slot.target.max_bytes.max(0) as usize);
         // With nothing read yet a batch above the limits is still returned whole; after
         // that a partition whose next batch does not fit gets nothing, and is not read.
-        let whole_first = total == 0 || hard_limit;
+        let whole_first = total == 0 && !hard_limit;
         let limit = if whole_first { limit.max(1) } else { limit };
         let read = partition
             .plan_read(slot.target.fetch_offset, upper, limit)
@@ -341,28 +340,19 @@ fn build_response(
 }
 
 /// Fetch v0-3 (removed from Kafka 4 by KIP-896) read message sets of magic 0 (v0-1) or 1
-/// (v2-3): the stored v2 batches are converted, as Kafka 3 did. The converted set takes no
-/// more room than what was read (uncompressed messages may be far larger than the stored
-/// batches), except its first message: whole for v3 (KIP-74), cut to the partition's limit
-/// for v0-2.
+/// (v2-3): the stored v2 batches are converted, as Kafka 3 did, into no more room than the
+/// stored bytes read (uncompressed messages may be far larger than compressed batches),
+/// its first message always whole.
 fn down_convert(slot: &FetchSlot, version: i16) -> (Bytes, ErrorCode) {
     if slot.records.is_empty() {
         return (Bytes::new(), slot.error);
     }
     let magic = if version >= 2 { 1 } else { 0 };
-    let partition_max = slot.target.max_bytes.max(0) as usize;
-    let bytes_max = partition_max.min(slot.records.len());
-    let first_bytes_max = if version <= 2 {
-        partition_max
-    } else {
-        usize::MAX
-    };
     let converted = legacy_records::down_convert(
         &slot.records,
         magic,
         slot.target.fetch_offset,
-        bytes_max,
-        first_bytes_max,
+        slot.records.len(),
     );
     match converted {
         Ok(records) => (records, slot.error),
@@ -411,6 +401,15 @@ pub fn list_offsets(
                         Ok(partition) => partition,
                         Err(code) => return response.with_error_code(code.code()),
                     };
+                    if version == 0 {
+                        // Kafka 3's answer to v0 (removed from Kafka 4): a list of offsets.
+                        let max_num = legacy::max_num_offsets(p);
+                        let now = broker.clock.now_ms();
+                        return match partition.offsets_before(p.timestamp, max_num, now) {
+                            Ok(offsets) => legacy::with_old_style_offsets(response, &offsets),
+                            Err(e) => response.with_error_code(e.code().code()),
+                        };
+                    }
                     match offset_for_timestamp(&partition, p.timestamp, read_committed) {
                         Ok((timestamp, offset)) => response
                             .with_timestamp(timestamp)

@@ -642,6 +642,47 @@ impl PartitionLog {
         }))
     }
 
+    /// ListOffsets v0's answer, by Kafka 3's `legacyFetchOffsetsBefore`: the start of each
+    /// segment (never below the log start) with the time it was last written, and the log
+    /// end offset "now" if the active segment has data; from the latest entry (LATEST), the
+    /// first (EARLIEST) or the latest written at or before `timestamp`, up to `max_num`
+    /// offsets going back, largest first.
+    pub fn offsets_before(&self, timestamp: i64, max_num: i32, now_ms: i64) -> Vec<i64> {
+        let mut entries: Vec<(i64, i64)> = self
+            .segments
+            .values()
+            .map(|s| {
+                (
+                    s.base_offset.max(self.log_start_offset),
+                    s.last_modified_ms(),
+                )
+            })
+            .collect();
+        if self
+            .segments
+            .values()
+            .next_back()
+            .is_some_and(|s| !s.is_empty())
+        {
+            entries.push((self.log_end_offset(), now_ms));
+        }
+        let start = match timestamp {
+            -1 => entries.len().checked_sub(1),
+            -2 => (!entries.is_empty()).then_some(0),
+            t => entries.iter().rposition(|&(_, modified)| modified <= t),
+        };
+        let Some(start) = start else {
+            return Vec::new();
+        };
+        let count = (max_num.max(0) as usize).min(start + 1);
+        let mut offsets: Vec<i64> = entries[start + 1 - count..=start]
+            .iter()
+            .map(|&(offset, _)| offset)
+            .collect();
+        offsets.sort_unstable_by(|a, b| b.cmp(a));
+        offsets
+    }
+
     /// Forgets producers idle for longer than `producer.id.expiration.ms`, so producer
     /// state stays bounded however many producers come and go.
     pub fn expire_producers(&mut self, now_ms: i64, expiration_ms: i64) {

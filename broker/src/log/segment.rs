@@ -548,6 +548,12 @@ impl Segment {
         self.size
     }
 
+    /// The log file's modification time (ms since the epoch; 0 if unknown), which Kafka's
+    /// ListOffsets v0 compares times with.
+    pub fn last_modified_ms(&self) -> i64 {
+        modified_ms(&self.log)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.size == 0
     }

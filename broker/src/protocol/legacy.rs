@@ -21,6 +21,7 @@ use kafka_protocol::messages::create_topics_request::{
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::list_offsets_response::ListOffsetsPartitionResponse;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -46,6 +47,33 @@ pub fn first_codec_version(key: ApiKey) -> Option<i16> {
         ApiKey::OffsetForLeaderEpoch => 2,
         _ => return None,
     })
+}
+
+/// ListOffsets v0 asks for up to `max_num_offsets` offsets and is answered with a list,
+/// fields the codec's messages lack. Both travel between this module and the handler in
+/// the partition's tagged-field map under this key: v0 has no tagged fields on the wire,
+/// so no client's tag can collide, and only v0 answers (encoded here) carry it.
+const LIST_OFFSETS_V0_TAG: i32 = i32::MAX;
+
+/// The `max_num_offsets` of a ListOffsets v0 partition (1 for later versions).
+pub fn max_num_offsets(partition: &ListOffsetsPartition) -> i32 {
+    partition
+        .unknown_tagged_fields
+        .get(&LIST_OFFSETS_V0_TAG)
+        .and_then(|b| <[u8; 4]>::try_from(&b[..]).ok())
+        .map_or(1, i32::from_be_bytes)
+}
+
+/// Puts ListOffsets v0's list of offsets in a partition's answer.
+pub fn with_old_style_offsets(
+    mut response: ListOffsetsPartitionResponse,
+    offsets: &[i64],
+) -> ListOffsetsPartitionResponse {
+    let bytes: Vec<u8> = offsets.iter().flat_map(|o| o.to_be_bytes()).collect();
+    response
+        .unknown_tagged_fields
+        .insert(LIST_OFFSETS_V0_TAG, Bytes::from(bytes));
+    response
 }
 
 /// Whether a request version is one this module decodes.
@@ -237,11 +265,14 @@ fn list_offsets(buf: &mut Bytes) -> Result<ListOffsetsRequest> {
     let topics = array(buf, |buf| {
         let name = TopicName(read_string(buf)?);
         let partitions = array(buf, |buf| {
-            let partition = ListOffsetsPartition::default()
+            let mut partition = ListOffsetsPartition::default()
                 .with_partition_index(read_i32(buf)?)
                 .with_timestamp(read_i64(buf)?);
-            // max_num_offsets: the answer holds at most one offset (see the response).
-            read_i32(buf)?;
+            let max_num_offsets = read_i32(buf)?;
+            partition.unknown_tagged_fields.insert(
+                LIST_OFFSETS_V0_TAG,
+                Bytes::copy_from_slice(&max_num_offsets.to_be_bytes()),
+            );
             Ok(partition)
         })?;
         Ok(ListOffsetsTopic::default()
@@ -398,9 +429,7 @@ fn fetch_response(r: &FetchResponse, version: i16, out: &mut BytesMut) -> Result
     Ok(())
 }
 
-/// v0 answered a list of offsets (segment starts before a time); weir answers the one
-/// offset v1 gives: the high watermark for -1, the log start for -2, and for a time the
-/// first offset at or after it.
+/// v0's list of offsets, which the handler put in the tagged-field map.
 fn list_offsets_response(r: &ListOffsetsResponse, out: &mut BytesMut) -> Result<()> {
     put_count(out, r.topics.len());
     for topic in &r.topics {
@@ -409,11 +438,14 @@ fn list_offsets_response(r: &ListOffsetsResponse, out: &mut BytesMut) -> Result<
         for p in &topic.partitions {
             out.put_i32(p.partition_index);
             out.put_i16(p.error_code);
-            if p.error_code == 0 && p.offset >= 0 {
-                put_count(out, 1);
-                out.put_i64(p.offset);
-            } else {
-                put_count(out, 0);
+            let offsets = p
+                .unknown_tagged_fields
+                .get(&LIST_OFFSETS_V0_TAG)
+                .map(|b| b.chunks_exact(8).collect::<Vec<_>>())
+                .unwrap_or_default();
+            put_count(out, offsets.len());
+            for offset in offsets {
+                out.put_slice(offset);
             }
         }
     }

@@ -218,15 +218,12 @@ fn fix_lz4_header_checksum(frame: &mut [u8]) -> Result<(), BatchError> {
 
 /// Rewrites stored v2 batches as a message set of `magic` (0 or 1) for an old fetch:
 /// records from `fetch_offset` on, uncompressed, stopping before a message that would take
-/// the set past `bytes_max`. The first message is exempt from `bytes_max` but is cut to
-/// `first_bytes_max` if longer: a partial message, which is how Kafka answered Fetch v0-2
-/// when a message did not fit (clients then ask again with a larger limit).
+/// the set past `bytes_max`; the first message is always whole.
 pub fn down_convert(
     stored: &[u8],
     magic: u8,
     fetch_offset: i64,
     bytes_max: usize,
-    first_bytes_max: usize,
 ) -> Result<Bytes, BatchError> {
     assert!(magic < 2, "down-conversion is to magic 0 or 1");
     let mut out = BytesMut::new();
@@ -264,10 +261,7 @@ pub fn down_convert(
                     record.key,
                     record.value,
                 );
-                if before == 0 && out.len() > first_bytes_max {
-                    out.truncate(first_bytes_max);
-                    full = true;
-                } else if before > 0 && out.len() > bytes_max {
+                if before > 0 && out.len() > bytes_max {
                     out.truncate(before);
                     full = true;
                 }
@@ -499,25 +493,20 @@ mod tests {
     fn stored_batches_are_served_as_old_messages_from_the_fetch_offset() {
         let mut log = stored(10, &[b"a", b"b", b"c"]);
         log.extend_from_slice(&stored(13, &[b"d"]));
-        let v1 = read_back(&down_convert(&log, 1, 11, usize::MAX, usize::MAX).unwrap());
+        let v1 = read_back(&down_convert(&log, 1, 11, usize::MAX).unwrap());
         assert_eq!(
             v1.iter().map(|m| (m.0, m.1, m.2)).collect::<Vec<_>>(),
             vec![(11, 1, 9_000), (12, 1, 9_000), (13, 1, 9_000)]
         );
-        let v0 = read_back(&down_convert(&log, 0, 0, usize::MAX, usize::MAX).unwrap());
+        let v0 = read_back(&down_convert(&log, 0, 0, usize::MAX).unwrap());
         assert_eq!(v0.len(), 4);
         assert!(v0.iter().all(|m| m.1 == 0 && m.2 == NO_TIMESTAMP));
         assert_eq!(v0[3].3.as_deref(), Some(&b"d"[..]));
         // A limit below one message still returns the first one whole, and no more.
-        let one = read_back(&down_convert(&log, 1, 10, 1, usize::MAX).unwrap());
+        let one = read_back(&down_convert(&log, 1, 10, 1).unwrap());
         assert_eq!(one.len(), 1);
-        // Or, with a hard limit on the first one too, a partial message of that many bytes.
-        let partial = down_convert(&log, 0, 10, 1, 20).unwrap();
-        assert_eq!(partial.len(), 20);
-        assert_eq!(&partial[..8], &10i64.to_be_bytes());
         // Converting back up gives the same records.
-        let again =
-            up_convert(&down_convert(&log, 1, 10, usize::MAX, usize::MAX).unwrap()).unwrap();
+        let again = up_convert(&down_convert(&log, 1, 10, usize::MAX).unwrap()).unwrap();
         assert_eq!(records_of(&again).1.len(), 4);
     }
 }
