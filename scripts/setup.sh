@@ -4,7 +4,8 @@
 #  - the patched kafka-protocol crate the workspace builds with (third_party/kafka-protocol);
 #  - for tests, a Python venv in .venv with confluent-kafka, kafka-python and pytest;
 #  - for tests and the benchmark, Apache Kafka's jars (client, tools, broker) from Maven
-#    Central into scripts/.cache/kafka-<version>/libs (scripts/kafka/versions/pom.xml pins them);
+#    Central into scripts/.cache/kafka-<version>/libs (scripts/kafka/versions/pom.xml pins them:
+#    4.1, and 3.9 as the reference for the request versions 4.0 removed);
 #  - for tests, the Go clients (franz-go, sarama) from the Go module proxy and kafkajs from
 #    npm, at the versions protocol-tests/go/go.sum and protocol-tests/node/package-lock.json pin;
 #    and Debian's own sarama (1.22, a client older than Kafka 4 accepts).
@@ -79,16 +80,19 @@ fi
 if ! .venv/bin/python -c 'import confluent_kafka, kafka, lz4, pytest, snappy, xxhash' >/dev/null 2>&1; then
   .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
 fi
-kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' scripts/kafka/versions/pom.xml)
-kafka_libs="scripts/.cache/kafka-$kafka_version/libs"
+# Kafka 4.1 (the reference) and the last 3.x (the reference for the versions 4.0 removed).
 kafka_stamp=$(cat scripts/kafka/pom.xml scripts/kafka/versions/pom.xml | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$kafka_libs/.complete" 2>/dev/null)" != "$kafka_stamp" ]; then
-  rm -rf "$kafka_libs" "$kafka_libs.tmp"
-  mvn -q -B -Dstyle.color=never -f scripts/kafka/pom.xml dependency:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$PWD/$kafka_libs.tmp"
-  mv "$kafka_libs.tmp" "$kafka_libs"
-  echo "$kafka_stamp" >"$kafka_libs/.complete"
-fi
+for property in kafka.version kafka.legacy.version; do
+  version=$(sed -n "s:.*<$property>\(.*\)</$property>.*:\1:p" scripts/kafka/versions/pom.xml)
+  kafka_libs="scripts/.cache/kafka-$version/libs"
+  if [ "$(cat "$kafka_libs/.complete" 2>/dev/null)" != "$kafka_stamp" ]; then
+    rm -rf "$kafka_libs" "$kafka_libs.tmp"
+    mvn -q -B -Dstyle.color=never -f scripts/kafka/pom.xml dependency:copy-dependencies \
+      -Dkafka.version="$version" -DincludeScope=runtime -DoutputDirectory="$PWD/$kafka_libs.tmp"
+    mv "$kafka_libs.tmp" "$kafka_libs"
+    echo "$kafka_stamp" >"$kafka_libs/.complete"
+  fi
+done
 # The Go suite needs Go 1.26+ (franz-go and sarama require it), the Node.js one Node.js 20+
 # (node --test flags): say so plainly rather than fail later.
 go_minor=$(go env GOVERSION 2>/dev/null | sed -n 's/^go1\.\([0-9]*\).*/\1/p')

@@ -25,10 +25,14 @@ def free_port() -> int:
 
 
 class BrokerProcess:
-    def __init__(self, overrides=None):
+    def __init__(self, overrides=None, binary=None, env=None, ready_seconds=20):
+        """`binary` and `env` start another program with weir's arguments instead
+        (scripts/kafka-as-weir: Apache Kafka as the reference)."""
         self.dir = tempfile.TemporaryDirectory()
         self.port = free_port()
-        args = [weir_bin(), "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
+        self.env = dict(os.environ, **(env or {}))
+        self.ready_seconds = ready_seconds
+        args = [binary or weir_bin(), "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
                 "--override", f"log.dirs={self.dir.name}"]
         for key, value in (overrides or {}).items():
             args += ["--override", f"{key}={value}"]
@@ -39,14 +43,14 @@ class BrokerProcess:
 
     def _spawn(self):
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=log)
+            self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=log, env=self.env)
         self._wait_ready()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
     def _wait_ready(self):
-        deadline = time.time() + 20
+        deadline = time.time() + self.ready_seconds
         while time.time() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()

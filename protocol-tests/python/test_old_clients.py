@@ -67,7 +67,8 @@ def modern_read(broker, topic, count):
 def test_old_producer_and_group_consumer(broker, api_version, codec):
     topic = unique("old")
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap, api_version=api_version,
-                             compression_type=codec, linger_ms=5, acks=1)
+                             compression_type=codec, linger_ms=5, acks=1,
+                             batch_size=1024)  # stored batches within the 2 KiB fetch limit below
     sent_at = int(time.time() * 1000)
     futures = [producer.send(topic, key=f"k{i % 7}".encode(), value=f"v{i}".encode() * 3,
                              timestamp_ms=sent_at + i if api_version >= (0, 10) else None)
@@ -222,9 +223,9 @@ def old_messages(records):
 
 
 def test_raw_old_fetch_and_list_offsets(broker):
-    """What the broker itself sends to Fetch v1/v2 and ListOffsets v0: converted messages
-    from the fetch offset on (not just what a client would skip), a partial message when
-    the first does not fit a v0-2 partition limit, and v0's offset lists."""
+    """What the broker itself sends to Fetch v1-3 and ListOffsets v0: converted messages
+    from the fetch offset on (not just what a client would skip), nothing when a batch does
+    not fit a v0-2 partition limit, and v0's offset lists."""
     from kafka.protocol.consumer import FetchRequest, ListOffsetsRequest
     topic = unique("raw")
     p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 50, "compression.type": "gzip"})
@@ -251,14 +252,15 @@ def test_raw_old_fetch_and_list_offsets(broker):
     assert [m[0] for m in v2] == list(range(137, 137 + len(v2)))
     v1 = old_messages(fetch(1, 1 << 20))
     assert v1[0] == (137, None, b"key", b"m137" * 10), "magic 0 has no timestamp"
-    # A first message longer than the v0-2 partition limit comes cut: Kafka 3's partial
-    # message, which clients skip (and ask again with more room).
-    partial = fetch(2, 30)
-    assert len(partial) == 30 and old_messages(partial) == []
+    # v0-2 limits are hard, even for the first partition: a batch that does not fit is not
+    # sent at all, as from Kafka 3.
+    assert fetch(2, 30) == b""
 
     L = ListOffsetsRequest.ListOffsetsTopic
     LP = L.ListOffsetsPartition
-    for timestamp, expected in [(-1, [300]), (-2, [0]), (1_000_100, [100]), (2_000_000, [])]:
+    # Kafka 3's answer: segment starts (and the high watermark) last written before the time.
+    in_an_hour = int(time.time() * 1000) + 3_600_000
+    for timestamp, expected in [(-1, [300, 0]), (-2, [0]), (1_000_100, []), (in_an_hour, [300, 0])]:
         request = ListOffsetsRequest(replica_id=-1, max_version=0, topics=[L(name=topic, partitions=[
             LP(partition_index=0, timestamp=timestamp, max_num_offsets=5)])])
         response = send_raw(admin, request)
