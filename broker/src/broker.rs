@@ -57,8 +57,12 @@ impl Broker {
         if let Some(props) = &formatted {
             props.check_node(config.node_id, &log_dir)?;
         }
-        let store: Arc<dyn MetaStore> = Arc::new(RocksStore::open(&log_dir.join(META_STORE_DIR))?);
-        let cluster_id = settle_cluster_id(&*store, formatted.as_ref(), &log_dir)?;
+        let store_dir = log_dir.join(META_STORE_DIR);
+        let stored = RocksStore::peek(&store_dir, CLUSTER_ID_KEY)?
+            .map(|id| String::from_utf8_lossy(&id).into_owned());
+        let cluster_id = settle_cluster_id(stored, formatted.as_ref(), &log_dir)?;
+        let store: Arc<dyn MetaStore> = Arc::new(RocksStore::open(&store_dir)?);
+        store.put(CLUSTER_ID_KEY, cluster_id.as_bytes())?;
         if formatted.is_none() {
             // Formatting on first start (or for a directory from before weir wrote one).
             MetaProperties::new(&cluster_id, config.node_id).write(&log_dir)?;
@@ -177,15 +181,13 @@ impl Broker {
 
 /// The cluster id this node serves: the metadata store's, which must be the one the
 /// directory was formatted with; for a new store the formatted one, else `CLUSTER_ID` from
-/// the environment (as Kafka's container images take it), else a new one.
+/// the environment (as Kafka's container images take it), else a new one. Decided before
+/// anything is written.
 fn settle_cluster_id(
-    store: &dyn MetaStore,
+    stored: Option<String>,
     formatted: Option<&MetaProperties>,
     log_dir: &Path,
 ) -> anyhow::Result<String> {
-    let stored = store
-        .get(CLUSTER_ID_KEY)?
-        .map(|id| String::from_utf8_lossy(&id).into_owned());
     match (stored, formatted) {
         (Some(stored), Some(props)) if stored != props.cluster_id => {
             Err(IdentityError::ClusterId {
@@ -196,20 +198,14 @@ fn settle_cluster_id(
             .into())
         }
         (Some(stored), _) => Ok(stored),
-        (None, formatted) => {
-            let id = match formatted {
-                Some(props) => props.cluster_id.clone(),
-                None => match std::env::var("CLUSTER_ID") {
-                    Ok(id) => {
-                        meta_properties::check_cluster_id(&id)
-                            .map_err(|reason| anyhow::anyhow!("CLUSTER_ID: {reason}"))?;
-                        id
-                    }
-                    Err(_) => meta_properties::random_id(),
-                },
-            };
-            store.put(CLUSTER_ID_KEY, id.as_bytes())?;
-            Ok(id)
-        }
+        (None, Some(props)) => Ok(props.cluster_id.clone()),
+        (None, None) => match std::env::var("CLUSTER_ID") {
+            Ok(id) => {
+                meta_properties::check_cluster_id(&id)
+                    .map_err(|reason| anyhow::anyhow!("CLUSTER_ID: {reason}"))?;
+                Ok(id)
+            }
+            Err(_) => Ok(meta_properties::random_id()),
+        },
     }
 }

@@ -100,10 +100,12 @@ impl MetaProperties {
         if fields.get("version") != Some(&"1") {
             return Err(malformed("only version=1 (KRaft) is supported"));
         }
+        // Not checked as a UUID: weir once took any CLUSTER_ID, and such directories must
+        // keep starting. New ids are checked where they are given (format, CLUSTER_ID).
         let cluster_id = fields
             .get("cluster.id")
+            .filter(|id| !id.is_empty())
             .ok_or_else(|| malformed("no cluster.id"))?;
-        check_cluster_id(cluster_id).map_err(|reason| malformed(&reason))?;
         let node_id = fields
             .get("node.id")
             .and_then(|id| id.parse().ok())

@@ -27,6 +27,22 @@ impl RocksStore {
         Ok(RocksStore { db })
     }
 
+    /// Reads one key without changing anything in the store's directory: opened read-only,
+    /// with RocksDB's info log in the temporary directory. None if there is no store yet.
+    /// Start-up reads the cluster id this way, before it decides to open the store at all.
+    pub fn peek(path: &Path, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if !path.join("CURRENT").exists() {
+            return Ok(None);
+        }
+        let mut options = Options::default();
+        options.set_db_log_dir(std::env::temp_dir());
+        options.set_keep_log_file_num(1);
+        let db = DB::open_for_read_only(&options, path, false)
+            .map_err(|e| StoreError(format!("open {} read-only: {e}", path.display())))?;
+        db.get(key.as_bytes())
+            .map_err(|e| StoreError(e.to_string()))
+    }
+
     fn synced() -> WriteOptions {
         let mut options = WriteOptions::default();
         options.set_sync(true);
