@@ -651,10 +651,29 @@ fn node_id(
             .is_some_and(|(_, s)| *s != ConfigSource::Default)
     };
     let node_id = num("node.id")?;
-    if !set("broker.id") {
+    if !(0..=i32::MAX as i64).contains(&node_id) {
+        return Err(ConfigError::Invalid {
+            key: "node.id".into(),
+            value: node_id.to_string(),
+            reason: "must be at least 0".into(),
+        });
+    }
+    // broker.id's own default, -1 ("none"), leaves node.id in charge.
+    let broker_id = if set("broker.id") {
+        num("broker.id")?
+    } else {
+        -1
+    };
+    if broker_id < 0 {
         return Ok(node_id as i32);
     }
-    let broker_id = num("broker.id")?;
+    if broker_id > i32::MAX as i64 {
+        return Err(ConfigError::Invalid {
+            key: "broker.id".into(),
+            value: broker_id.to_string(),
+            reason: "out of range".into(),
+        });
+    }
     if set("node.id") && node_id != broker_id {
         return Err(ConfigError::Invalid {
             key: "node.id".into(),
