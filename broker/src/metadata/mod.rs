@@ -257,12 +257,22 @@ impl Controller {
             ..MetadataImage::default()
         };
         let load = |scope: BrokerScope| -> Result<BTreeMap<String, String>, MetadataError> {
-            match store.get(scope.store_key())? {
+            let mut configs: BTreeMap<String, String> = match store.get(scope.store_key())? {
                 Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                     MetadataError::Store(StoreError(format!("damaged broker configs: {e}")))
-                }),
-                None => Ok(BTreeMap::new()),
-            }
+                })?,
+                None => BTreeMap::new(),
+            };
+            // Weir once took synonyms such as log.retention.hours as dynamic; Kafka does
+            // not, and a stored one would make every later change of the scope fail.
+            configs.retain(|key, value| {
+                let dynamic = broker_dynamic_type(key).is_some();
+                if !dynamic {
+                    tracing::warn!(key = %key, value = %value, ?scope, "dropping a stored dynamic broker config that is not dynamic");
+                }
+                dynamic
+            });
+            Ok(configs)
         };
         let dynamic = [
             load(BrokerScope::ClusterDefault)?,
