@@ -1,5 +1,6 @@
 """Fixtures: a real weir broker per test module, on a free port with a temp data dir."""
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -93,6 +94,8 @@ class BrokerProcess:
                 self.proc.wait()
         self.dir.cleanup()
         self.log_path.unlink(missing_ok=True)
+        # scripts/kafka-as-weir keeps Kafka's own files beside the data directory.
+        shutil.rmtree(self.dir.name + ".kafka", ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

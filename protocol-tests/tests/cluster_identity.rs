@@ -122,7 +122,9 @@ fn a_directory_of_another_cluster_or_node_is_refused_as_it_is() {
     let marker = dir.join(".kafka_cleanshutdown");
     assert!(marker.exists());
 
-    // Formatted for another cluster: refused, naming both ids; nothing changes.
+    // Formatted for another cluster: refused, naming both ids; nothing changes, not even
+    // in the metadata store.
+    let store_before = listing(&dir.join("__weir_meta"));
     let props = meta_properties(&dir);
     let foreign = "AAAAAAAAAAAAAAAAAAAAAA";
     let swapped = props.replace(
@@ -142,6 +144,7 @@ fn a_directory_of_another_cluster_or_node_is_refused_as_it_is() {
     assert_eq!(said.trim().lines().count(), 1, "one line: {said}");
     assert_eq!(meta_properties(&dir), swapped);
     assert!(marker.exists(), "the clean shutdown marker is left alone");
+    assert_eq!(listing(&dir.join("__weir_meta")), store_before);
     std::fs::write(dir.join("meta.properties"), &props).unwrap();
 
     // Another node's directory: refused with Kafka's words.
@@ -153,9 +156,33 @@ fn a_directory_of_another_cluster_or_node_is_refused_as_it_is() {
     );
     assert!(marker.exists());
 
-    // Its own node and cluster again: served, nothing lost.
+    // Its own node and cluster again: served, nothing lost. A file as weir wrote it before
+    // it recorded directory ids upgrades in place.
+    std::fs::write(
+        dir.join("meta.properties"),
+        format!("version=1\ncluster.id={ours}\nnode.id=1\n"),
+    )
+    .unwrap();
     let broker = Broker::start_with(&[], &[], Some(&dir));
     assert_eq!(cluster_id_served(&broker), ours);
+}
+
+/// Names, sizes and modification times of a directory's files.
+fn listing(dir: &Path) -> Vec<(String, u64, std::time::SystemTime)> {
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                m.len(),
+                m.modified().unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 #[test]
@@ -182,6 +209,13 @@ fn broker_id_is_node_ids_synonym() {
         "{said}"
     );
     assert!(!dir.exists(), "nothing written");
+    let (code, said) = refused(&dir, &["node.id=-3"]);
+    assert_eq!(code, 2, "{said}");
+    assert!(said.contains("must be at least 0"), "{said}");
+    assert!(!dir.exists(), "nothing written");
+    // broker.id=-1 is Kafka's "none": node.id decides.
+    let broker = Broker::start(&[("broker.id", "-1"), ("node.id", "4")]);
+    assert!(meta_properties(&broker.data_dir).contains("node.id=4\n"));
 }
 
 #[test]
