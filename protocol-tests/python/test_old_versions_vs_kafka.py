@@ -272,3 +272,39 @@ def test_offset_commit_v0_v1_and_fetch_v0_v1(pair):
     assert theirs.pop("commit v0") == [("vs-commits", 0, 35), ("vs-commits", 3, 35)]
     assert theirs.pop("fetch v0") == [("vs-commits", 0, -1, "", 35), ("vs-commits", 3, -1, "", 35)]
     assert ours == theirs
+
+
+def test_list_offsets_v0_over_several_segments(pair):
+    """ListOffsets v0 lists segment starts: a topic with 1 MiB segments (Kafka 4's least,
+    which 3.9 takes too) and 150 batches of 10 KB, so that both roll at the same offset."""
+    from confluent_kafka import Producer
+    CT = CreateTopicsRequest.CreatableTopic
+    L = ListOffsetsRequest.ListOffsetsTopic
+    LP = L.ListOffsetsPartition
+
+    def scenario(broker):
+        r = send(broker, (0, 10, 1), CreateTopicsRequest(timeout_ms=10000, max_version=0, topics=[
+            CT(name="vs-segments", num_partitions=1, replication_factor=1, assignments=[],
+               configs=[CT.CreatableTopicConfig(name="segment.bytes", value="1048576")])]))
+        assert r.topics[0].error_code == 0
+        time.sleep(1)
+        p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0, "batch.num.messages": 1,
+                      "acks": "all"})
+        for i in range(150):
+            p.produce("vs-segments", value=bytes([i % 256]) * 10_000)
+            p.flush(10)
+        out = {}
+        in_an_hour = int(time.time() * 1000) + 3_600_000
+        for label, timestamp, count in [("latest", -1, 5), ("latest", -1, 2), ("earliest", -2, 5),
+                                        ("in an hour", in_an_hour, 5), ("in an hour", in_an_hour, 1),
+                                        ("long ago", 1_000, 5)]:
+            r = send(broker, (0, 9), ListOffsetsRequest(replica_id=-1, max_version=0, topics=[
+                L(name="vs-segments", partitions=[LP(partition_index=0, timestamp=timestamp,
+                                                     max_num_offsets=count)])]))
+            [part] = r.topics[0].partitions
+            out[f"{label} x{count}"] = (part.error_code, list(part.old_style_offsets))
+        return out
+
+    ours, theirs = both(pair, scenario)
+    assert len(ours["latest x5"][1]) == 3, f"two segments and the log end: {ours}"
+    assert ours == theirs
