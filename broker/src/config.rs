@@ -992,7 +992,12 @@ impl BrokerConfig {
         }
         let node_id = node_id(&values, &num)?;
         check_quorum(node_id, &get)?;
-        let broker_id_source = values.get("broker.id").map(|(_, source)| *source);
+        // Where the node id in force came from: broker.id if it set one, else node.id.
+        let id_source = values
+            .get("broker.id")
+            .filter(|(v, s)| *s != ConfigSource::Default && !v.trim().starts_with('-'))
+            .or_else(|| values.get("node.id"))
+            .map_or(ConfigSource::Default, |(_, source)| *source);
         let mut config = BrokerConfig {
             node_id,
             listeners,
@@ -1022,11 +1027,11 @@ impl BrokerConfig {
             socket_receive_buffer_bytes: num("socket.receive.buffer.bytes")? as i32,
             values,
         };
-        if let Some(source) = broker_id_source {
-            // broker.id is node.id's synonym: node.id reports the value in force.
+        // Synonyms: both report the node id in force, as Kafka 4.1's DescribeConfigs does.
+        for key in ["node.id", "broker.id"] {
             config
                 .values
-                .insert("node.id".into(), (node_id.to_string(), source));
+                .insert(key.into(), (node_id.to_string(), id_source));
         }
         Ok(config)
     }

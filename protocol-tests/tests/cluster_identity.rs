@@ -7,7 +7,11 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::{ApiKey, DescribeClusterRequest, RequestKind, ResponseKind};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::{
+    ApiKey, DescribeClusterRequest, DescribeConfigsRequest, RequestKind, ResponseKind,
+};
+use kafka_protocol::protocol::StrBytes;
 use protocol_tests::raw::Client;
 use protocol_tests::{free_port, weir_bin, Broker};
 
@@ -216,6 +220,35 @@ fn broker_id_is_node_ids_synonym() {
     // broker.id=-1 is Kafka's "none": node.id decides.
     let broker = Broker::start(&[("broker.id", "-1"), ("node.id", "4")]);
     assert!(meta_properties(&broker.data_dir).contains("node.id=4\n"));
+    // Both synonyms report the id in force, as Kafka 4.1 does.
+    let mut client = Client::connect(&broker);
+    let ResponseKind::DescribeConfigs(described) = client.call(
+        ApiKey::DescribeConfigs,
+        4,
+        &RequestKind::DescribeConfigs(DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(StrBytes::from_static_str("4"))
+                .with_configuration_keys(Some(vec![
+                    StrBytes::from_static_str("broker.id"),
+                    StrBytes::from_static_str("node.id"),
+                ])),
+        ])),
+    ) else {
+        panic!("DescribeConfigs answer expected");
+    };
+    let values: Vec<(String, Option<String>)> = described.results[0]
+        .configs
+        .iter()
+        .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+        .collect();
+    assert_eq!(
+        values,
+        vec![
+            ("broker.id".to_string(), Some("4".to_string())),
+            ("node.id".to_string(), Some("4".to_string()))
+        ]
+    );
 }
 
 #[test]
