@@ -382,6 +382,7 @@ pub fn list_offsets(
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let read_committed = request.isolation_level == READ_COMMITTED;
+    let request_replica = request.replica_id.0;
     let topics = request
         .topics
         .into_iter()
@@ -405,7 +406,10 @@ pub fn list_offsets(
                         // Kafka 3's answer to v0 (removed from Kafka 4): a list of offsets.
                         let max_num = legacy::max_num_offsets(p);
                         let now = broker.clock.now_ms();
-                        return match partition.offsets_before(p.timestamp, max_num, now) {
+                        // Kafka's rule: replicas (ids >= 0) and the debugging id (-2) are
+                        // not consumers.
+                        let consumer = request_replica < 0 && request_replica != -2;
+                        return match partition.offsets_before(p.timestamp, max_num, now, consumer) {
                             Ok(offsets) => legacy::with_old_style_offsets(response, &offsets),
                             Err(e) => response.with_error_code(e.code().code()),
                         };

@@ -288,18 +288,22 @@ impl Partition {
             .map_err(|e| self.health.note(e))
     }
 
-    /// ListOffsets v0 for a consumer (Kafka 3's `legacyFetchOffsetsForTimestamp`): the
-    /// log's offsets before `timestamp`, with those above the high watermark replaced by
-    /// the high watermark.
+    /// ListOffsets v0 (Kafka 3's `legacyFetchOffsetsForTimestamp`): the log's offsets
+    /// before `timestamp`; for a consumer, those above the high watermark replaced by the
+    /// high watermark.
     pub fn offsets_before(
         &self,
         timestamp: i64,
         max_num: i32,
         now_ms: i64,
+        consumer: bool,
     ) -> Result<Vec<i64>, LogError> {
         let log = self.lock();
         self.health.check()?;
         let offsets = log.offsets_before(timestamp, max_num, now_ms);
+        if !consumer {
+            return Ok(offsets);
+        }
         let high_watermark = self.high_watermark();
         Ok(match offsets.iter().position(|&o| o <= high_watermark) {
             Some(0) => offsets,
