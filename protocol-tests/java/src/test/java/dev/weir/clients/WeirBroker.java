@@ -93,6 +93,8 @@ final class WeirBroker implements AutoCloseable {
             waitFor();
         }
         deleteTree(dataDir);
+        // scripts/kafka-as-weir (WEIR_BIN) keeps Kafka's own files beside the data directory.
+        deleteTree(Paths.get(dataDir + ".kafka"));
         try {
             Files.deleteIfExists(logFile);
         } catch (IOException ignored) {
