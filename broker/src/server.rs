@@ -85,7 +85,7 @@ pub async fn run(broker: Arc<Broker>, listeners: Vec<TcpListener>, shutdown: Can
     let slots = Arc::new(Semaphore::new(
         broker.config.max_connections.min(Semaphore::MAX_PERMITS),
     ));
-    let per_ip = Arc::new(ConnectionsPerIp::new(broker.config.max_connections_per_ip));
+    let per_ip = Arc::new(ConnectionsPerIp::default());
     let mut accepts = Vec::new();
     for listener in listeners {
         let broker = Arc::clone(&broker);
@@ -106,11 +106,17 @@ pub async fn run(broker: Arc<Broker>, listeners: Vec<TcpListener>, shutdown: Can
                     _ = shutdown.cancelled() => break,
                     accepted = listener.accept() => match accepted {
                         Ok((stream, peer)) => {
-                            let Some(counted) = per_ip.admit(peer.ip()) else {
+                            // Dynamic, as in Kafka: the value in force now.
+                            let max = broker
+                                .controller
+                                .broker_view()
+                                .get_i64("max.connections.per.ip")
+                                .map_or(broker.config.max_connections_per_ip, |m| m.max(0) as usize);
+                            let Some(counted) = per_ip.admit(peer.ip(), max) else {
                                 tracing::info!(
                                     "Rejected connection from {}, address already has the configured maximum of {} connections.",
                                     peer.ip(),
-                                    per_ip.max
+                                    max
                                 );
                                 drop(stream);
                                 continue;
@@ -335,24 +341,17 @@ impl Activity {
 }
 
 /// Open connections per client address, for `max.connections.per.ip`.
+#[derive(Default)]
 struct ConnectionsPerIp {
-    max: usize,
     counts: Mutex<HashMap<IpAddr, usize>>,
 }
 
 impl ConnectionsPerIp {
-    fn new(max: usize) -> ConnectionsPerIp {
-        ConnectionsPerIp {
-            max,
-            counts: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Counts a new connection from `ip`, or None if that address is at its maximum.
-    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<CountedConnection> {
+    /// Counts a new connection from `ip`, or None if that address has `max` already.
+    fn admit(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<CountedConnection> {
         let mut counts = self.counts.lock_or_recover();
         let count = counts.entry(ip).or_insert(0);
-        if *count >= self.max {
+        if *count >= max {
             return None;
         }
         *count += 1;

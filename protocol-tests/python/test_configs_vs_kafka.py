@@ -26,7 +26,7 @@ MACHINE = {"listeners", "advertised.listeners", "log.dirs", "controller.quorum.b
 # Dynamic in Kafka, read once at start-up by weir: AlterConfigs of them is refused rather
 # than accepted without effect.
 READ_AT_START_UP = {"listeners", "listener.security.protocol.map", "max.connections",
-                    "max.connections.per.ip", "num.io.threads", "num.network.threads",
+                    "num.io.threads", "num.network.threads",
                     "num.recovery.threads.per.data.dir", "log.cleaner.backoff.ms",
                     "producer.id.expiration.ms", "ssl.keystore.password"}
 

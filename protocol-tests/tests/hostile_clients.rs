@@ -167,6 +167,55 @@ fn max_connections_per_ip_closes_the_connection_above_it() {
 }
 
 #[test]
+fn max_connections_per_ip_changes_live() {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    let broker = Broker::start(&[("max.connections.per.ip", "2")]);
+    let mut admin = Client::connect(&broker);
+    let mut other = connect(&broker);
+    api_versions_round_trip(&mut other);
+    let mut third = connect(&broker);
+    let _ = third.write_all(&api_versions_frame());
+    assert!(
+        closed_within(&mut third, Duration::from_secs(5)),
+        "the third is closed"
+    );
+
+    // kafka-configs.sh --alter --entity-type brokers --entity-name 1 --add-config ...
+    let alter = |client: &mut Client, value: &str| {
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(StrBytes::from_static_str("1"))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(StrBytes::from_static_str("max.connections.per.ip"))
+                    .with_config_operation(0)
+                    .with_value(Some(StrBytes::from_string(value.to_string())))]),
+        ]);
+        let ResponseKind::IncrementalAlterConfigs(answer) = client.call(
+            ApiKey::IncrementalAlterConfigs,
+            1,
+            &RequestKind::IncrementalAlterConfigs(request),
+        ) else {
+            panic!("IncrementalAlterConfigs answer expected");
+        };
+        answer.responses[0].error_code
+    };
+    assert_eq!(alter(&mut admin, "-1"), 40, "INVALID_CONFIG below 0");
+    assert_eq!(alter(&mut admin, "3"), 0);
+    let mut third = connect(&broker);
+    api_versions_round_trip(&mut third);
+    let mut fourth = connect(&broker);
+    let _ = fourth.write_all(&api_versions_frame());
+    assert!(
+        closed_within(&mut fourth, Duration::from_secs(5)),
+        "the fourth is closed"
+    );
+}
+
+#[test]
 fn thousands_of_idle_connections_and_hundreds_of_producers_stay_within_memory() {
     const IDLE: usize = 5_000;
     const PRODUCERS: usize = 200;

@@ -569,6 +569,13 @@ impl Controller {
             if let Some(topic_key) = topic_key_of_broker_key(key) {
                 TopicConfig::validate(topic_key, value).map_err(MetadataError::InvalidConfig)?;
             }
+            if LIVE_BROKER_KEYS.contains(&key.as_str())
+                && value.trim().parse::<i64>().is_ok_and(|v| v < 0)
+            {
+                return Err(MetadataError::InvalidConfig(format!(
+                    "Invalid value {value} for configuration {key}: Value must be at least 0"
+                )));
+            }
         }
         if validate_only {
             return Ok(());
@@ -765,6 +772,10 @@ fn topic_key_of_broker_key(key: &str) -> Option<&'static str> {
 /// defaults of topic configs (applied live), and Kafka's other dynamic keys that this
 /// broker does not read (kept and described, without effect). Keys it reads at start-up
 /// only stay read-only.
+/// Broker keys read from the config in force whenever they are used, so a dynamic change
+/// applies at once.
+const LIVE_BROKER_KEYS: &[&str] = &["max.connections.per.ip"];
+
 pub(crate) fn broker_dynamic_type(key: &str) -> Option<crate::config::ConfigType> {
     // Only a topic config's own broker key is dynamic (Kafka's DynamicLogConfig): its
     // other synonyms (`log.retention.hours`, `log.roll.hours`, ...) are read-only.
@@ -782,6 +793,11 @@ pub(crate) fn broker_dynamic_type(key: &str) -> Option<crate::config::ConfigType
                     .find(|d| d.broker_synonym == Some(key))
                     .map(|d| d.kind)
             });
+    }
+    // Keys this broker reads and applies live (the connection acceptor reads the value in
+    // force for each new connection).
+    if LIVE_BROKER_KEYS.contains(&key) {
+        return crate::config::kafka_broker_key(key).map(|k| k.kind);
     }
     let read_here = crate::config::BROKER_CONFIGS.iter().any(|d| d.name == key);
     crate::config::kafka_broker_key(key)
