@@ -382,6 +382,11 @@ fn array_counts_longer_than_the_frame_close_the_connection() {
         let mut other = connect(&broker);
         api_versions_round_trip(&mut other);
     }
+    // The log is read from the broker's stderr by another thread: give it a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while broker.log_text().matches("bytes remaining").count() < 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let log = broker.log_text();
     assert!(
         log.matches("bytes remaining").count() >= 4,
