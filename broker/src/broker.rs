@@ -60,9 +60,12 @@ impl Broker {
         let store_dir = log_dir.join(META_STORE_DIR);
         let stored = RocksStore::peek(&store_dir, CLUSTER_ID_KEY)?
             .map(|id| String::from_utf8_lossy(&id).into_owned());
+        let new_store = stored.is_none();
         let cluster_id = settle_cluster_id(stored, formatted.as_ref(), &log_dir)?;
         let store: Arc<dyn MetaStore> = Arc::new(RocksStore::open(&store_dir)?);
-        store.put(CLUSTER_ID_KEY, cluster_id.as_bytes())?;
+        if new_store {
+            store.put(CLUSTER_ID_KEY, cluster_id.as_bytes())?;
+        }
         if formatted.is_none() {
             // Formatting on first start (or for a directory from before weir wrote one).
             MetaProperties::new(&cluster_id, config.node_id).write(&log_dir)?;
