@@ -19,6 +19,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
 from conftest import ROOT, BrokerProcess
+from old_protocol import old_messages, send_raw
 
 # api_version -> (produce magic, fetch magic): 0.9 sends Produce v1 / Fetch v1 (magic 0),
 # 0.10.0 Produce v2 / Fetch v2 (magic 1), 0.10.1 Fetch v3 (max_bytes).
@@ -202,24 +203,6 @@ def test_offset_for_leader_epoch_and_log_dirs_of_1_x_brokers(broker):
         [described] = log_dir["topics"]
         assert described["name"] == topic and described["partitions"][0]["partition_size"] > 0
         admin.close()
-
-
-def send_raw(admin, request):
-    """One request through kafka-python's own codec, at the version its api_version picks
-    within the request's max_version."""
-    async def send():
-        return await admin._manager.send(request, node_id=1)
-    return admin._manager.run(send)
-
-
-def old_messages(records):
-    """(offset, timestamp, key, value) of a magic 0/1 message set, by kafka-python's reader
-    (which skips a trailing partial message)."""
-    from kafka.record import MemoryRecords
-    out, sets = [], MemoryRecords(records)
-    while (batch := sets.next_batch()) is not None:
-        out += [(r.offset, r.timestamp, r.key, r.value) for r in batch]
-    return out
 
 
 def test_raw_old_fetch_and_list_offsets(broker):

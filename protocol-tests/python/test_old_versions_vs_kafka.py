@@ -9,19 +9,18 @@ purpose are asserted here as differences, so that any other one fails the test; 
 ("Versions beyond Kafka 4.1") says why each is kept.
 """
 import time
-from pathlib import Path
 
 import pytest
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaProducer
 from kafka.protocol.admin import CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest
 from kafka.protocol.consumer import (FetchRequest, ListOffsetsRequest, OffsetCommitRequest,
                                      OffsetFetchRequest, OffsetForLeaderEpochRequest)
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
 from kafka.protocol.producer import ProduceRequest
-from kafka.record import MemoryRecords
 from kafka.record.legacy_records import LegacyRecordBatchBuilder
 
 from conftest import ROOT, BrokerProcess
+from old_protocol import old_messages, send
 
 
 def kafka_legacy_libs():
@@ -47,27 +46,13 @@ def pair():
     weir.stop()
 
 
-def send(broker, api_version, request):
-    """One request at the version kafka-python's `api_version` table and the request's
-    max_version pick; the answer as a dict (or the exception's name)."""
-    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, api_version=api_version,
-                             request_timeout_ms=15000)
-
-    async def go():
-        return await admin._manager.send(request, node_id=1)
-    try:
-        return admin._manager.run(go)
-    except Exception as e:  # the broker's refusal is part of the answer
-        return f"{type(e).__name__}"
-    finally:
-        admin.close()
-
-
-def messages(records):
-    out, sets = [], MemoryRecords(records)
-    while (batch := sets.next_batch()) is not None:
-        out += [(r.offset, r.timestamp, r.key, r.value) for r in batch]
-    return out
+def produce(broker, topic, count):
+    """`count` records through a producer of Kafka 0.10.1's era (Produce v2)."""
+    p = KafkaProducer(bootstrap_servers=broker.bootstrap, api_version=(0, 10, 1))
+    for _ in range(count):
+        p.send(topic, b"x")
+    p.flush(30)
+    p.close()
 
 
 def both(pair, scenario):
@@ -101,7 +86,7 @@ def test_produce_then_fetch_and_list_offsets(pair, api_version, codec):
                 part = r.responses[0].partitions[0]
                 # Weir sends messages from the fetch offset on, uncompressed and within the
                 # stored size; Kafka 3 kept the codec and a compressed batch's earlier records.
-                got = [m for m in messages(part.records) if m[0] >= offset]
+                got = [m for m in old_messages(part.records) if m[0] >= offset]
                 out[f"fetch v{version} from {offset} within {limit}"] = (
                     r.version, part.error_code, part.high_watermark, got[:2], bool(part.records))
         L = ListOffsetsRequest.ListOffsetsTopic
@@ -157,11 +142,7 @@ def test_offset_for_leader_epoch_v0_v1(pair):
     P = T.OffsetForLeaderPartition
 
     def scenario(broker):
-        p = KafkaProducer(bootstrap_servers=broker.bootstrap, api_version=(0, 10, 1))
-        for _ in range(5):
-            p.send("vs-epochs", b"x")
-        p.flush(30)
-        p.close()
+        produce(broker, "vs-epochs", 5)
         out = {}
         for api_version in [(1, 1), (2, 0)]:
             r = send(broker, api_version, OffsetForLeaderEpochRequest(replica_id=-1, topics=[
@@ -232,10 +213,7 @@ def test_offset_commit_v0_v1_and_fetch_v0_v1(pair):
     FT = OffsetFetchRequest.OffsetFetchRequestTopic
 
     def scenario(broker):
-        p = KafkaProducer(bootstrap_servers=broker.bootstrap, api_version=(0, 10, 1))
-        p.send("vs-commits", b"x")
-        p.flush(30)
-        p.close()
+        produce(broker, "vs-commits", 1)
         # The group coordinator first (FindCoordinator creates __consumer_offsets), as a
         # client of that era does before it commits.
         for version in [0, 1]:
