@@ -641,47 +641,40 @@ pub enum ConfigError {
 }
 
 /// `node.id`, with Kafka's `broker.id` as its synonym: either may be set; both must agree.
+/// Returns the id and the source of the key that set it.
 fn node_id(
     values: &BTreeMap<String, (String, ConfigSource)>,
     num: &dyn Fn(&str) -> Result<i64, ConfigError>,
-) -> Result<i32, ConfigError> {
-    let set = |key: &str| {
-        values
-            .get(key)
-            .is_some_and(|(_, s)| *s != ConfigSource::Default)
+) -> Result<(i32, ConfigSource), ConfigError> {
+    let source = |key: &str| values.get(key).map_or(ConfigSource::Default, |(_, s)| *s);
+    let invalid = |key: &str, value: i64, reason: &str| ConfigError::Invalid {
+        key: key.into(),
+        value: value.to_string(),
+        reason: reason.into(),
     };
     let node_id = num("node.id")?;
     if !(0..=i32::MAX as i64).contains(&node_id) {
-        return Err(ConfigError::Invalid {
-            key: "node.id".into(),
-            value: node_id.to_string(),
-            reason: "must be at least 0".into(),
-        });
+        return Err(invalid("node.id", node_id, "must be at least 0"));
     }
     // broker.id's own default, -1 ("none"), leaves node.id in charge.
-    let broker_id = if set("broker.id") {
-        num("broker.id")?
-    } else {
-        -1
+    let broker_id = match source("broker.id") {
+        ConfigSource::Default => -1,
+        _ => num("broker.id")?,
     };
     if broker_id < 0 {
-        return Ok(node_id as i32);
+        return Ok((node_id as i32, source("node.id")));
     }
     if broker_id > i32::MAX as i64 {
-        return Err(ConfigError::Invalid {
-            key: "broker.id".into(),
-            value: broker_id.to_string(),
-            reason: "out of range".into(),
-        });
+        return Err(invalid("broker.id", broker_id, "out of range"));
     }
-    if set("node.id") && node_id != broker_id {
-        return Err(ConfigError::Invalid {
-            key: "node.id".into(),
-            value: node_id.to_string(),
-            reason: "You must set `node.id` to the same value as `broker.id`.".into(),
-        });
+    if source("node.id") != ConfigSource::Default && node_id != broker_id {
+        return Err(invalid(
+            "node.id",
+            node_id,
+            "You must set `node.id` to the same value as `broker.id`.",
+        ));
     }
-    Ok(broker_id as i32)
+    Ok((broker_id as i32, source("broker.id")))
 }
 
 /// A voter of the metadata quorum, from `controller.quorum.voters` (`id@host:port`).
@@ -990,14 +983,8 @@ impl BrokerConfig {
                 });
             }
         }
-        let node_id = node_id(&values, &num)?;
+        let (node_id, id_source) = node_id(&values, &num)?;
         check_quorum(node_id, &get)?;
-        // Where the node id in force came from: broker.id if it set one, else node.id.
-        let id_source = values
-            .get("broker.id")
-            .filter(|(v, s)| *s != ConfigSource::Default && !v.trim().starts_with('-'))
-            .or_else(|| values.get("node.id"))
-            .map_or(ConfigSource::Default, |(_, source)| *source);
         let mut config = BrokerConfig {
             node_id,
             listeners,
