@@ -36,14 +36,13 @@ pub fn create_topics(
 ) -> CreateTopicsResponse {
     // A name given twice gets one answer, INVALID_REQUEST, after the others: Kafka's.
     let mut seen = HashSet::new();
-    let mut duplicate_order: Vec<String> = Vec::new();
+    let mut duplicates: Vec<String> = Vec::new();
     for t in &request.topics {
         let name = t.name.0.to_string();
-        if !seen.insert(name.clone()) && !duplicate_order.contains(&name) {
-            duplicate_order.push(name);
+        if !seen.insert(name.clone()) && !duplicates.contains(&name) {
+            duplicates.push(name);
         }
     }
-    let duplicates: HashSet<String> = duplicate_order.iter().cloned().collect();
     let new_topics: Vec<NewTopic> = request.topics.iter().map(new_topic).collect();
     let too_large = broker
         .controller
@@ -79,7 +78,7 @@ pub fn create_topics(
             }
         })
         .collect();
-    for name in duplicate_order {
+    for name in duplicates {
         let result = CreatableTopicResult::default().with_name(TopicName(str_bytes(&name)));
         topics.push(failed(
             result,
