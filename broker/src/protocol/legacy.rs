@@ -385,24 +385,29 @@ fn put_nullable_string(out: &mut BytesMut, s: Option<&str>) -> Result<()> {
     }
 }
 
-fn put_count(out: &mut BytesMut, n: usize) {
-    out.put_i32(n as i32);
+/// An array: its count, then each element as `put` writes it.
+fn put_array<T>(
+    out: &mut BytesMut,
+    items: &[T],
+    mut put: impl FnMut(&mut BytesMut, &T) -> Result<()>,
+) -> Result<()> {
+    out.put_i32(items.len() as i32);
+    items.iter().try_for_each(|item| put(out, item))
 }
 
 fn produce_response(r: &ProduceResponse, version: i16, out: &mut BytesMut) -> Result<()> {
-    put_count(out, r.responses.len());
-    for topic in &r.responses {
+    put_array(out, &r.responses, |out, topic| {
         put_string(out, &topic.name)?;
-        put_count(out, topic.partition_responses.len());
-        for p in &topic.partition_responses {
+        put_array(out, &topic.partition_responses, |out, p| {
             out.put_i32(p.index);
             out.put_i16(p.error_code);
             out.put_i64(p.base_offset);
             if version >= 2 {
                 out.put_i64(p.log_append_time_ms);
             }
-        }
-    }
+            Ok(())
+        })
+    })?;
     if version >= 1 {
         out.put_i32(r.throttle_time_ms);
     }
@@ -413,29 +418,25 @@ fn fetch_response(r: &FetchResponse, version: i16, out: &mut BytesMut) -> Result
     if version >= 1 {
         out.put_i32(r.throttle_time_ms);
     }
-    put_count(out, r.responses.len());
-    for topic in &r.responses {
+    put_array(out, &r.responses, |out, topic| {
         put_string(out, &topic.topic)?;
-        put_count(out, topic.partitions.len());
-        for p in &topic.partitions {
+        put_array(out, &topic.partitions, |out, p| {
             out.put_i32(p.partition_index);
             out.put_i16(p.error_code);
             out.put_i64(p.high_watermark);
             let records = p.records.as_deref().unwrap_or_default();
             out.put_i32(records.len() as i32);
             out.put_slice(records);
-        }
-    }
-    Ok(())
+            Ok(())
+        })
+    })
 }
 
 /// v0's list of offsets, which the handler put in the tagged-field map.
 fn list_offsets_response(r: &ListOffsetsResponse, out: &mut BytesMut) -> Result<()> {
-    put_count(out, r.topics.len());
-    for topic in &r.topics {
+    put_array(out, &r.topics, |out, topic| {
         put_string(out, &topic.name)?;
-        put_count(out, topic.partitions.len());
-        for p in &topic.partitions {
+        put_array(out, &topic.partitions, |out, p| {
             out.put_i32(p.partition_index);
             out.put_i16(p.error_code);
             let offsets = p
@@ -443,13 +444,12 @@ fn list_offsets_response(r: &ListOffsetsResponse, out: &mut BytesMut) -> Result<
                 .get(&LIST_OFFSETS_V0_TAG)
                 .map(|b| b.chunks_exact(8).collect::<Vec<_>>())
                 .unwrap_or_default();
-            put_count(out, offsets.len());
-            for offset in offsets {
+            put_array(out, &offsets, |out, offset| {
                 out.put_slice(offset);
-            }
-        }
-    }
-    Ok(())
+                Ok(())
+            })
+        })
+    })
 }
 
 fn create_topics_response(
@@ -457,24 +457,22 @@ fn create_topics_response(
     version: i16,
     out: &mut BytesMut,
 ) -> Result<()> {
-    put_count(out, r.topics.len());
-    for topic in &r.topics {
+    put_array(out, &r.topics, |out, topic| {
         put_string(out, &topic.name)?;
         out.put_i16(topic.error_code);
         if version >= 1 {
             put_nullable_string(out, topic.error_message.as_deref())?;
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 fn delete_topics_response(r: &DeleteTopicsResponse, out: &mut BytesMut) -> Result<()> {
-    put_count(out, r.responses.len());
-    for topic in &r.responses {
+    put_array(out, &r.responses, |out, topic| {
         put_string(out, topic.name.as_ref().map_or("", |n| n.as_str()))?;
         out.put_i16(topic.error_code);
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Kafka's ConfigSource DEFAULT_CONFIG: what v0's `is_default` reported.
@@ -482,22 +480,20 @@ const DEFAULT_CONFIG: i8 = 5;
 
 fn describe_configs_response(r: &DescribeConfigsResponse, out: &mut BytesMut) -> Result<()> {
     out.put_i32(r.throttle_time_ms);
-    put_count(out, r.results.len());
-    for result in &r.results {
+    put_array(out, &r.results, |out, result| {
         out.put_i16(result.error_code);
         put_nullable_string(out, result.error_message.as_deref())?;
         out.put_i8(result.resource_type);
         put_string(out, &result.resource_name)?;
-        put_count(out, result.configs.len());
-        for config in &result.configs {
+        put_array(out, &result.configs, |out, config| {
             put_string(out, &config.name)?;
             put_nullable_string(out, config.value.as_deref())?;
             out.put_u8(config.read_only as u8);
             out.put_u8((config.config_source == DEFAULT_CONFIG) as u8);
             out.put_u8(config.is_sensitive as u8);
-        }
-    }
-    Ok(())
+            Ok(())
+        })
+    })
 }
 
 fn offset_for_leader_epoch_response(
@@ -505,20 +501,18 @@ fn offset_for_leader_epoch_response(
     version: i16,
     out: &mut BytesMut,
 ) -> Result<()> {
-    put_count(out, r.topics.len());
-    for topic in &r.topics {
+    put_array(out, &r.topics, |out, topic| {
         put_string(out, &topic.topic)?;
-        put_count(out, topic.partitions.len());
-        for p in &topic.partitions {
+        put_array(out, &topic.partitions, |out, p| {
             out.put_i16(p.error_code);
             out.put_i32(p.partition);
             if version >= 1 {
                 out.put_i32(p.leader_epoch);
             }
             out.put_i64(p.end_offset);
-        }
-    }
-    Ok(())
+            Ok(())
+        })
+    })
 }
 
 #[cfg(test)]
