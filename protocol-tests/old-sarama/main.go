@@ -11,13 +11,25 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/Shopify/sarama"
 )
 
 const records = 200
+
+// The step running now, for the watchdog's report.
+var step atomic.Value
+
+// begin names a step on stderr and for the watchdog.
+func begin(format string, args ...interface{}) {
+	name := fmt.Sprintf(format, args...)
+	step.Store(name)
+	fmt.Fprintln(os.Stderr, "step:", name)
+}
 
 func fail(format string, args ...interface{}) {
 	fmt.Fprintf(os.Stderr, "FAIL: "+format+"\n", args...)
@@ -188,21 +200,35 @@ func main() {
 		fail("usage: old-sarama BOOTSTRAP TOPIC_PREFIX")
 	}
 	bootstrap, prefix := os.Args[1], os.Args[2]
+	// A step that never returns (a Close that waits forever, say) fails with where it
+	// was and every goroutine's stack, not as a silent timeout of the whole run.
+	time.AfterFunc(150*time.Second, func() {
+		fmt.Fprintf(os.Stderr, "FAIL: no progress after 150 s, in step %v\n", step.Load())
+		pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
+		os.Exit(1)
+	})
 	// sarama 1.22's default version: magic 0 message sets, Produce v0, Fetch v0.
 	for _, codec := range []sarama.CompressionCodec{sarama.CompressionNone, sarama.CompressionGZIP, sarama.CompressionSnappy} {
 		topic := fmt.Sprintf("%s-v082-%d", prefix, codec)
 		cfg := config(sarama.V0_8_2_0, codec)
+		begin("produce %s", topic)
 		produce(bootstrap, topic, cfg)
+		begin("consume %s from the start", topic)
 		consume(bootstrap, topic, cfg, sarama.OffsetOldest)
+		begin("consume %s from 123", topic)
 		consume(bootstrap, topic, cfg, 123)
+		begin("commit %s", topic)
 		commit(bootstrap, topic, topic+"-offsets", cfg)
 	}
 	// The oldest version with consumer groups: magic 1, Produce v2, Fetch v3, lz4 allowed.
 	for _, codec := range []sarama.CompressionCodec{sarama.CompressionNone, sarama.CompressionLZ4} {
 		topic := fmt.Sprintf("%s-v0102-%d", prefix, codec)
 		cfg := config(sarama.V0_10_2_0, codec)
+		begin("produce %s", topic)
 		produce(bootstrap, topic, cfg)
+		begin("consume %s from 57", topic)
 		consume(bootstrap, topic, cfg, 57)
+		begin("group-consume %s", topic)
 		group(bootstrap, topic, topic+"-group", config(sarama.V0_10_2_0, codec))
 	}
 	fmt.Println("ok")

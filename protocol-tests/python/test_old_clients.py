@@ -267,6 +267,8 @@ def test_debian_packaged_sarama(broker):
         binary = Path(tmp, "old-sarama")
         subprocess.run(["go", "build", "-o", str(binary), "./protocol-tests/old-sarama"], cwd=ROOT,
                        env=env, check=True, capture_output=True, timeout=600)
+        # The program stops itself after 150 s without progress, saying where it was.
         run = subprocess.run([str(binary), broker.bootstrap, unique("deb")], capture_output=True,
                              text=True, timeout=300)
-    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stdout + run.stderr
+    assert run.returncode == 0 and run.stdout.strip() == "ok", \
+        run.stdout + run.stderr + "\nbroker log:\n" + broker.log()[-5000:]
