@@ -29,6 +29,13 @@ pub trait MetaStore: Send + Sync {
     /// crash may lose the latest batches (never part of one, never a later one without an
     /// earlier one), so callers keep in the batch how far their source log was applied.
     fn write_batch(&self, writes: &[(String, Option<Vec<u8>>)]) -> Result<(), StoreError>;
+    /// Puts and deletes applied atomically and durable when this returns: the metadata
+    /// quorum's log and vote.
+    fn write_batch_synced(&self, writes: &[(String, Option<Vec<u8>>)]) -> Result<(), StoreError>;
+    /// Pairs with `start <= key < end`, in key order.
+    fn scan_range(&self, start: &str, end: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// The pair with the greatest key that starts with `prefix`.
+    fn last_with_prefix(&self, prefix: &str) -> Result<Option<(String, Vec<u8>)>, StoreError>;
     /// All pairs whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
 }
@@ -65,6 +72,27 @@ impl MetaStore for MemoryStore {
             };
         }
         Ok(())
+    }
+
+    fn write_batch_synced(&self, writes: &[(String, Option<Vec<u8>>)]) -> Result<(), StoreError> {
+        self.write_batch(writes)
+    }
+
+    fn scan_range(&self, start: &str, end: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let map = self.map.lock_or_recover();
+        Ok(map
+            .range(start.to_string()..end.to_string())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn last_with_prefix(&self, prefix: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        let map = self.map.lock_or_recover();
+        Ok(map
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .last()
+            .map(|(k, v)| (k.clone(), v.clone())))
     }
 
     fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {

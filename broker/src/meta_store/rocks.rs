@@ -50,6 +50,17 @@ impl RocksStore {
     }
 }
 
+fn batch_of(writes: &[(String, Option<Vec<u8>>)]) -> WriteBatch {
+    let mut batch = WriteBatch::default();
+    for (key, value) in writes {
+        match value {
+            Some(v) => batch.put(key.as_bytes(), v),
+            None => batch.delete(key.as_bytes()),
+        }
+    }
+    batch
+}
+
 impl MetaStore for RocksStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.db
@@ -70,16 +81,51 @@ impl MetaStore for RocksStore {
     }
 
     fn write_batch(&self, writes: &[(String, Option<Vec<u8>>)]) -> Result<(), StoreError> {
-        let mut batch = WriteBatch::default();
-        for (key, value) in writes {
-            match value {
-                Some(v) => batch.put(key.as_bytes(), v),
-                None => batch.delete(key.as_bytes()),
-            }
-        }
+        let batch = batch_of(writes);
         // Written to the WAL without fsync: see the trait. The group coordinator replays
         // `__consumer_offsets` beyond the applied offset each batch carries.
         self.db.write(batch).map_err(|e| StoreError(e.to_string()))
+    }
+
+    fn write_batch_synced(&self, writes: &[(String, Option<Vec<u8>>)]) -> Result<(), StoreError> {
+        self.db
+            .write_opt(batch_of(writes), &Self::synced())
+            .map_err(|e| StoreError(e.to_string()))
+    }
+
+    fn scan_range(&self, start: &str, end: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator(IteratorMode::From(start.as_bytes(), Direction::Forward))
+        {
+            let (key, value) = item.map_err(|e| StoreError(e.to_string()))?;
+            if *key >= *end.as_bytes() {
+                break;
+            }
+            out.push((String::from_utf8_lossy(&key).into_owned(), value.to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn last_with_prefix(&self, prefix: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        // Keys with the prefix sort before the prefix with its last byte raised.
+        let mut upper = prefix.as_bytes().to_vec();
+        let last = upper.last_mut().expect("a non-empty prefix");
+        *last += 1;
+        for item in self
+            .db
+            .iterator(IteratorMode::From(&upper, Direction::Reverse))
+        {
+            let (key, value) = item.map_err(|e| StoreError(e.to_string()))?;
+            if *key >= *upper {
+                continue;
+            }
+            return Ok(key
+                .starts_with(prefix.as_bytes())
+                .then(|| (String::from_utf8_lossy(&key).into_owned(), value.to_vec())));
+        }
+        Ok(None)
     }
 
     fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
