@@ -38,7 +38,7 @@ pub struct Broker {
 }
 
 impl Broker {
-    pub fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
+    pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
         let config = Arc::new(config);
         let log_dir = config.log_dir.clone();
         std::fs::create_dir_all(&log_dir).map_err(|e| {
@@ -89,7 +89,8 @@ impl Broker {
             Arc::clone(&config),
             Arc::clone(&store),
             Arc::clone(&replicas),
-        )?;
+        )
+        .await?;
         let groups = GroupCoordinator::start(
             GroupConfig::from_broker(&controller.broker_view()),
             clock.clone(),
@@ -170,6 +171,7 @@ impl Broker {
 
     /// Flushes and closes every log, then leaves the clean shutdown marker.
     pub async fn shutdown(&self) {
+        self.controller.shutdown().await;
         if !self.replicas.shutdown().await {
             tracing::error!("the log directory is offline: no clean shutdown marker");
             return;

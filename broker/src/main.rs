@@ -17,7 +17,7 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
         )
         .with_target(false)
         .with_writer(std::io::stderr)
@@ -50,7 +50,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
-    let broker = Broker::start(config)?;
+    let broker = Broker::start(config).await?;
     let listeners = weir::server::bind(&broker).await?;
     let shutdown = CancellationToken::new();
     let signals = shutdown.clone();

@@ -51,6 +51,13 @@ enum Outgoing {
         version: i16,
         correlation_id: i32,
     },
+    /// Awaited by the reader before the next request, then written as Pending.
+    Ordered {
+        future: ResponseFuture,
+        key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+    },
 }
 
 /// Binds every listener; returns the bound addresses (port 0 becomes the real port).
@@ -199,6 +206,26 @@ async fn serve_connection(
             }
         };
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        let outgoing = match outgoing {
+            Outgoing::Ordered {
+                future,
+                key,
+                version,
+                correlation_id,
+            } => {
+                let response = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    response = future => response,
+                };
+                Outgoing::Pending {
+                    future: Box::pin(std::future::ready(response)),
+                    key,
+                    version,
+                    correlation_id,
+                }
+            }
+            other => other,
+        };
         let sent = tokio::select! {
             _ = shutdown.cancelled() => break,
             sent = tx.send(outgoing) => sent,
@@ -242,6 +269,12 @@ fn take_request(
             version,
             correlation_id,
         })),
+        Reply::Ordered(future) => Ok(Some(Outgoing::Ordered {
+            future,
+            key,
+            version,
+            correlation_id,
+        })),
         Reply::Silent => Ok(None),
         Reply::Close(reason) => Err(reason),
     }
@@ -259,6 +292,12 @@ async fn write_replies(
         let bytes = match outgoing {
             Outgoing::Ready(bytes) => bytes,
             Outgoing::Pending {
+                future,
+                key,
+                version,
+                correlation_id,
+            }
+            | Outgoing::Ordered {
                 future,
                 key,
                 version,

@@ -483,7 +483,7 @@ impl GroupCoordinator {
 
     /// Makes sure `__consumer_offsets` exists and is loaded, creating it on first use as
     /// Kafka does (compacted, `offsets.topic.segment.bytes`).
-    pub fn ensure_offsets_topic(&self, controller: &Controller) -> Result<(), GroupError> {
+    pub async fn ensure_offsets_topic(&self, controller: &Controller) -> Result<(), GroupError> {
         if !self.lock().partitions.is_empty() {
             return Ok(());
         }
@@ -505,7 +505,7 @@ impl GroupCoordinator {
                 assignments: BTreeMap::new(),
                 configs,
             };
-            match controller.create_topic(topic, false) {
+            match controller.create_topic(topic, false).await {
                 Ok(_) | Err(MetadataError::TopicAlreadyExists(_)) => {}
                 Err(e) => {
                     tracing::error!(error = %e, "cannot create {OFFSETS_TOPIC}");
@@ -1399,7 +1399,7 @@ mod tests {
         assert_eq!(partition_for("é", 50), 233 % 50);
     }
 
-    fn start(
+    async fn start(
         store: &Arc<crate::meta_store::MemoryStore>,
         dir: &std::path::Path,
     ) -> (Controller, Arc<GroupCoordinator>) {
@@ -1411,6 +1411,7 @@ mod tests {
             Arc::clone(&store),
             Arc::clone(&replicas),
         )
+        .await
         .unwrap();
         let groups =
             GroupCoordinator::start(GroupConfig::from_broker(&config), Clock, store, replicas)
@@ -1419,12 +1420,12 @@ mod tests {
     }
 
     /// A coordinator with `__consumer_offsets` and two-partition `topics` in place.
-    fn start_with_topics(
+    async fn start_with_topics(
         store: &Arc<crate::meta_store::MemoryStore>,
         dir: &std::path::Path,
         topics: &[&str],
     ) -> (Controller, Arc<GroupCoordinator>) {
-        let (controller, groups) = start(store, dir);
+        let (controller, groups) = start(store, dir).await;
         for name in topics {
             let topic = crate::metadata::NewTopic {
                 name: name.to_string(),
@@ -1433,9 +1434,9 @@ mod tests {
                 assignments: BTreeMap::new(),
                 configs: BTreeMap::new(),
             };
-            controller.create_topic(topic, false).unwrap();
+            controller.create_topic(topic, false).await.unwrap();
         }
-        groups.ensure_offsets_topic(&controller).unwrap();
+        groups.ensure_offsets_topic(&controller).await.unwrap();
         (controller, groups)
     }
 
@@ -1474,11 +1475,12 @@ mod tests {
     async fn a_lost_store_is_rebuilt_from_the_offsets_topic() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(crate::meta_store::MemoryStore::default());
-        let (controller, groups) = start_with_topics(&store, dir.path(), &["t"]);
+        let (controller, groups) = start_with_topics(&store, dir.path(), &["t"]).await;
         commit(&groups, "g1", 10);
         commit(&groups, "g1", 12);
         commit(&groups, "g2", 3);
         assert_eq!(groups.delete_groups(&["g2".into()])[0].1, Ok(()));
+        controller.shutdown().await;
         drop((controller, groups));
 
         // Keep the topics, lose every group record and the applied checkpoints.
@@ -1488,7 +1490,7 @@ mod tests {
                 rebuilt.put(&key, &value).unwrap();
             }
         }
-        let (_controller, groups) = start(&rebuilt, dir.path());
+        let (_controller, groups) = start(&rebuilt, dir.path()).await;
         assert_eq!(committed(&groups, "g1"), Some(12), "latest commit replayed");
         assert_eq!(committed(&groups, "g2"), None, "tombstones replayed too");
         assert_eq!(groups.list_groups(&[], &[]).len(), 1);
@@ -1500,7 +1502,7 @@ mod tests {
     async fn a_panic_in_a_group_operation_reloads_the_groups_instead_of_spreading() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(crate::meta_store::MemoryStore::default());
-        let (_controller, groups) = start_with_topics(&store, dir.path(), &["t"]);
+        let (_controller, groups) = start_with_topics(&store, dir.path(), &["t"]).await;
         commit(&groups, "g1", 10);
         let poisoner = Arc::clone(&groups);
         let _ = std::thread::spawn(move || {
@@ -1521,7 +1523,7 @@ mod tests {
     async fn offsets_expire_after_the_retention_and_empty_groups_go_with_them() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(crate::meta_store::MemoryStore::default());
-        let (controller, groups) = start_with_topics(&store, dir.path(), &["t"]);
+        let (controller, groups) = start_with_topics(&store, dir.path(), &["t"]).await;
         commit(&groups, "g1", 10);
         let retention_ms = groups.config.offsets_retention_ms;
         let now_ms = Clock.now_ms();
@@ -1544,8 +1546,9 @@ mod tests {
             "the emptied group is deleted"
         );
         // The tombstones are in the store too: a restart does not bring them back.
+        controller.shutdown().await;
         drop((controller, groups));
-        let (_controller, groups) = start(&store, dir.path());
+        let (_controller, groups) = start(&store, dir.path()).await;
         assert_eq!(committed(&groups, "g1"), None);
     }
 
@@ -1553,7 +1556,7 @@ mod tests {
     async fn a_live_group_keeps_offsets_of_subscribed_topics_only() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(crate::meta_store::MemoryStore::default());
-        let (_controller, groups) = start_with_topics(&store, dir.path(), &["t", "u"]);
+        let (_controller, groups) = start_with_topics(&store, dir.path(), &["t", "u"]).await;
         // Offsets committed while the group was empty, for t and u.
         commit(&groups, "g", 5);
         commit_to(&groups, "g", "u", 0, 9);

@@ -24,12 +24,12 @@ use crate::config::{
 };
 use crate::log::{TopicConfig, TopicConfigDef, TOPIC_CONFIGS};
 use crate::metadata::group_config::GROUP_CONFIGS;
-use crate::metadata::{MetadataError, NewTopic, TopicRecord};
+use crate::metadata::{MetadataError, NewTopic, TopicImage};
 use crate::protocol::ErrorCode;
 
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 
-pub fn create_topics(
+pub async fn create_topics(
     broker: &Arc<Broker>,
     version: i16,
     request: CreateTopicsRequest,
@@ -48,21 +48,25 @@ pub fn create_topics(
         .controller
         .check_create_size(new_topics.iter().filter(|t| !duplicates.contains(&t.name)))
         .err();
-    let mut topics: Vec<CreatableTopicResult> = new_topics
+    let mut topics: Vec<CreatableTopicResult> = Vec::new();
+    for new_topic in new_topics
         .into_iter()
         .filter(|t| !duplicates.contains(&t.name))
-        .map(|new_topic| {
-            let name = new_topic.name.clone();
-            // The codec's default message is "", Kafka's on success none.
-            let result = CreatableTopicResult::default()
-                .with_name(TopicName(str_bytes(&name)))
-                .with_error_message(None);
-            if let Some(e) = &too_large {
-                return failed(result, version, e.code(), e.to_string());
-            }
+    {
+        let name = new_topic.name.clone();
+        // The codec's default message is "", Kafka's on success none.
+        let result = CreatableTopicResult::default()
+            .with_name(TopicName(str_bytes(&name)))
+            .with_error_message(None);
+        if let Some(e) = &too_large {
+            topics.push(failed(result, version, e.code(), e.to_string()));
+            continue;
+        }
+        topics.push(
             match broker
                 .controller
                 .create_topic(new_topic, request.validate_only)
+                .await
             {
                 Ok(record) if version >= 5 => result
                     .with_topic_id(if request.validate_only || version < 7 {
@@ -75,9 +79,9 @@ pub fn create_topics(
                     .with_configs(Some(created_configs(broker, &record))),
                 Ok(_) => result,
                 Err(e) => failed(result, version, e.code(), e.to_string()),
-            }
-        })
-        .collect();
+            },
+        );
+    }
     for name in duplicates {
         let result = CreatableTopicResult::default().with_name(TopicName(str_bytes(&name)));
         topics.push(failed(
@@ -133,7 +137,7 @@ fn failed(
     }
 }
 
-fn created_configs(broker: &Arc<Broker>, record: &TopicRecord) -> Vec<CreatableTopicConfigs> {
+fn created_configs(broker: &Arc<Broker>, record: &TopicImage) -> Vec<CreatableTopicConfigs> {
     let view = broker.controller.broker_view();
     TOPIC_CONFIGS
         .iter()
@@ -169,7 +173,7 @@ fn topic_value(
     Some((value, source))
 }
 
-pub fn delete_topics(
+pub async fn delete_topics(
     broker: &Arc<Broker>,
     version: i16,
     request: DeleteTopicsRequest,
@@ -185,33 +189,34 @@ pub fn delete_topics(
             .iter()
             .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)),
     );
-    let responses = targets
-        .into_iter()
-        .map(|(name, id)| {
-            let resolved = match (&name, id) {
-                (Some(name), _) => Ok(name.clone()),
-                (None, id) => broker
-                    .controller
-                    .image()
-                    .topic_by_id(&id)
-                    .map(|r| r.name.clone())
-                    .ok_or(MetadataError::UnknownTopicId),
-            };
-            let outcome = resolved.and_then(|n| broker.controller.delete_topic(&n));
-            let result = DeletableTopicResult::default()
-                .with_name(name.clone().map(|n| TopicName(str_bytes(n))))
-                .with_topic_id(id);
-            match outcome {
-                Ok(record) => result
-                    .with_name(Some(TopicName(str_bytes(record.name.clone()))))
-                    .with_topic_id(if version >= 6 { record.id } else { id }),
-                Err(e) if version >= 5 => result
-                    .with_error_code(e.code().code())
-                    .with_error_message(Some(str_bytes(e.to_string()))),
-                Err(e) => result.with_error_code(e.code().code()),
-            }
-        })
-        .collect();
+    let mut responses = Vec::new();
+    for (name, id) in targets {
+        let resolved = match (&name, id) {
+            (Some(name), _) => Ok(name.clone()),
+            (None, id) => broker
+                .controller
+                .image()
+                .topic_by_id(&id)
+                .map(|r| r.name.clone())
+                .ok_or(MetadataError::UnknownTopicId),
+        };
+        let outcome = match resolved {
+            Ok(n) => broker.controller.delete_topic(&n).await,
+            Err(e) => Err(e),
+        };
+        let result = DeletableTopicResult::default()
+            .with_name(name.clone().map(|n| TopicName(str_bytes(n))))
+            .with_topic_id(id);
+        responses.push(match outcome {
+            Ok(record) => result
+                .with_name(Some(TopicName(str_bytes(record.name.clone()))))
+                .with_topic_id(if version >= 6 { record.id } else { id }),
+            Err(e) if version >= 5 => result
+                .with_error_code(e.code().code())
+                .with_error_message(Some(str_bytes(e.to_string()))),
+            Err(e) => result.with_error_code(e.code().code()),
+        });
+    }
     DeleteTopicsResponse::default().with_responses(responses)
 }
 

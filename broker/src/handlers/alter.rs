@@ -16,50 +16,55 @@ use crate::broker::Broker;
 use crate::metadata::{BrokerScope, ConfigOp, MetadataError};
 use crate::protocol::ErrorCode;
 
-pub fn create_partitions(
+pub async fn create_partitions(
     broker: &Arc<Broker>,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut records = 0;
-    let results = request
-        .topics
-        .into_iter()
-        .map(|topic| {
-            match broker
-                .controller
-                .count_growth(records, &topic.name.0, topic.count)
-            {
-                Ok(total) => records = total,
-                Err(e) => {
-                    return CreatePartitionsTopicResult::default()
-                        .with_name(topic.name)
+    let mut results = Vec::new();
+    for topic in request.topics {
+        results.push(
+            async {
+                match broker
+                    .controller
+                    .count_growth(records, &topic.name.0, topic.count)
+                {
+                    Ok(total) => records = total,
+                    Err(e) => {
+                        return CreatePartitionsTopicResult::default()
+                            .with_name(topic.name)
+                            .with_error_code(e.code().code())
+                    }
+                }
+                let assignments = topic.assignments.map(|a| {
+                    a.into_iter()
+                        .map(|p| p.broker_ids.into_iter().map(|b| b.0).collect())
+                        .collect()
+                });
+                let outcome = broker
+                    .controller
+                    .create_partitions(
+                        &topic.name.0,
+                        topic.count,
+                        assignments,
+                        request.validate_only,
+                    )
+                    .await;
+                let result = CreatePartitionsTopicResult::default().with_name(topic.name);
+                match outcome {
+                    Ok(_) => result,
+                    // Kafka words every refusal but the unknown topic.
+                    Err(e) if e.code() == ErrorCode::UnknownTopicOrPartition => {
+                        result.with_error_code(e.code().code())
+                    }
+                    Err(e) => result
                         .with_error_code(e.code().code())
+                        .with_error_message(Some(str_bytes(e.to_string()))),
                 }
             }
-            let assignments = topic.assignments.map(|a| {
-                a.into_iter()
-                    .map(|p| p.broker_ids.into_iter().map(|b| b.0).collect())
-                    .collect()
-            });
-            let outcome = broker.controller.create_partitions(
-                &topic.name.0,
-                topic.count,
-                assignments,
-                request.validate_only,
-            );
-            let result = CreatePartitionsTopicResult::default().with_name(topic.name);
-            match outcome {
-                Ok(_) => result,
-                // Kafka words every refusal but the unknown topic.
-                Err(e) if e.code() == ErrorCode::UnknownTopicOrPartition => {
-                    result.with_error_code(e.code().code())
-                }
-                Err(e) => result
-                    .with_error_code(e.code().code())
-                    .with_error_message(Some(str_bytes(e.to_string()))),
-            }
-        })
-        .collect();
+            .await,
+        );
+    }
     CreatePartitionsResponse::default().with_results(results)
 }
 
@@ -88,7 +93,7 @@ fn target(broker: &Broker, resource_type: i8, name: &StrBytes) -> Result<Target,
     }
 }
 
-fn alter(
+async fn alter(
     broker: &Broker,
     resource_type: i8,
     name: &StrBytes,
@@ -96,23 +101,27 @@ fn alter(
     ops: &[ConfigOp],
     validate_only: bool,
 ) -> AlterConfigsResourceResponse {
-    let outcome = target(broker, resource_type, name).and_then(|t| match t {
-        Target::Topic(topic) => {
+    let outcome = match target(broker, resource_type, name) {
+        Ok(Target::Topic(topic)) => {
             broker
                 .controller
                 .alter_topic_configs(&topic, replace, ops, validate_only)
+                .await
         }
-        Target::Broker(scope) => {
+        Ok(Target::Broker(scope)) => {
             broker
                 .controller
                 .alter_broker_configs(scope, replace, ops, validate_only)
+                .await
         }
-        Target::Group(group) => {
+        Ok(Target::Group(group)) => {
             broker
                 .controller
                 .alter_group_configs(&group, replace, ops, validate_only)
+                .await
         }
-    });
+        Err(e) => Err(e),
+    };
     // The codec's default message is "", Kafka's on success none.
     let response = AlterConfigsResourceResponse::default()
         .with_error_message(None)
@@ -127,11 +136,13 @@ fn alter(
 }
 
 /// AlterConfigs: the given configs replace every dynamic config of the resource.
-pub fn alter_configs(broker: &Arc<Broker>, request: AlterConfigsRequest) -> AlterConfigsResponse {
-    let responses = request
-        .resources
-        .iter()
-        .map(|resource| {
+pub async fn alter_configs(
+    broker: &Arc<Broker>,
+    request: AlterConfigsRequest,
+) -> AlterConfigsResponse {
+    let mut responses = Vec::new();
+    for resource in &request.resources {
+        responses.push({
             let replace = resource
                 .configs
                 .iter()
@@ -149,20 +160,20 @@ pub fn alter_configs(broker: &Arc<Broker>, request: AlterConfigsRequest) -> Alte
                 &[],
                 request.validate_only,
             )
-        })
-        .collect();
+            .await
+        });
+    }
     AlterConfigsResponse::default().with_responses(responses)
 }
 
 /// IncrementalAlterConfigs (KIP-339): SET, DELETE, APPEND and SUBTRACT per key.
-pub fn incremental_alter_configs(
+pub async fn incremental_alter_configs(
     broker: &Arc<Broker>,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
-    let responses = request
-        .resources
-        .iter()
-        .map(|resource| {
+    let mut responses = Vec::new();
+    for resource in &request.resources {
+        responses.push({
             let ops: Result<Vec<ConfigOp>, MetadataError> = resource
                 .configs
                 .iter()
@@ -179,7 +190,7 @@ pub fn incremental_alter_configs(
                 })
                 .collect();
             let response = match ops {
-                Ok(ops) => alter(broker, resource.resource_type, &resource.resource_name, None, &ops, request.validate_only),
+                Ok(ops) => alter(broker, resource.resource_type, &resource.resource_name, None, &ops, request.validate_only).await,
                 Err(e) => AlterConfigsResourceResponse::default()
                     .with_resource_type(resource.resource_type)
                     .with_resource_name(resource.resource_name.clone())
@@ -192,7 +203,7 @@ pub fn incremental_alter_configs(
                 .with_error_message(response.error_message)
                 .with_resource_type(response.resource_type)
                 .with_resource_name(response.resource_name)
-        })
-        .collect();
+        });
+    }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }

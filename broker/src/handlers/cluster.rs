@@ -18,10 +18,14 @@ use uuid::Uuid;
 
 use super::{str_bytes, CLUSTER_OPERATIONS_ALL, TOPIC_OPERATIONS_ALL};
 use crate::broker::Broker;
-use crate::metadata::{validate_topic_name, MetadataError, NewTopic, TopicRecord};
+use crate::metadata::{validate_topic_name, MetadataError, NewTopic, TopicImage};
 use crate::protocol::ErrorCode;
 
-pub fn metadata(broker: &Arc<Broker>, version: i16, request: MetadataRequest) -> MetadataResponse {
+pub async fn metadata(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: MetadataRequest,
+) -> MetadataResponse {
     let allow_auto_create = version < 4 || request.allow_auto_topic_creation;
     let mut topics = Vec::new();
     match request.topics {
@@ -41,7 +45,7 @@ pub fn metadata(broker: &Arc<Broker>, version: i16, request: MetadataRequest) ->
                 // asks by id with an empty name, not a null one (Kafka's rule too).
                 let entry = match topic.name {
                     Some(name) if topic.topic_id.is_nil() => {
-                        lookup_by_name(broker, &name.0, allow_auto_create)
+                        lookup_by_name(broker, &name.0, allow_auto_create).await
                     }
                     _ => lookup_by_id(broker, topic.topic_id),
                 };
@@ -92,11 +96,11 @@ pub fn metadata(broker: &Arc<Broker>, version: i16, request: MetadataRequest) ->
 
 type LookupError = (ErrorCode, Option<String>);
 
-fn lookup_by_name(
+async fn lookup_by_name(
     broker: &Arc<Broker>,
     name: &str,
     allow_auto_create: bool,
-) -> Result<Arc<TopicRecord>, LookupError> {
+) -> Result<Arc<TopicImage>, LookupError> {
     if let Some(record) = broker.controller.image().topic(name) {
         return Ok(Arc::clone(record));
     }
@@ -109,8 +113,13 @@ fn lookup_by_name(
     }
     if name == crate::group::OFFSETS_TOPIC {
         // The offsets topic is created by the group coordinator, with its own configs.
-        return match broker.groups.ensure_offsets_topic(&broker.controller) {
-            Ok(()) => lookup_by_name(broker, name, false),
+        return match broker.groups.ensure_offsets_topic(&broker.controller).await {
+            Ok(()) => broker
+                .controller
+                .image()
+                .topic(name)
+                .cloned()
+                .ok_or((ErrorCode::LeaderNotAvailable, Some(name.to_string()))),
             Err(_) => fail(ErrorCode::LeaderNotAvailable),
         };
     }
@@ -121,7 +130,7 @@ fn lookup_by_name(
         assignments: Default::default(),
         configs: Default::default(),
     };
-    match broker.controller.create_topic(new_topic, false) {
+    match broker.controller.create_topic(new_topic, false).await {
         Ok(record) => Ok(record),
         // Another request created it first.
         Err(MetadataError::TopicAlreadyExists(_)) => broker
@@ -137,7 +146,7 @@ fn lookup_by_name(
     }
 }
 
-fn lookup_by_id(broker: &Arc<Broker>, id: Uuid) -> Result<Arc<TopicRecord>, LookupError> {
+fn lookup_by_id(broker: &Arc<Broker>, id: Uuid) -> Result<Arc<TopicImage>, LookupError> {
     broker
         .controller
         .image()
@@ -149,7 +158,7 @@ fn lookup_by_id(broker: &Arc<Broker>, id: Uuid) -> Result<Arc<TopicRecord>, Look
 fn describe_topic(
     broker: &Arc<Broker>,
     version: i16,
-    record: &TopicRecord,
+    record: &TopicImage,
     include_operations: bool,
 ) -> MetadataResponseTopic {
     let node = BrokerId(broker.config.node_id);

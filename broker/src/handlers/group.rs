@@ -110,24 +110,24 @@ fn answer<T: Send + 'static>(
 
 // ---- FindCoordinator ----
 
-pub fn find_coordinator(
+pub async fn find_coordinator(
     broker: &Arc<Broker>,
     version: i16,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
+    // Kafka locates any key, the empty one too (the group APIs refuse an empty group id
+    // later, with INVALID_GROUP_ID).
+    let result = if request.key_type != KEY_TYPE_GROUP {
+        // Transactions have no coordinator yet; share groups are not served.
+        Err(GroupError::CoordinatorNotAvailable)
+    } else {
+        broker.groups.ensure_offsets_topic(&broker.controller).await
+    };
     let image = broker.controller.image();
     let this = image.brokers.first();
     let locate = |key: &str| -> Coordinator {
-        // Kafka locates any key, the empty one too (the group APIs refuse an empty group
-        // id later, with INVALID_GROUP_ID).
-        let result = if request.key_type != KEY_TYPE_GROUP {
-            // Transactions have no coordinator yet; share groups are not served.
-            Err(GroupError::CoordinatorNotAvailable)
-        } else {
-            broker.groups.ensure_offsets_topic(&broker.controller)
-        };
         let mut c = Coordinator::default().with_key(str_bytes(key));
-        match (result, this) {
+        match (&result, this) {
             (Ok(()), Some(b)) => {
                 c.node_id = BrokerId(b.node_id);
                 c.host = str_bytes(b.host.clone());

@@ -35,6 +35,10 @@ pub enum Reply {
     /// Boxed: responses are large and most replies are small.
     Ready(Box<ResponseKind>),
     Pending(ResponseFuture),
+    /// A response that changes metadata through the quorum: the connection waits for it
+    /// before it handles its next request, as Kafka serves one request per connection at
+    /// a time, so a request sees what the ones before it on the connection changed.
+    Ordered(ResponseFuture),
     /// No response is sent (Produce with acks=0).
     Silent,
     /// Close the connection (Produce with acks=0 that failed, as Kafka does).
@@ -54,24 +58,24 @@ pub fn handle(
         RequestKind::ApiVersions(_) => {
             ready(ResponseKind::ApiVersions(api_versions::handle(version)))
         }
-        RequestKind::Metadata(r) => ready(ResponseKind::Metadata(cluster::metadata(
-            broker, version, r,
-        ))),
+        RequestKind::Metadata(r) => ordered(broker, move |b| async move {
+            ResponseKind::Metadata(cluster::metadata(&b, version, r).await)
+        }),
         RequestKind::DescribeCluster(r) => ready(ResponseKind::DescribeCluster(
             cluster::describe_cluster(broker, version, r),
         )),
-        RequestKind::CreateTopics(r) => ready(ResponseKind::CreateTopics(admin::create_topics(
-            broker, version, r,
-        ))),
-        RequestKind::DeleteTopics(r) => ready(ResponseKind::DeleteTopics(admin::delete_topics(
-            broker, version, r,
-        ))),
+        RequestKind::CreateTopics(r) => ordered(broker, move |b| async move {
+            ResponseKind::CreateTopics(admin::create_topics(&b, version, r).await)
+        }),
+        RequestKind::DeleteTopics(r) => ordered(broker, move |b| async move {
+            ResponseKind::DeleteTopics(admin::delete_topics(&b, version, r).await)
+        }),
         RequestKind::DescribeConfigs(r) => ready(ResponseKind::DescribeConfigs(
             admin::describe_configs(broker, version, r),
         )),
-        RequestKind::InitProducerId(r) => ready(ResponseKind::InitProducerId(
-            producer_id::init_producer_id(broker, r),
-        )),
+        RequestKind::InitProducerId(r) => ordered(broker, move |b| async move {
+            ResponseKind::InitProducerId(producer_id::init_producer_id(&b, r).await)
+        }),
         RequestKind::Produce(r) => produce::produce(broker, version, r),
         RequestKind::Fetch(r) => fetch::fetch(broker, version, r),
         RequestKind::ListOffsets(r) => ready(ResponseKind::ListOffsets(fetch::list_offsets(
@@ -80,15 +84,15 @@ pub fn handle(
         RequestKind::OffsetForLeaderEpoch(r) => ready(ResponseKind::OffsetForLeaderEpoch(
             fetch::offset_for_leader_epoch(broker, r),
         )),
-        RequestKind::CreatePartitions(r) => ready(ResponseKind::CreatePartitions(
-            alter::create_partitions(broker, r),
-        )),
-        RequestKind::AlterConfigs(r) => {
-            ready(ResponseKind::AlterConfigs(alter::alter_configs(broker, r)))
-        }
-        RequestKind::IncrementalAlterConfigs(r) => ready(ResponseKind::IncrementalAlterConfigs(
-            alter::incremental_alter_configs(broker, r),
-        )),
+        RequestKind::CreatePartitions(r) => ordered(broker, move |b| async move {
+            ResponseKind::CreatePartitions(alter::create_partitions(&b, r).await)
+        }),
+        RequestKind::AlterConfigs(r) => ordered(broker, move |b| async move {
+            ResponseKind::AlterConfigs(alter::alter_configs(&b, r).await)
+        }),
+        RequestKind::IncrementalAlterConfigs(r) => ordered(broker, move |b| async move {
+            ResponseKind::IncrementalAlterConfigs(alter::incremental_alter_configs(&b, r).await)
+        }),
         RequestKind::DeleteRecords(r) => ready(ResponseKind::DeleteRecords(
             log_dirs::delete_records(broker, r),
         )),
@@ -98,9 +102,9 @@ pub fn handle(
         RequestKind::DescribeTopicPartitions(r) => ready(ResponseKind::DescribeTopicPartitions(
             cluster::describe_topic_partitions(broker, r),
         )),
-        RequestKind::FindCoordinator(r) => ready(ResponseKind::FindCoordinator(
-            group::find_coordinator(broker, version, r),
-        )),
+        RequestKind::FindCoordinator(r) => ordered(broker, move |b| async move {
+            ResponseKind::FindCoordinator(group::find_coordinator(&b, version, r).await)
+        }),
         RequestKind::JoinGroup(r) => group::join_group(broker, version, r, client_id, peer),
         RequestKind::SyncGroup(r) => group::sync_group(broker, version, r),
         RequestKind::Heartbeat(r) => ready(ResponseKind::Heartbeat(group::heartbeat(broker, r))),
@@ -136,6 +140,15 @@ pub fn handle(
 
 fn ready(response: ResponseKind) -> Reply {
     Reply::Ready(Box::new(response))
+}
+
+/// A reply the connection awaits before its next request (see [`Reply::Ordered`]).
+fn ordered<F, Fut>(broker: &Arc<Broker>, handler: F) -> Reply
+where
+    F: FnOnce(Arc<Broker>) -> Fut,
+    Fut: Future<Output = ResponseKind> + Send + 'static,
+{
+    Reply::Ordered(Box::pin(handler(Arc::clone(broker))))
 }
 
 pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {

@@ -7,7 +7,7 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use crate::broker::Broker;
 use crate::protocol::ErrorCode;
 
-pub fn init_producer_id(
+pub async fn init_producer_id(
     broker: &Arc<Broker>,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
@@ -34,7 +34,7 @@ pub fn init_producer_id(
             .with_producer_id(request.producer_id)
             .with_producer_epoch(request.producer_epoch + 1);
     }
-    match broker.controller.allocate_producer_id() {
+    match broker.controller.allocate_producer_id().await {
         Ok(id) => response
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),

@@ -1,26 +1,36 @@
 //! Cluster metadata: the image every request reads, and the controller that changes it.
 //!
-//! The [`MetadataImage`] is immutable and swapped whole, so a Metadata request sees one
-//! consistent view. The [`Controller`] turns admin requests into topic records, persists
-//! them in the metadata store, swaps in a new image and publishes the change to the
-//! [`ReplicaManager`], which opens or removes partition logs. In a single-node cluster the
-//! store is the record of truth; a quorum (KRaft-style) takes that role when there are
-//! several nodes, with the same image and publisher.
+//! Metadata is a log of Kafka-shaped records ([`records`]) committed by a quorum
+//! ([`quorum`], openraft with its log in the broker's RocksDB store). Every node replays the
+//! committed records into its [`MetadataImage`] ([`image`]), swapped whole so a request sees
+//! one consistent view, and its publisher ([`publisher`]) opens, grows, reconfigures or
+//! removes the partitions it hosts. The [`Controller`] serializes admin requests, turns
+//! each into records with the pure decisions of [`controller`], and answers once they are
+//! committed and applied. One node is a quorum of one voter.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub mod controller;
 pub mod group_config;
+pub mod image;
+mod migration;
+pub mod publisher;
+pub mod quorum;
+pub mod records;
+
+pub use image::{BrokerInfo, MetadataImage, TopicImage};
 
 use crate::config::BrokerConfig;
-use crate::log::{LogError, TopicConfig};
+use crate::log::LogError;
 use crate::meta_store::{MetaStore, StoreError};
 use crate::protocol::ErrorCode;
 use crate::replication::ReplicaManager;
-use crate::sync::{MutexExt, RwLockExt};
+use publisher::MetadataView;
+use quorum::{Quorum, QuorumError, QuorumSettings, RaftQuorum};
+use records::MetadataRecord;
 
 /// The longest topic name Kafka accepts.
 pub const TOPIC_NAME_LENGTH_MAX: usize = 249;
@@ -31,48 +41,8 @@ pub const MAX_RECORDS_PER_USER_OP: usize = 10_000;
 /// The most partitions one CreateTopics request may create (Kafka 4's
 /// `ReplicationControlManager.MAX_PARTITIONS_PER_BATCH`, KAFKA-17870).
 pub const MAX_PARTITIONS_PER_BATCH: usize = 10_000;
-/// Producer ids are handed out in blocks, one store write per block.
+/// Producer ids are handed out in blocks, one metadata record per block.
 const PRODUCER_ID_BLOCK: i64 = 1000;
-
-/// A topic as persisted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TopicRecord {
-    pub name: String,
-    pub id: Uuid,
-    pub partitions: i32,
-    pub replication_factor: i16,
-    pub configs: BTreeMap<String, String>,
-}
-
-/// A broker as clients see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerInfo {
-    pub node_id: i32,
-    pub host: String,
-    pub port: i32,
-}
-
-/// One consistent view of the cluster.
-#[derive(Debug, Clone, Default)]
-pub struct MetadataImage {
-    pub cluster_id: String,
-    pub controller_id: i32,
-    pub brokers: Vec<BrokerInfo>,
-    pub topics: BTreeMap<String, Arc<TopicRecord>>,
-    pub topic_ids: HashMap<Uuid, String>,
-}
-
-impl MetadataImage {
-    pub fn topic(&self, name: &str) -> Option<&Arc<TopicRecord>> {
-        self.topics.get(name)
-    }
-
-    pub fn topic_by_id(&self, id: &Uuid) -> Option<&Arc<TopicRecord>> {
-        self.topic_ids
-            .get(id)
-            .and_then(|name| self.topics.get(name))
-    }
-}
 
 /// Why a metadata change was refused.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +75,10 @@ pub enum MetadataError {
     /// limit with UNKNOWN_SERVER_ERROR and no message.
     #[error("")]
     GrowthOverflow,
+    #[error("This is not the correct controller for this cluster.")]
+    NotController,
+    #[error("{0}")]
+    Quorum(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -127,6 +101,8 @@ impl MetadataError {
             MetadataError::ExcessivelyLargeOperation => ErrorCode::PolicyViolation,
             MetadataError::ExcessivelyManyPartitions => ErrorCode::PolicyViolation,
             MetadataError::GrowthOverflow => ErrorCode::UnknownServerError,
+            MetadataError::NotController => ErrorCode::NotController,
+            MetadataError::Quorum(_) => ErrorCode::UnknownServerError,
             MetadataError::Store(_) => ErrorCode::UnknownServerError,
             MetadataError::Log(e) => e.code(),
         }
@@ -179,15 +155,6 @@ pub enum BrokerScope {
     ThisBroker,
 }
 
-impl BrokerScope {
-    fn store_key(self) -> &'static str {
-        match self {
-            BrokerScope::ClusterDefault => "broker_config/default",
-            BrokerScope::ThisBroker => "broker_config/node",
-        }
-    }
-}
-
 /// A topic creation request, after decoding.
 #[derive(Debug, Clone)]
 pub struct NewTopic {
@@ -201,27 +168,23 @@ pub struct NewTopic {
     pub configs: BTreeMap<String, String>,
 }
 
-/// The single-node controller: owns topic records and producer id blocks.
+/// The controller: decides admin requests against the image, commits the records through
+/// the quorum, and answers once they are applied here.
 pub struct Controller {
     config: Arc<BrokerConfig>,
-    store: Arc<dyn MetaStore>,
-    replicas: Arc<ReplicaManager>,
-    image: RwLock<Arc<MetadataImage>>,
-    /// Serializes changes, so two creates of one name cannot both succeed.
-    changes: Mutex<()>,
-    producer_ids: Mutex<(i64, i64)>,
-    /// The static config with dynamic broker configs laid over it.
-    effective: RwLock<Arc<BrokerConfig>>,
-    dynamic: Mutex<[BTreeMap<String, String>; 2]>,
-    /// Group configs set for each group (resource type GROUP), by group id.
-    group_configs: RwLock<BTreeMap<String, BTreeMap<String, String>>>,
+    view: Arc<MetadataView>,
+    quorum: Box<dyn Quorum>,
+    /// Serializes decisions, so each one is made on the image its predecessor produced
+    /// (two creates of one name cannot both succeed).
+    changes: tokio::sync::Mutex<()>,
+    /// The producer ids of the block this node holds: next, end.
+    producer_ids: tokio::sync::Mutex<(i64, i64)>,
 }
 
-const GROUP_CONFIG_PREFIX: &str = "group_config/";
-
 impl Controller {
-    /// Loads the persisted topics and opens their partitions.
-    pub fn start(
+    /// Starts the metadata quorum, which replays the committed records (opening the
+    /// partitions they name), and moves a store from before the metadata log into it.
+    pub async fn start(
         config: Arc<BrokerConfig>,
         store: Arc<dyn MetaStore>,
         replicas: Arc<ReplicaManager>,
@@ -250,129 +213,102 @@ impl Controller {
                 port: l.port as i32,
             })
             .collect();
-        let mut image = MetadataImage {
-            cluster_id,
+        let image = MetadataImage {
+            cluster_id: cluster_id.clone(),
             controller_id: config.node_id,
             brokers,
             ..MetadataImage::default()
         };
-        let load = |scope: BrokerScope| -> Result<BTreeMap<String, String>, MetadataError> {
-            let mut configs: BTreeMap<String, String> = match store.get(scope.store_key())? {
-                Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                    MetadataError::Store(StoreError(format!("damaged broker configs: {e}")))
-                })?,
-                None => BTreeMap::new(),
-            };
-            // Weir once took synonyms such as log.retention.hours as dynamic; Kafka does
-            // not, and a stored one would make every later change of the scope fail.
-            configs.retain(|key, value| {
-                let dynamic = broker_dynamic_type(key).is_some();
-                if !dynamic {
-                    tracing::warn!(key = %key, value = %value, ?scope, "dropping a stored dynamic broker config that is not dynamic");
-                }
-                dynamic
-            });
-            Ok(configs)
+        let view = Arc::new(MetadataView::new(Arc::clone(&config), replicas, image));
+        let settings = QuorumSettings {
+            node_id: config.node_id,
+            cluster_id,
+            election_timeout_ms: config
+                .get_i64("controller.quorum.election.timeout.ms")
+                .unwrap_or(1000)
+                .max(1) as u64,
         };
-        let dynamic = [
-            load(BrokerScope::ClusterDefault)?,
-            load(BrokerScope::ThisBroker)?,
-        ];
-        let effective = Arc::new(config.with_dynamic(&dynamic[0], &dynamic[1]));
-        let mut group_configs = BTreeMap::new();
-        for (key, value) in store.scan_prefix(GROUP_CONFIG_PREFIX)? {
-            let configs: BTreeMap<String, String> = serde_json::from_slice(&value)
-                .map_err(|e| StoreError(format!("damaged group configs: {e}")))?;
-            group_configs.insert(key[GROUP_CONFIG_PREFIX.len()..].to_string(), configs);
-        }
-        for (_, value) in store.scan_prefix("topic/")? {
-            let record: TopicRecord = serde_json::from_slice(&value)
-                .map_err(|e| StoreError(format!("damaged topic record: {e}")))?;
-            let topic_config = TopicConfig::resolve(&effective, record.configs.clone());
-            replicas.host_topic(&record.name, record.id, record.partitions, &topic_config)?;
-            image.topic_ids.insert(record.id, record.name.clone());
-            image.topics.insert(record.name.clone(), Arc::new(record));
-        }
-        Ok(Controller {
+        let quorum = RaftQuorum::start_single(
+            &settings,
+            Arc::clone(&store),
+            Arc::clone(&view) as Arc<dyn quorum::Applier>,
+        )
+        .await
+        .map_err(|e| MetadataError::Quorum(format!("{e:#}")))?;
+        let controller = Controller {
             config,
-            store,
-            replicas,
-            image: RwLock::new(Arc::new(image)),
-            changes: Mutex::new(()),
-            producer_ids: Mutex::new((0, 0)),
-            effective: RwLock::new(effective),
-            dynamic: Mutex::new(dynamic),
-            group_configs: RwLock::new(group_configs),
-        })
+            view,
+            quorum: Box::new(quorum),
+            changes: tokio::sync::Mutex::new(()),
+            producer_ids: tokio::sync::Mutex::new((0, 0)),
+        };
+        migration::migrate(&controller, &*store).await?;
+        Ok(controller)
+    }
+
+    /// Leaves the quorum.
+    pub async fn shutdown(&self) {
+        self.quorum.shutdown().await;
+    }
+
+    /// Commits records and returns once this node has applied them.
+    async fn commit(&self, records: Vec<MetadataRecord>) -> Result<(), MetadataError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let index = self.quorum.propose(records).await.map_err(|e| match e {
+            QuorumError::NotLeader => MetadataError::NotController,
+            QuorumError::Failed(reason) => MetadataError::Quorum(reason),
+        })?;
+        assert!(
+            self.image().offset >= index,
+            "a committed batch is applied before the quorum answers"
+        );
+        Ok(())
+    }
+
+    /// The current image.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.view.image()
+    }
+
+    /// The broker config in force: static layers plus dynamic broker configs.
+    pub fn broker_view(&self) -> Arc<BrokerConfig> {
+        self.view.broker_view()
     }
 
     /// The configs set for a group (none set: empty). The group need not exist.
     pub fn group_configs(&self, group: &str) -> BTreeMap<String, String> {
-        self.group_configs
-            .read_or_recover()
+        self.image()
+            .group_configs
             .get(group)
             .cloned()
             .unwrap_or_default()
     }
 
     /// Changes a group's configs (AlterConfigs replaces them all, IncrementalAlterConfigs
-    /// applies `ops`), checked against Kafka 4.1's group config keys and the broker's
-    /// bounds, then stored before they apply.
-    pub fn alter_group_configs(
+    /// applies `ops`).
+    pub async fn alter_group_configs(
         &self,
         group: &str,
         replace: Option<BTreeMap<String, String>>,
         ops: &[ConfigOp],
         validate_only: bool,
     ) -> Result<(), MetadataError> {
-        if group.is_empty() {
-            return Err(MetadataError::InvalidRequest(
-                "Group name must not be empty".into(),
-            ));
-        }
-        let _guard = self.changes.lock_or_recover();
-        let broker = self.broker_view();
-        let mut configs = replace.unwrap_or_else(|| self.group_configs(group));
-        for op in ops {
-            apply_op(
-                &mut configs,
-                op,
-                |key| group_config::definition(key).map(|d| d.default_value(&broker).to_string()),
-                |_| Some(crate::config::ConfigType::Int),
-            )?;
-        }
-        // Kafka reads numbers with surrounding blanks trimmed; keep the value as read.
-        for value in configs.values_mut() {
-            *value = value.trim().to_string();
-        }
-        for (key, value) in &configs {
-            group_config::validate(key, value, &broker)?;
-        }
+        let _guard = self.changes.lock().await;
+        let records = controller::alter_group_configs(
+            &self.image(),
+            &self.broker_view(),
+            group,
+            replace,
+            ops,
+        )?;
         if validate_only {
             return Ok(());
         }
-        let key = format!("{GROUP_CONFIG_PREFIX}{group}");
-        if configs.is_empty() {
-            self.store.delete(&key)?;
-        } else {
-            self.store.put(
-                &key,
-                &serde_json::to_vec(&configs).expect("configs serialize"),
-            )?;
-        }
-        let mut all = self.group_configs.write_or_recover();
-        if configs.is_empty() {
-            all.remove(group);
-        } else {
-            all.insert(group.to_string(), configs);
-        }
+        self.commit(records).await?;
         tracing::info!(group, "group configs changed");
         Ok(())
-    }
-
-    /// The broker config in force: static layers plus dynamic broker configs.
-    pub fn broker_view(&self) -> Arc<BrokerConfig> {
-        Arc::clone(&self.effective.read_or_recover())
     }
 
     /// Kafka's two size checks on a CreateTopics request, over all its topics together:
@@ -420,335 +356,117 @@ impl Controller {
     }
 
     /// Grows a topic to `count` partitions (CreatePartitions); never shrinks one.
-    pub fn create_partitions(
+    pub async fn create_partitions(
         &self,
         name: &str,
         count: i32,
         assignments: Option<Vec<Vec<i32>>>,
         validate_only: bool,
-    ) -> Result<Arc<TopicRecord>, MetadataError> {
-        let _guard = self.changes.lock_or_recover();
-        let record = self.existing_topic(name)?;
-        if count < record.partitions {
-            return Err(MetadataError::InvalidPartitions(format!(
-                "Topic currently has {} partitions, which is higher than the requested {count}.",
-                record.partitions
-            )));
-        }
-        if count == record.partitions {
-            return Err(MetadataError::InvalidPartitions(format!(
-                "Topic already has {} partitions.",
-                record.partitions
-            )));
-        }
-        if let Some(assignments) = &assignments {
-            if assignments.len() as i32 != count - record.partitions {
-                return Err(MetadataError::InvalidReplicaAssignment(format!(
-                    "Increasing the number of partitions by {} but {} assignments provided.",
-                    count - record.partitions,
-                    assignments.len()
-                )));
-            }
-            let node = self.config.node_id;
-            if assignments.iter().any(|a| a.len() != 1 || a[0] != node) {
-                return Err(MetadataError::InvalidReplicaAssignment(
-                    "The manual partition assignment includes a broker that is not registered or a repeated broker.".into(),
-                ));
-            }
-        }
-        let grown = TopicRecord {
-            partitions: count,
-            ..TopicRecord::clone(&record)
-        };
+    ) -> Result<Arc<TopicImage>, MetadataError> {
+        let _guard = self.changes.lock().await;
+        let (grown, records) =
+            controller::create_partitions(&self.image(), name, count, assignments)?;
         if validate_only {
             return Ok(Arc::new(grown));
         }
-        let topic_config = TopicConfig::resolve(&self.broker_view(), grown.configs.clone());
-        self.store.put(
-            &format!("topic/{name}"),
-            &serde_json::to_vec(&grown).expect("record serializes"),
-        )?;
-        self.replicas
-            .host_topic(name, grown.id, count, &topic_config)?;
-        let grown = Arc::new(grown);
-        self.publish(|image| {
-            image.topics.insert(name.to_string(), Arc::clone(&grown));
-        });
-        tracing::info!(topic = %name, partitions = count, "added partitions");
-        Ok(grown)
+        self.commit(records).await?;
+        Ok(self.committed_topic(grown))
+    }
+
+    /// The topic as the image holds it after a commit (the decision's view if the topic
+    /// has since changed again).
+    fn committed_topic(&self, decided: TopicImage) -> Arc<TopicImage> {
+        self.image()
+            .topic_by_id(&decided.id)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(decided))
     }
 
     /// Changes a topic's configs (AlterConfigs replaces them all; IncrementalAlterConfigs
-    /// applies `ops`), validates the result, persists it and applies it to live partitions.
-    pub fn alter_topic_configs(
+    /// applies `ops`), validated, committed and applied to live partitions.
+    pub async fn alter_topic_configs(
         &self,
         name: &str,
         replace: Option<BTreeMap<String, String>>,
         ops: &[ConfigOp],
         validate_only: bool,
     ) -> Result<(), MetadataError> {
-        let _guard = self.changes.lock_or_recover();
-        let record = self.existing_topic(name)?;
-        let broker = self.broker_view();
-        let mut configs = replace.unwrap_or_else(|| record.configs.clone());
-        for op in ops {
-            apply_op(
-                &mut configs,
-                op,
-                |key| TopicConfig::effective(&broker, &record.configs, key).map(|(v, _)| v),
-                |key| {
-                    crate::log::TOPIC_CONFIGS
-                        .iter()
-                        .find(|d| d.name == key)
-                        .map(|d| d.kind)
-                },
-            )?;
-        }
-        for (key, value) in &configs {
-            TopicConfig::validate(key, value).map_err(MetadataError::InvalidConfig)?;
-        }
+        let _guard = self.changes.lock().await;
+        let records = controller::alter_topic_configs(
+            &self.image(),
+            &self.broker_view(),
+            name,
+            replace,
+            ops,
+        )?;
         if validate_only {
             return Ok(());
         }
-        let updated = TopicRecord {
-            configs,
-            ..TopicRecord::clone(&record)
-        };
-        self.store.put(
-            &format!("topic/{name}"),
-            &serde_json::to_vec(&updated).expect("record serializes"),
-        )?;
-        self.replicas.reconfigure(
-            name,
-            &TopicConfig::resolve(&broker, updated.configs.clone()),
-        );
-        let updated = Arc::new(updated);
-        self.publish(|image| {
-            image.topics.insert(name.to_string(), Arc::clone(&updated));
-        });
-        tracing::info!(topic = %name, "topic configs changed");
-        Ok(())
+        self.commit(records).await
     }
 
-    /// Changes dynamic broker configs. Only broker-level defaults of topic configs (such
-    /// as `log.retention.ms`, `message.max.bytes`) can change without a restart.
-    pub fn alter_broker_configs(
+    /// Changes dynamic broker configs. Only Kafka's dynamic keys can change without a
+    /// restart; the broker defaults of topic configs apply to every partition at once.
+    pub async fn alter_broker_configs(
         &self,
         scope: BrokerScope,
         replace: Option<BTreeMap<String, String>>,
         ops: &[ConfigOp],
         validate_only: bool,
     ) -> Result<(), MetadataError> {
-        let _guard = self.changes.lock_or_recover();
-        let mut dynamic = self.dynamic.lock_or_recover();
-        let slot = match scope {
-            BrokerScope::ClusterDefault => 0,
-            BrokerScope::ThisBroker => 1,
+        let _guard = self.changes.lock().await;
+        let resource_name = match scope {
+            BrokerScope::ClusterDefault => String::new(),
+            BrokerScope::ThisBroker => self.config.node_id.to_string(),
         };
-        let current = self.broker_view();
-        let mut configs = replace.unwrap_or_else(|| dynamic[slot].clone());
-        for op in ops {
-            apply_op(
-                &mut configs,
-                op,
-                |key| current.get(key).map(str::to_string),
-                broker_dynamic_type,
-            )?;
-        }
-        for (key, value) in &configs {
-            let kind = broker_dynamic_type(key).ok_or_else(|| {
-                MetadataError::InvalidConfig(format!(
-                    "Cannot update these configs dynamically: Set({key})"
-                ))
-            })?;
-            kind.validate(value).map_err(|_| {
-                MetadataError::InvalidConfig(format!(
-                    "Invalid value {value} for configuration {key}"
-                ))
-            })?;
-            if let Some(topic_key) = topic_key_of_broker_key(key) {
-                TopicConfig::validate(topic_key, value).map_err(MetadataError::InvalidConfig)?;
-            }
-            if LIVE_BROKER_KEYS.contains(&key.as_str())
-                && value.trim().parse::<i64>().is_ok_and(|v| v < 0)
-            {
-                return Err(MetadataError::InvalidConfig(format!(
-                    "Invalid value {value} for configuration {key}: Value must be at least 0"
-                )));
-            }
-        }
+        let records = controller::alter_broker_configs(
+            &self.image(),
+            &self.broker_view(),
+            &resource_name,
+            replace,
+            ops,
+        )?;
         if validate_only {
             return Ok(());
         }
-        self.store.put(
-            scope.store_key(),
-            &serde_json::to_vec(&configs).expect("configs serialize"),
-        )?;
-        dynamic[slot] = configs;
-        let effective = Arc::new(self.config.with_dynamic(&dynamic[0], &dynamic[1]));
-        *self.effective.write_or_recover() = Arc::clone(&effective);
-        for record in self.image().topics.values() {
-            self.replicas.reconfigure(
-                &record.name,
-                &TopicConfig::resolve(&effective, record.configs.clone()),
-            );
-        }
-        tracing::info!(?scope, "dynamic broker configs changed");
-        Ok(())
-    }
-
-    fn existing_topic(&self, name: &str) -> Result<Arc<TopicRecord>, MetadataError> {
-        self.image()
-            .topic(name)
-            .cloned()
-            .ok_or(MetadataError::UnknownTopicOrPartition)
-    }
-
-    /// The current image.
-    pub fn image(&self) -> Arc<MetadataImage> {
-        Arc::clone(&self.image.read_or_recover())
+        self.commit(records).await
     }
 
     /// Checks a new topic and, unless `validate_only`, creates it.
-    pub fn create_topic(
+    pub async fn create_topic(
         &self,
         topic: NewTopic,
         validate_only: bool,
-    ) -> Result<Arc<TopicRecord>, MetadataError> {
-        let _guard = self.changes.lock_or_recover();
-        validate_topic_name(&topic.name)?;
-        if self.image().topic(&topic.name).is_some() {
-            return Err(MetadataError::TopicAlreadyExists(topic.name));
-        }
-        let record = self.check_new_topic(topic)?;
+    ) -> Result<Arc<TopicImage>, MetadataError> {
+        let _guard = self.changes.lock().await;
+        let (created, records) =
+            controller::create_topic(&self.image(), &self.broker_view(), topic, Uuid::new_v4())?;
         if validate_only {
-            return Ok(Arc::new(record));
+            return Ok(Arc::new(created));
         }
-        let topic_config = TopicConfig::resolve(&self.broker_view(), record.configs.clone());
-        self.store.put(
-            &format!("topic/{}", record.name),
-            &serde_json::to_vec(&record).expect("record serializes"),
-        )?;
-        self.replicas
-            .host_topic(&record.name, record.id, record.partitions, &topic_config)?;
-        let record = Arc::new(record);
-        self.publish(|image| {
-            image.topic_ids.insert(record.id, record.name.clone());
-            image
-                .topics
-                .insert(record.name.clone(), Arc::clone(&record));
-        });
-        tracing::info!(topic = %record.name, partitions = record.partitions, "created topic");
-        Ok(record)
-    }
-
-    fn check_new_topic(&self, topic: NewTopic) -> Result<TopicRecord, MetadataError> {
-        let node_id = self.config.node_id;
-        let (partitions, replication_factor) = if topic.assignments.is_empty() {
-            let partitions = if topic.partitions == -1 {
-                self.config.num_partitions
-            } else {
-                topic.partitions
-            };
-            let replication_factor = if topic.replication_factor == -1 {
-                self.config.default_replication_factor
-            } else {
-                topic.replication_factor
-            };
-            if partitions <= 0 {
-                return Err(MetadataError::InvalidPartitions(
-                    "Number of partitions must be larger than 0.".into(),
-                ));
-            }
-            if replication_factor <= 0 {
-                return Err(MetadataError::InvalidReplicationFactor(
-                    "Replication factor must be larger than 0.".into(),
-                ));
-            }
-            if replication_factor > 1 {
-                return Err(MetadataError::InvalidReplicationFactor(format!(
-                    "Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only 1 broker(s) are registered."
-                )));
-            }
-            (partitions, replication_factor)
-        } else {
-            if topic.partitions != -1 || topic.replication_factor != -1 {
-                return Err(MetadataError::InvalidRequest(
-                    "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
-                ));
-            }
-            let expected: Vec<i32> = (0..topic.assignments.len() as i32).collect();
-            if topic.assignments.keys().copied().collect::<Vec<_>>() != expected {
-                return Err(MetadataError::InvalidReplicaAssignment(
-                    "Partitions should be a consecutive 0-based integer sequence".into(),
-                ));
-            }
-            for replicas in topic.assignments.values() {
-                if replicas.is_empty()
-                    || replicas.iter().any(|r| *r != node_id)
-                    || replicas.len() > 1
-                {
-                    return Err(MetadataError::InvalidReplicaAssignment(format!(
-                        "The manual partition assignment includes a broker that is not registered or a repeated broker: {replicas:?}"
-                    )));
-                }
-            }
-            (topic.assignments.len() as i32, 1)
-        };
-        for (key, value) in &topic.configs {
-            TopicConfig::validate(key, value).map_err(MetadataError::InvalidConfig)?;
-        }
-        Ok(TopicRecord {
-            name: topic.name,
-            id: Uuid::new_v4(),
-            partitions,
-            replication_factor,
-            configs: topic.configs,
-        })
+        self.commit(records).await?;
+        Ok(self.committed_topic(created))
     }
 
     /// Deletes a topic by name.
-    pub fn delete_topic(&self, name: &str) -> Result<Arc<TopicRecord>, MetadataError> {
-        let _guard = self.changes.lock_or_recover();
-        if !self.config.delete_topic_enable {
-            return Err(MetadataError::TopicDeletionDisabled);
-        }
-        let record = self.existing_topic(name)?;
-        self.store.delete(&format!("topic/{name}"))?;
-        self.publish(|image| {
-            image.topics.remove(name);
-            image.topic_ids.remove(&record.id);
-        });
-        let delay =
-            TopicConfig::effective(&self.broker_view(), &record.configs, "file.delete.delay.ms")
-                .and_then(|(v, _)| v.parse().ok())
-                .unwrap_or(60_000);
-        self.replicas.remove_topic(name, delay);
-        tracing::info!(topic = %name, "deleted topic");
-        Ok(record)
+    pub async fn delete_topic(&self, name: &str) -> Result<Arc<TopicImage>, MetadataError> {
+        let _guard = self.changes.lock().await;
+        let (deleted, records) = controller::delete_topic(&self.image(), &self.config, name)?;
+        self.commit(records).await?;
+        Ok(Arc::new(deleted))
     }
 
-    fn publish(&self, change: impl FnOnce(&mut MetadataImage)) {
-        let mut guard = self.image.write_or_recover();
-        let mut next = MetadataImage::clone(&guard);
-        change(&mut next);
-        *guard = Arc::new(next);
-    }
-
-    /// Hands out a new producer id, persisting a block of them at a time.
-    pub fn allocate_producer_id(&self) -> Result<i64, MetadataError> {
-        let mut ids = self.producer_ids.lock_or_recover();
+    /// Hands out a new producer id, committing a block of them at a time.
+    pub async fn allocate_producer_id(&self) -> Result<i64, MetadataError> {
+        let mut ids = self.producer_ids.lock().await;
         if ids.0 >= ids.1 {
-            let start = match self.store.get("producer_ids/next_block")? {
-                Some(bytes) if bytes.len() == 8 => {
-                    i64::from_be_bytes(bytes.try_into().expect("8 bytes"))
-                }
-                _ => 0,
-            };
-            let end = start + PRODUCER_ID_BLOCK;
-            self.store
-                .put("producer_ids/next_block", &end.to_be_bytes())?;
-            *ids = (start, end);
+            let _guard = self.changes.lock().await;
+            let image = self.image();
+            let start = image.next_producer_id;
+            let record =
+                controller::allocate_producer_ids(&image, self.config.node_id, PRODUCER_ID_BLOCK);
+            self.commit(vec![record]).await?;
+            *ids = (start, start + PRODUCER_ID_BLOCK);
         }
         let id = ids.0;
         ids.0 += 1;
@@ -757,7 +475,7 @@ impl Controller {
 }
 
 /// The topic config whose broker-level default `key` is.
-fn topic_key_of_broker_key(key: &str) -> Option<&'static str> {
+pub(crate) fn topic_key_of_broker_key(key: &str) -> Option<&'static str> {
     crate::log::TOPIC_CONFIGS
         .iter()
         .find(|d| {
@@ -772,10 +490,6 @@ fn topic_key_of_broker_key(key: &str) -> Option<&'static str> {
 /// defaults of topic configs (applied live), and Kafka's other dynamic keys that this
 /// broker does not read (kept and described, without effect). Keys it reads at start-up
 /// only stay read-only.
-/// Broker keys read from the config in force whenever they are used, so a dynamic change
-/// applies at once.
-const LIVE_BROKER_KEYS: &[&str] = &["max.connections.per.ip"];
-
 pub(crate) fn broker_dynamic_type(key: &str) -> Option<crate::config::ConfigType> {
     // Only a topic config's own broker key is dynamic (Kafka's DynamicLogConfig): its
     // other synonyms (`log.retention.hours`, `log.roll.hours`, ...) are read-only.
@@ -796,7 +510,7 @@ pub(crate) fn broker_dynamic_type(key: &str) -> Option<crate::config::ConfigType
     }
     // Keys this broker reads and applies live (the connection acceptor reads the value in
     // force for each new connection).
-    if LIVE_BROKER_KEYS.contains(&key) {
+    if controller::LIVE_BROKER_KEYS.contains(&key) {
         return crate::config::kafka_broker_key(key).map(|k| k.kind);
     }
     let read_here = crate::config::BROKER_CONFIGS.iter().any(|d| d.name == key);
@@ -806,7 +520,7 @@ pub(crate) fn broker_dynamic_type(key: &str) -> Option<crate::config::ConfigType
 }
 
 /// Applies one incremental change to a config map.
-fn apply_op(
+pub(crate) fn apply_op(
     configs: &mut BTreeMap<String, String>,
     op: &ConfigOp,
     effective: impl Fn(&str) -> Option<String>,
@@ -876,7 +590,10 @@ mod tests {
         assert!(validate_topic_name(&"x".repeat(249)).is_ok());
     }
 
-    fn start(store: &Arc<crate::meta_store::MemoryStore>, dir: &std::path::Path) -> Controller {
+    async fn start(
+        store: &Arc<crate::meta_store::MemoryStore>,
+        dir: &std::path::Path,
+    ) -> Controller {
         let config = Arc::new(BrokerConfig::load_from(&[], &[]).unwrap());
         let store: Arc<dyn MetaStore> = Arc::clone(store) as Arc<dyn MetaStore>;
         let replicas = Arc::new(ReplicaManager::new(
@@ -885,7 +602,7 @@ mod tests {
             crate::Clock,
             true,
         ));
-        Controller::start(config, store, replicas).unwrap()
+        Controller::start(config, store, replicas).await.unwrap()
     }
 
     fn new_topic(name: &str, partitions: i32, configs: &[(&str, &str)]) -> NewTopic {
@@ -905,11 +622,15 @@ mod tests {
     async fn topics_configs_and_ids_survive_a_restart_of_the_controller() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(crate::meta_store::MemoryStore::default());
-        let controller = start(&store, dir.path());
+        let controller = start(&store, dir.path()).await;
         let created = controller
             .create_topic(new_topic("t", 2, &[("retention.ms", "1000")]), false)
+            .await
             .unwrap();
-        controller.create_partitions("t", 4, None, false).unwrap();
+        controller
+            .create_partitions("t", 4, None, false)
+            .await
+            .unwrap();
         controller
             .alter_topic_configs(
                 "t",
@@ -917,6 +638,7 @@ mod tests {
                 &[ConfigOp::Append("cleanup.policy".into(), "compact".into())],
                 false,
             )
+            .await
             .unwrap();
         controller
             .alter_broker_configs(
@@ -925,11 +647,13 @@ mod tests {
                 &[ConfigOp::Set("log.retention.ms".into(), "5000".into())],
                 false,
             )
+            .await
             .unwrap();
-        let first_id = controller.allocate_producer_id().unwrap();
+        let first_id = controller.allocate_producer_id().await.unwrap();
+        controller.shutdown().await;
         drop(controller);
 
-        let controller = start(&store, dir.path());
+        let controller = start(&store, dir.path()).await;
         let topic = controller.image().topic("t").cloned().unwrap();
         assert_eq!((topic.id, topic.partitions), (created.id, 4));
         assert_eq!(
@@ -941,7 +665,7 @@ mod tests {
             Some("5000")
         );
         assert!(
-            controller.allocate_producer_id().unwrap() > first_id,
+            controller.allocate_producer_id().await.unwrap() > first_id,
             "producer ids never repeat"
         );
     }
@@ -950,38 +674,46 @@ mod tests {
     async fn refused_changes_change_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(crate::meta_store::MemoryStore::default());
-        let controller = start(&store, dir.path());
+        let controller = start(&store, dir.path()).await;
         controller
             .create_topic(new_topic("t", 3, &[]), false)
+            .await
             .unwrap();
         assert!(matches!(
-            controller.create_topic(new_topic("t", 1, &[]), false),
+            controller.create_topic(new_topic("t", 1, &[]), false).await,
             Err(MetadataError::TopicAlreadyExists(_))
         ));
         assert!(matches!(
-            controller.create_partitions("t", 2, None, false),
+            controller.create_partitions("t", 2, None, false).await,
             Err(MetadataError::InvalidPartitions(_))
         ));
         assert!(matches!(
-            controller.create_partitions("t", 3, None, false),
+            controller.create_partitions("t", 3, None, false).await,
             Err(MetadataError::InvalidPartitions(_))
         ));
         let bad = [ConfigOp::Set("retention.ms".into(), "soon".into())];
         assert!(matches!(
-            controller.alter_topic_configs("t", None, &bad, false),
+            controller.alter_topic_configs("t", None, &bad, false).await,
             Err(MetadataError::InvalidConfig(_))
         ));
         let not_a_list = [ConfigOp::Append("retention.ms".into(), "1".into())];
         assert!(matches!(
-            controller.alter_topic_configs("t", None, &not_a_list, false),
+            controller
+                .alter_topic_configs("t", None, &not_a_list, false)
+                .await,
             Err(MetadataError::InvalidConfig(_))
         ));
         let static_only = [ConfigOp::Set("num.partitions".into(), "9".into())];
         assert!(matches!(
-            controller.alter_broker_configs(BrokerScope::ClusterDefault, None, &static_only, false),
+            controller
+                .alter_broker_configs(BrokerScope::ClusterDefault, None, &static_only, false)
+                .await,
             Err(MetadataError::InvalidConfig(_))
         ));
-        controller.create_partitions("t", 5, None, true).unwrap();
+        controller
+            .create_partitions("t", 5, None, true)
+            .await
+            .unwrap();
         let topic = controller.image().topic("t").cloned().unwrap();
         assert_eq!(topic.partitions, 3, "validate_only changed nothing");
         assert!(topic.configs.is_empty());

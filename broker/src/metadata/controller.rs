@@ -1,0 +1,550 @@
+//! The controller's decisions: pure functions from the current image and a request to the
+//! records that carry the change out, or the error Kafka's controller answers with.
+//!
+//! Nothing here touches a disk or a socket; the [`Controller`](super::Controller) proposes
+//! the records to the quorum, and the change takes effect when they are committed and
+//! replayed on every node.
+
+use std::collections::BTreeMap;
+
+use uuid::Uuid;
+
+use super::image::{MetadataImage, PartitionImage, TopicImage};
+use super::records::{
+    resource, ConfigRecord, MetadataRecord, PartitionRecord, ProducerIdsRecord, RemoveTopicRecord,
+    TopicRecord, LEADER_RECOVERED,
+};
+use super::{
+    apply_op, broker_dynamic_type, validate_topic_name, ConfigOp, MetadataError, NewTopic,
+};
+use crate::config::BrokerConfig;
+use crate::log::TopicConfig;
+
+/// The node ids of the brokers new replicas may be placed on, in id order.
+fn usable_brokers(image: &MetadataImage) -> Vec<i32> {
+    let mut ids: Vec<i32> = image.brokers.iter().map(|b| b.node_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Replicas for `count` new partitions starting at index `first`, striped across the
+/// brokers so that consecutive partitions lead on consecutive brokers.
+fn place(
+    brokers: &[i32],
+    first: i32,
+    count: i32,
+    replication_factor: i16,
+) -> Result<Vec<Vec<i32>>, MetadataError> {
+    let factor = replication_factor as usize;
+    if factor > brokers.len() {
+        return Err(MetadataError::InvalidReplicationFactor(format!(
+            "Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only {} broker(s) are registered.",
+            brokers.len()
+        )));
+    }
+    Ok((first..first + count)
+        .map(|p| {
+            (0..factor)
+                .map(|i| brokers[(p as usize + i) % brokers.len()])
+                .collect()
+        })
+        .collect())
+}
+
+/// Checks explicit replica lists: every broker registered, none repeated, all lists as
+/// long as the first.
+fn check_assignments<'a>(
+    brokers: &[i32],
+    assignments: impl Iterator<Item = &'a Vec<i32>>,
+) -> Result<(), MetadataError> {
+    let mut factor = None;
+    for replicas in assignments {
+        let mut sorted = replicas.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if replicas.is_empty()
+            || sorted.len() != replicas.len()
+            || replicas.iter().any(|r| !brokers.contains(r))
+        {
+            return Err(MetadataError::InvalidReplicaAssignment(format!(
+                "The manual partition assignment includes a broker that is not registered or a repeated broker: {replicas:?}"
+            )));
+        }
+        if *factor.get_or_insert(replicas.len()) != replicas.len() {
+            return Err(MetadataError::InvalidReplicaAssignment(
+                "All partitions should have the same number of replicas".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn partition_record(topic_id: Uuid, partition_id: i32, replicas: Vec<i32>) -> PartitionRecord {
+    PartitionRecord {
+        partition_id,
+        topic_id,
+        leader: replicas[0],
+        isr: replicas.clone(),
+        replicas,
+        removing_replicas: Vec::new(),
+        adding_replicas: Vec::new(),
+        leader_recovery_state: LEADER_RECOVERED,
+        leader_epoch: 0,
+        partition_epoch: 0,
+        eligible_leader_replicas: Vec::new(),
+        last_known_elr: Vec::new(),
+    }
+}
+
+fn partition_image(record: &PartitionRecord) -> PartitionImage {
+    PartitionImage {
+        replicas: record.replicas.clone(),
+        isr: record.isr.clone(),
+        removing_replicas: Vec::new(),
+        adding_replicas: Vec::new(),
+        leader: record.leader,
+        leader_recovery_state: record.leader_recovery_state,
+        leader_epoch: record.leader_epoch,
+        partition_epoch: record.partition_epoch,
+        eligible_leader_replicas: Vec::new(),
+        last_known_elr: Vec::new(),
+    }
+}
+
+fn config_record(
+    resource_type: i8,
+    resource_name: &str,
+    name: &str,
+    value: Option<&str>,
+) -> MetadataRecord {
+    MetadataRecord::ConfigRecord(ConfigRecord {
+        resource_type,
+        resource_name: resource_name.to_string(),
+        name: name.to_string(),
+        value: value.map(str::to_string),
+    })
+}
+
+/// The ConfigRecords that turn `old` into `new`.
+fn config_changes(
+    resource_type: i8,
+    resource_name: &str,
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) -> Vec<MetadataRecord> {
+    let set = new
+        .iter()
+        .filter(|(k, v)| old.get(*k) != Some(v))
+        .map(|(k, v)| config_record(resource_type, resource_name, k, Some(v)));
+    let deleted = old
+        .keys()
+        .filter(|k| !new.contains_key(*k))
+        .map(|k| config_record(resource_type, resource_name, k, None));
+    set.chain(deleted).collect()
+}
+
+/// A new topic (CreateTopics, auto-creation): its TopicRecord, configs and partitions.
+pub fn create_topic(
+    image: &MetadataImage,
+    config: &BrokerConfig,
+    topic: NewTopic,
+    topic_id: Uuid,
+) -> Result<(TopicImage, Vec<MetadataRecord>), MetadataError> {
+    validate_topic_name(&topic.name)?;
+    if image.topic(&topic.name).is_some() {
+        return Err(MetadataError::TopicAlreadyExists(topic.name));
+    }
+    let brokers = usable_brokers(image);
+    let assignments: Vec<Vec<i32>> = if topic.assignments.is_empty() {
+        let partitions = if topic.partitions == -1 {
+            config.num_partitions
+        } else {
+            topic.partitions
+        };
+        let replication_factor = if topic.replication_factor == -1 {
+            config.default_replication_factor
+        } else {
+            topic.replication_factor
+        };
+        if partitions <= 0 {
+            return Err(MetadataError::InvalidPartitions(
+                "Number of partitions must be larger than 0.".into(),
+            ));
+        }
+        if replication_factor <= 0 {
+            return Err(MetadataError::InvalidReplicationFactor(
+                "Replication factor must be larger than 0.".into(),
+            ));
+        }
+        place(&brokers, 0, partitions, replication_factor)?
+    } else {
+        if topic.partitions != -1 || topic.replication_factor != -1 {
+            return Err(MetadataError::InvalidRequest(
+                "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
+            ));
+        }
+        let expected: Vec<i32> = (0..topic.assignments.len() as i32).collect();
+        if topic.assignments.keys().copied().collect::<Vec<_>>() != expected {
+            return Err(MetadataError::InvalidReplicaAssignment(
+                "Partitions should be a consecutive 0-based integer sequence".into(),
+            ));
+        }
+        check_assignments(&brokers, topic.assignments.values())?;
+        topic.assignments.into_values().collect()
+    };
+    for (key, value) in &topic.configs {
+        TopicConfig::validate(key, value).map_err(MetadataError::InvalidConfig)?;
+    }
+    let mut records = vec![MetadataRecord::TopicRecord(TopicRecord {
+        name: topic.name.clone(),
+        topic_id,
+    })];
+    records.extend(config_changes(
+        resource::TOPIC,
+        &topic.name,
+        &BTreeMap::new(),
+        &topic.configs,
+    ));
+    let partitions: Vec<PartitionRecord> = assignments
+        .into_iter()
+        .enumerate()
+        .map(|(i, replicas)| partition_record(topic_id, i as i32, replicas))
+        .collect();
+    let created = TopicImage {
+        name: topic.name,
+        id: topic_id,
+        partitions: partitions.len() as i32,
+        replication_factor: partitions[0].replicas.len() as i16,
+        configs: topic.configs,
+        partition_states: partitions.iter().map(partition_image).collect(),
+    };
+    records.extend(partitions.into_iter().map(MetadataRecord::PartitionRecord));
+    Ok((created, records))
+}
+
+/// Grows a topic to `count` partitions (CreatePartitions); never shrinks one.
+pub fn create_partitions(
+    image: &MetadataImage,
+    name: &str,
+    count: i32,
+    assignments: Option<Vec<Vec<i32>>>,
+) -> Result<(TopicImage, Vec<MetadataRecord>), MetadataError> {
+    let topic = image
+        .topic(name)
+        .ok_or(MetadataError::UnknownTopicOrPartition)?;
+    if count < topic.partitions {
+        return Err(MetadataError::InvalidPartitions(format!(
+            "Topic currently has {} partitions, which is higher than the requested {count}.",
+            topic.partitions
+        )));
+    }
+    if count == topic.partitions {
+        return Err(MetadataError::InvalidPartitions(format!(
+            "Topic already has {} partitions.",
+            topic.partitions
+        )));
+    }
+    let brokers = usable_brokers(image);
+    let added = count - topic.partitions;
+    let assignments = match assignments {
+        Some(assignments) => {
+            if assignments.len() as i32 != added {
+                return Err(MetadataError::InvalidReplicaAssignment(format!(
+                    "Increasing the number of partitions by {added} but {} assignments provided.",
+                    assignments.len()
+                )));
+            }
+            if assignments.iter().any(|a| {
+                let mut sorted = a.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                a.is_empty() || sorted.len() != a.len() || a.iter().any(|r| !brokers.contains(r))
+            }) {
+                return Err(MetadataError::InvalidReplicaAssignment(
+                    "The manual partition assignment includes a broker that is not registered or a repeated broker.".into(),
+                ));
+            }
+            assignments
+        }
+        None => place(&brokers, topic.partitions, added, topic.replication_factor)?,
+    };
+    let records: Vec<PartitionRecord> = assignments
+        .into_iter()
+        .enumerate()
+        .map(|(i, replicas)| partition_record(topic.id, topic.partitions + i as i32, replicas))
+        .collect();
+    let mut grown = TopicImage::clone(topic);
+    grown.partitions = count;
+    grown
+        .partition_states
+        .extend(records.iter().map(partition_image));
+    Ok((
+        grown,
+        records
+            .into_iter()
+            .map(MetadataRecord::PartitionRecord)
+            .collect(),
+    ))
+}
+
+/// Deletes a topic with its partitions and configs.
+pub fn delete_topic(
+    image: &MetadataImage,
+    config: &BrokerConfig,
+    name: &str,
+) -> Result<(TopicImage, Vec<MetadataRecord>), MetadataError> {
+    if !config.delete_topic_enable {
+        return Err(MetadataError::TopicDeletionDisabled);
+    }
+    let topic = image
+        .topic(name)
+        .ok_or(MetadataError::UnknownTopicOrPartition)?;
+    Ok((
+        TopicImage::clone(topic),
+        vec![MetadataRecord::RemoveTopicRecord(RemoveTopicRecord {
+            topic_id: topic.id,
+        })],
+    ))
+}
+
+/// Changes a topic's own configs (AlterConfigs replaces them all; IncrementalAlterConfigs
+/// applies `ops`).
+pub fn alter_topic_configs(
+    image: &MetadataImage,
+    broker: &BrokerConfig,
+    name: &str,
+    replace: Option<BTreeMap<String, String>>,
+    ops: &[ConfigOp],
+) -> Result<Vec<MetadataRecord>, MetadataError> {
+    let topic = image
+        .topic(name)
+        .ok_or(MetadataError::UnknownTopicOrPartition)?;
+    let mut configs = replace.unwrap_or_else(|| topic.configs.clone());
+    for op in ops {
+        apply_op(
+            &mut configs,
+            op,
+            |key| TopicConfig::effective(broker, &topic.configs, key).map(|(v, _)| v),
+            |key| {
+                crate::log::TOPIC_CONFIGS
+                    .iter()
+                    .find(|d| d.name == key)
+                    .map(|d| d.kind)
+            },
+        )?;
+    }
+    for (key, value) in &configs {
+        TopicConfig::validate(key, value).map_err(MetadataError::InvalidConfig)?;
+    }
+    Ok(config_changes(
+        resource::TOPIC,
+        name,
+        &topic.configs,
+        &configs,
+    ))
+}
+
+/// Broker keys read from the config in force whenever they are used, so a dynamic change
+/// applies at once.
+pub(crate) const LIVE_BROKER_KEYS: &[&str] = &["max.connections.per.ip"];
+
+/// Changes the dynamic broker configs of one resource ("" = the cluster default, else a
+/// node id).
+pub fn alter_broker_configs(
+    image: &MetadataImage,
+    current: &BrokerConfig,
+    resource_name: &str,
+    replace: Option<BTreeMap<String, String>>,
+    ops: &[ConfigOp],
+) -> Result<Vec<MetadataRecord>, MetadataError> {
+    let old = image.broker_config(resource_name);
+    let mut configs = replace.unwrap_or_else(|| old.clone());
+    for op in ops {
+        apply_op(
+            &mut configs,
+            op,
+            |key| current.get(key).map(str::to_string),
+            broker_dynamic_type,
+        )?;
+    }
+    for (key, value) in &configs {
+        let kind = broker_dynamic_type(key).ok_or_else(|| {
+            MetadataError::InvalidConfig(format!(
+                "Cannot update these configs dynamically: Set({key})"
+            ))
+        })?;
+        kind.validate(value).map_err(|_| {
+            MetadataError::InvalidConfig(format!("Invalid value {value} for configuration {key}"))
+        })?;
+        if let Some(topic_key) = super::topic_key_of_broker_key(key) {
+            TopicConfig::validate(topic_key, value).map_err(MetadataError::InvalidConfig)?;
+        }
+        if LIVE_BROKER_KEYS.contains(&key.as_str())
+            && value.trim().parse::<i64>().is_ok_and(|v| v < 0)
+        {
+            return Err(MetadataError::InvalidConfig(format!(
+                "Invalid value {value} for configuration {key}: Value must be at least 0"
+            )));
+        }
+    }
+    Ok(config_changes(
+        resource::BROKER,
+        resource_name,
+        &old,
+        &configs,
+    ))
+}
+
+/// Changes a consumer group's configs, checked against Kafka 4.1's group config keys and
+/// the broker's bounds. The group need not exist.
+pub fn alter_group_configs(
+    image: &MetadataImage,
+    broker: &BrokerConfig,
+    group: &str,
+    replace: Option<BTreeMap<String, String>>,
+    ops: &[ConfigOp],
+) -> Result<Vec<MetadataRecord>, MetadataError> {
+    if group.is_empty() {
+        return Err(MetadataError::InvalidRequest(
+            "Group name must not be empty".into(),
+        ));
+    }
+    let old = image.group_configs.get(group).cloned().unwrap_or_default();
+    let mut configs = replace.unwrap_or_else(|| old.clone());
+    for op in ops {
+        apply_op(
+            &mut configs,
+            op,
+            |key| super::group_config::definition(key).map(|d| d.default_value(broker).to_string()),
+            |_| Some(crate::config::ConfigType::Int),
+        )?;
+    }
+    // Kafka reads numbers with surrounding blanks trimmed; keep the value as read.
+    for value in configs.values_mut() {
+        *value = value.trim().to_string();
+    }
+    for (key, value) in &configs {
+        super::group_config::validate(key, value, broker)?;
+    }
+    Ok(config_changes(resource::GROUP, group, &old, &configs))
+}
+
+/// The next block of `size` producer ids, handed to `broker_id`.
+pub fn allocate_producer_ids(image: &MetadataImage, broker_id: i32, size: i64) -> MetadataRecord {
+    MetadataRecord::ProducerIdsRecord(ProducerIdsRecord {
+        broker_id,
+        broker_epoch: 0,
+        next_producer_id: image.next_producer_id + size,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::image::{BrokerInfo, MetadataDelta};
+
+    fn image_with_brokers(ids: &[i32]) -> MetadataImage {
+        MetadataImage {
+            brokers: ids
+                .iter()
+                .map(|&node_id| BrokerInfo {
+                    node_id,
+                    host: "localhost".into(),
+                    port: 9092 + node_id,
+                })
+                .collect(),
+            ..MetadataImage::default()
+        }
+    }
+
+    fn new_topic(name: &str, partitions: i32, factor: i16) -> NewTopic {
+        NewTopic {
+            name: name.into(),
+            partitions,
+            replication_factor: factor,
+            assignments: BTreeMap::new(),
+            configs: BTreeMap::new(),
+        }
+    }
+
+    fn commit(image: &mut MetadataImage, records: &[MetadataRecord]) {
+        let mut delta = MetadataDelta::default();
+        let index = image.offset + 1;
+        for record in records {
+            image.replay(record, index, &mut delta);
+        }
+    }
+
+    #[test]
+    fn replicas_are_striped_and_the_factor_is_bounded_by_the_brokers() {
+        let config = BrokerConfig::load_from(&[], &[]).unwrap();
+        let mut image = image_with_brokers(&[1, 2, 3]);
+        let (topic, records) =
+            create_topic(&image, &config, new_topic("t", 3, 2), Uuid::from_u128(1)).unwrap();
+        let replicas: Vec<Vec<i32>> = topic
+            .partition_states
+            .iter()
+            .map(|p| p.replicas.clone())
+            .collect();
+        assert_eq!(replicas, vec![vec![1, 2], vec![2, 3], vec![3, 1]]);
+        assert!(topic
+            .partition_states
+            .iter()
+            .all(|p| p.leader == p.replicas[0] && p.isr == p.replicas));
+        commit(&mut image, &records);
+        assert_eq!(
+            image.topic("t").map(|t| t.as_ref()),
+            Some(&topic),
+            "the decision is what replay builds"
+        );
+
+        let err =
+            create_topic(&image, &config, new_topic("u", 1, 4), Uuid::from_u128(2)).unwrap_err();
+        assert!(
+            matches!(err, MetadataError::InvalidReplicationFactor(ref m) if m.contains("only 3 broker(s)")),
+            "{err}"
+        );
+        assert!(matches!(
+            create_topic(&image, &config, new_topic("t", 1, 1), Uuid::from_u128(3)),
+            Err(MetadataError::TopicAlreadyExists(_))
+        ));
+
+        let (grown, records) = create_partitions(&image, "t", 5, None).unwrap();
+        assert_eq!(grown.partition_states[3].replicas, vec![1, 2]);
+        commit(&mut image, &records);
+        assert_eq!(image.topic("t").unwrap().partitions, 5);
+    }
+
+    #[test]
+    fn config_changes_are_written_as_the_difference() {
+        let config = BrokerConfig::load_from(&[], &[]).unwrap();
+        let mut image = image_with_brokers(&[1]);
+        let mut topic = new_topic("t", 1, 1);
+        topic.configs.insert("retention.ms".into(), "1000".into());
+        let (_, records) = create_topic(&image, &config, topic, Uuid::from_u128(1)).unwrap();
+        commit(&mut image, &records);
+        let records = alter_topic_configs(
+            &image,
+            &config,
+            "t",
+            None,
+            &[
+                ConfigOp::Delete("retention.ms".into()),
+                ConfigOp::Set("segment.ms".into(), "5000".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(records.len(), 2);
+        commit(&mut image, &records);
+        let configs = &image.topic("t").unwrap().configs;
+        assert_eq!(configs.len(), 1);
+        assert_eq!(configs.get("segment.ms").map(String::as_str), Some("5000"));
+
+        let bad = [ConfigOp::Set("num.partitions".into(), "9".into())];
+        assert!(matches!(
+            alter_broker_configs(&image, &config, "", None, &bad),
+            Err(MetadataError::InvalidConfig(_))
+        ));
+    }
+}

@@ -1,0 +1,145 @@
+//! The node's view of committed metadata, and the publisher that acts on each change.
+//!
+//! The quorum hands every committed batch to [`MetadataView::apply`]: the records are
+//! replayed into a delta over the current image, the publisher opens, grows, reconfigures or
+//! removes the partitions this node hosts, and only then is the new image swapped in, so a
+//! client that sees a topic in Metadata finds its partitions open.
+
+use std::sync::{Arc, RwLock};
+
+use super::image::{MetadataDelta, MetadataImage, TopicImage};
+use super::quorum::Applier;
+use super::records::MetadataRecord;
+use crate::config::BrokerConfig;
+use crate::log::TopicConfig;
+use crate::replication::ReplicaManager;
+use crate::sync::RwLockExt;
+
+pub struct MetadataView {
+    node_id: i32,
+    /// The static config (files, environment, arguments).
+    config: Arc<BrokerConfig>,
+    replicas: Arc<ReplicaManager>,
+    image: RwLock<Arc<MetadataImage>>,
+    /// The static config with the dynamic broker configs of the image laid over it.
+    effective: RwLock<Arc<BrokerConfig>>,
+}
+
+impl MetadataView {
+    pub fn new(
+        config: Arc<BrokerConfig>,
+        replicas: Arc<ReplicaManager>,
+        image: MetadataImage,
+    ) -> MetadataView {
+        MetadataView {
+            node_id: config.node_id,
+            effective: RwLock::new(Arc::clone(&config)),
+            config,
+            replicas,
+            image: RwLock::new(Arc::new(image)),
+        }
+    }
+
+    pub fn image(&self) -> Arc<MetadataImage> {
+        Arc::clone(&self.image.read_or_recover())
+    }
+
+    pub fn broker_view(&self) -> Arc<BrokerConfig> {
+        Arc::clone(&self.effective.read_or_recover())
+    }
+
+    /// The effective config for an image's dynamic broker configs: the cluster default
+    /// ("") under this node's own.
+    fn effective_for(&self, image: &MetadataImage) -> BrokerConfig {
+        self.config.with_dynamic(
+            &image.broker_config(""),
+            &image.broker_config(&self.node_id.to_string()),
+        )
+    }
+
+    fn publish(&self, next: MetadataImage, delta: MetadataDelta) {
+        if delta.broker_configs {
+            *self.effective.write_or_recover() = Arc::new(self.effective_for(&next));
+            tracing::info!("dynamic broker configs changed");
+        }
+        let effective = self.broker_view();
+        let resolve = |topic: &TopicImage| TopicConfig::resolve(&effective, topic.configs.clone());
+        for removed in &delta.removed {
+            let delay =
+                TopicConfig::effective(&effective, &removed.configs, "file.delete.delay.ms")
+                    .and_then(|(v, _)| v.parse().ok())
+                    .unwrap_or(60_000);
+            self.replicas.remove_topic(&removed.name, delay);
+            tracing::info!(topic = %removed.name, "deleted topic");
+        }
+        let mut created = std::collections::BTreeSet::new();
+        for id in &delta.grown {
+            let topic = next.topic_by_id(id).expect("grown topics are in the image");
+            let hosted = self.replicas.topic(&topic.name).map_or(0, |p| p.len());
+            if let Err(e) =
+                self.replicas
+                    .host_topic(&topic.name, topic.id, topic.partitions, &resolve(topic))
+            {
+                // The metadata is committed; this node cannot serve the partitions.
+                tracing::error!(topic = %topic.name, error = %e, "cannot open the partitions of a topic");
+                continue;
+            }
+            if hosted == 0 {
+                created.insert(*id);
+                tracing::info!(topic = %topic.name, partitions = topic.partitions, "created topic");
+            } else if (hosted as i32) < topic.partitions {
+                tracing::info!(topic = %topic.name, partitions = topic.partitions, "added partitions");
+            }
+        }
+        if delta.broker_configs {
+            for topic in next.topics.values() {
+                self.replicas.reconfigure(&topic.name, &resolve(topic));
+            }
+        } else {
+            for id in delta.reconfigured.difference(&created) {
+                let topic = next
+                    .topic_by_id(id)
+                    .expect("reconfigured topics are in the image");
+                self.replicas.reconfigure(&topic.name, &resolve(topic));
+                tracing::info!(topic = %topic.name, "topic configs changed");
+            }
+        }
+        *self.image.write_or_recover() = Arc::new(next);
+    }
+}
+
+impl Applier for MetadataView {
+    fn apply(&self, index: u64, records: &[MetadataRecord]) {
+        let mut next = MetadataImage::clone(&self.image());
+        let mut delta = MetadataDelta::default();
+        for record in records {
+            next.replay(record, index, &mut delta);
+        }
+        self.publish(next, delta);
+    }
+
+    fn install(&self, index: u64, records: &[MetadataRecord]) {
+        let current = self.image();
+        let mut next = MetadataImage {
+            cluster_id: current.cluster_id.clone(),
+            controller_id: current.controller_id,
+            brokers: current.brokers.clone(),
+            ..MetadataImage::default()
+        };
+        let mut delta = MetadataDelta::default();
+        for record in records {
+            next.replay(record, index, &mut delta);
+        }
+        for topic in current.topics.values() {
+            if next.topic_by_id(&topic.id).is_none() {
+                delta.removed.push(Arc::clone(topic));
+            }
+        }
+        delta.broker_configs = true;
+        self.publish(next, delta);
+    }
+
+    fn snapshot(&self) -> Vec<MetadataRecord> {
+        self.image().to_records()
+    }
+}
