@@ -115,6 +115,9 @@ impl Broker {
             _lock: lock,
         });
         broker.spawn_flush_scheduler();
+        if broker.config.is_cluster() {
+            crate::metadata::lifecycle::spawn(Arc::downgrade(&broker));
+        }
         let retention_check_ms = broker
             .config
             .get_i64("log.retention.check.interval.ms")
@@ -171,6 +174,15 @@ impl Broker {
 
     /// Flushes and closes every log, then leaves the clean shutdown marker.
     pub async fn shutdown(&self) {
+        // Half a session: past that the controller would fence this broker anyway.
+        let session_ms = self
+            .config
+            .get_i64("broker.session.timeout.ms")
+            .unwrap_or(9_000)
+            .clamp(100, 10_000);
+        self.controller
+            .controlled_shutdown(Duration::from_millis(session_ms as u64 / 2))
+            .await;
         self.controller.shutdown().await;
         if !self.replicas.shutdown().await {
             tracing::error!("the log directory is offline: no clean shutdown marker");
@@ -181,6 +193,12 @@ impl Broker {
             tracing::warn!(error = %e, "could not write the clean shutdown marker");
         }
         tracing::info!("logs flushed and closed");
+    }
+}
+
+impl AsRef<Controller> for Broker {
+    fn as_ref(&self) -> &Controller {
+        &self.controller
     }
 }
 

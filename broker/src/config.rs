@@ -715,9 +715,9 @@ pub fn parse_voters(value: &str) -> Result<Vec<Voter>, ConfigError> {
     Ok(voters)
 }
 
-/// Checks `process.roles` and the quorum settings as Kafka 4.1 does, and refuses, naming
-/// what was asked, the settings of a node in a multi-node cluster, which weir cannot yet
-/// be: run as a lone node, such a node would answer for a cluster it is not part of.
+/// Checks `process.roles` and the quorum settings as Kafka 4.1 does. Every node is a
+/// combined broker and controller: a node with one role, or a dynamic quorum, is refused,
+/// naming what was asked.
 fn check_quorum(node_id: i32, get: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
     let roles_value = get("process.roles").unwrap_or_default();
     let mut roles: Vec<&str> = Vec::new();
@@ -765,32 +765,48 @@ fn check_quorum(node_id: i32, get: &dyn Fn(&str) -> Option<String>) -> Result<()
             reason,
         });
     }
-    let others: Vec<i32> = ids.iter().copied().filter(|id| *id != node_id).collect();
     let bootstrap = get("controller.quorum.bootstrap.servers").unwrap_or_default();
     let bootstrap_count = bootstrap
         .split(',')
         .filter(|e| !e.trim().is_empty())
         .count();
-    let cluster = if roles != ["broker", "controller"] && roles != ["controller", "broker"] {
-        Some(("process.roles", roles_value.clone()))
-    } else if !others.is_empty() {
-        Some(("controller.quorum.voters", voters_value))
-    } else if bootstrap_count > 1 {
-        Some(("controller.quorum.bootstrap.servers", bootstrap))
-    } else {
-        None
-    };
-    match cluster {
-        Some((key, value)) => Err(ConfigError::Invalid {
-            key: key.into(),
-            value,
-            reason: "weir runs as one combined broker and controller (process.roles=broker,\
-                     controller, this node the only voter); multi-node clusters are not \
-                     supported yet"
-                .into(),
-        }),
-        None => Ok(()),
+    let not_yet = |key: &str, value: String, what: &str| {
+        ConfigError::Invalid {
+        key: key.into(),
+        value,
+        reason: format!("{what} is not supported yet: every weir node is a combined broker and controller (process.roles=broker,controller) listed in controller.quorum.voters"),
     }
+    };
+    if roles != ["broker", "controller"] && roles != ["controller", "broker"] {
+        return Err(not_yet(
+            "process.roles",
+            roles_value,
+            "a node with one role",
+        ));
+    }
+    if voters.is_empty() && bootstrap_count > 1 {
+        return Err(not_yet(
+            "controller.quorum.bootstrap.servers",
+            bootstrap,
+            "a dynamic quorum (KIP-853)",
+        ));
+    }
+    if voters.len() > 1 {
+        let names = get("controller.listener.names").unwrap_or_default();
+        let listeners = get("listeners").unwrap_or_default();
+        let bound: Vec<String> = parse_listeners("listeners", &listeners)
+            .map(|l| l.into_iter().map(|l| l.name).collect())
+            .unwrap_or_default();
+        let first = names.split(',').map(str::trim).find(|n| !n.is_empty());
+        if !first.is_some_and(|n| bound.iter().any(|b| b == n)) {
+            return Err(ConfigError::Invalid {
+                key: "controller.listener.names".into(),
+                value: names,
+                reason: "controller.listener.names must contain at least one value appearing in the 'listeners' configuration when running the KRaft controller role".into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A listener: its name and where it binds or is advertised.
@@ -825,11 +841,20 @@ pub struct BrokerConfig {
     pub log_flush_interval_ms: Option<i64>,
     pub log_flush_scheduler_interval_ms: i64,
     pub max_incremental_fetch_session_cache_slots: usize,
+    /// `controller.quorum.voters`; empty or this node alone for a single node.
+    pub voters: Vec<Voter>,
+    /// The listener of `controller.listener.names` that is bound, when there is one.
+    pub controller_listener: Option<String>,
     pub socket_send_buffer_bytes: i32,
     pub socket_receive_buffer_bytes: i32,
 }
 
 impl BrokerConfig {
+    /// Whether this node is one of several voters: a cluster, not a lone node.
+    pub fn is_cluster(&self) -> bool {
+        self.voters.iter().any(|v| v.node_id != self.node_id)
+    }
+
     /// Loads the config from `weir [server.properties] [--override key=value ...]` and
     /// the process environment.
     pub fn load(args: &[String]) -> Result<BrokerConfig, ConfigError> {
@@ -985,6 +1010,13 @@ impl BrokerConfig {
         }
         let (node_id, id_source) = node_id(&values, &num)?;
         check_quorum(node_id, &get)?;
+        let voters = parse_voters(&get("controller.quorum.voters").unwrap_or_default())?;
+        let controller_listener = get("controller.listener.names")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .find(|name| listeners.iter().any(|l| l.name == *name))
+            .map(str::to_string);
         let mut config = BrokerConfig {
             node_id,
             listeners,
@@ -1012,6 +1044,8 @@ impl BrokerConfig {
             .max(0) as usize,
             socket_send_buffer_bytes: num("socket.send.buffer.bytes")? as i32,
             socket_receive_buffer_bytes: num("socket.receive.buffer.bytes")? as i32,
+            voters,
+            controller_listener,
             values,
         };
         // Synonyms: both report the node id in force, as Kafka 4.1's DescribeConfigs does.

@@ -7,6 +7,7 @@
 
 #[cfg(feature = "rocksdb")]
 pub mod broker;
+pub mod channel;
 pub mod config;
 pub mod group;
 #[cfg(feature = "rocksdb")]

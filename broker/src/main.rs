@@ -17,7 +17,7 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=off")),
         )
         .with_target(false)
         .with_writer(std::io::stderr)
@@ -51,7 +51,10 @@ fn main() -> anyhow::Result<()> {
 
 async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
     let broker = Broker::start(config).await?;
-    let listeners = weir::server::bind(&broker).await?;
+    let (controller, clients): (Vec<_>, Vec<_>) = weir::server::bind(&broker)
+        .await?
+        .into_iter()
+        .partition(|bound| bound.controller);
     let shutdown = CancellationToken::new();
     let signals = shutdown.clone();
     tokio::spawn(async move {
@@ -71,7 +74,20 @@ async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         std::process::exit(1);
     });
-    weir::server::run(Arc::clone(&broker), listeners, shutdown).await;
+    // The controller listener carries the quorum's messages, so it serves before the
+    // quorum has a leader; clients are served once this node has caught up with it.
+    let quorum_side = tokio::spawn(weir::server::run(
+        Arc::clone(&broker),
+        controller,
+        shutdown.clone(),
+    ));
+    tokio::select! {
+        _ = broker.controller.wait_ready() => {
+            weir::server::run(Arc::clone(&broker), clients, shutdown.clone()).await;
+        }
+        _ = shutdown.cancelled() => {}
+    }
+    let _ = quorum_side.await;
     broker.shutdown().await;
     Ok(())
 }

@@ -37,6 +37,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::broker::Broker;
 use crate::handlers::{self, Reply, ResponseFuture};
+use crate::metadata::quorum::RAFT_API_KEY;
 use crate::protocol::api::{self, FrameError};
 use crate::sync::MutexExt;
 
@@ -51,6 +52,8 @@ enum Outgoing {
         version: i16,
         correlation_id: i32,
     },
+    /// An answer encoded by its producer, length prefix included (quorum messages).
+    Raw(std::pin::Pin<Box<dyn std::future::Future<Output = Bytes> + Send>>),
     /// Awaited by the reader before the next request, then written as Pending.
     Ordered {
         future: ResponseFuture,
@@ -60,8 +63,15 @@ enum Outgoing {
     },
 }
 
+/// A bound listener, and whether it is the controller listener (which also carries the
+/// metadata quorum's messages).
+pub struct Bound {
+    pub listener: TcpListener,
+    pub controller: bool,
+}
+
 /// Binds every listener; returns the bound addresses (port 0 becomes the real port).
-pub async fn bind(broker: &Broker) -> anyhow::Result<Vec<TcpListener>> {
+pub async fn bind(broker: &Broker) -> anyhow::Result<Vec<Bound>> {
     let mut listeners = Vec::new();
     for listener in &broker.config.listeners {
         let host = if listener.host.is_empty() {
@@ -79,13 +89,16 @@ pub async fn bind(broker: &Broker) -> anyhow::Result<Vec<TcpListener>> {
                 )
             })?;
         tracing::info!(listener = %listener.name, address = %bound.local_addr()?, "listening");
-        listeners.push(bound);
+        listeners.push(Bound {
+            listener: bound,
+            controller: broker.config.controller_listener.as_ref() == Some(&listener.name),
+        });
     }
     Ok(listeners)
 }
 
 /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
-pub async fn run(broker: Arc<Broker>, listeners: Vec<TcpListener>, shutdown: CancellationToken) {
+pub async fn run(broker: Arc<Broker>, listeners: Vec<Bound>, shutdown: CancellationToken) {
     let connections = TaskTracker::new();
     // max.connections across all listeners: at the limit the acceptors wait, and new
     // connections queue in the listen backlog until one closes, as Kafka's acceptor does.
@@ -94,7 +107,11 @@ pub async fn run(broker: Arc<Broker>, listeners: Vec<TcpListener>, shutdown: Can
     ));
     let per_ip = Arc::new(ConnectionsPerIp::default());
     let mut accepts = Vec::new();
-    for listener in listeners {
+    for Bound {
+        listener,
+        controller,
+    } in listeners
+    {
         let broker = Arc::clone(&broker);
         let shutdown = shutdown.clone();
         let connections = connections.clone();
@@ -128,7 +145,7 @@ pub async fn run(broker: Arc<Broker>, listeners: Vec<TcpListener>, shutdown: Can
                                 drop(stream);
                                 continue;
                             };
-                            let serve = serve_connection(Arc::clone(&broker), stream, peer, shutdown.clone());
+                            let serve = serve_connection(Arc::clone(&broker), stream, peer, shutdown.clone(), controller);
                             connections.spawn(async move {
                                 serve.await;
                                 drop((slot, counted));
@@ -156,6 +173,7 @@ async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     shutdown: CancellationToken,
+    controller: bool,
 ) {
     let _ = stream.set_nodelay(true);
     let (reader, writer) = stream.into_split();
@@ -197,7 +215,7 @@ async fn serve_connection(
                 break;
             }
         };
-        let outgoing = match take_request(&broker, frame, peer) {
+        let outgoing = match take_request(&broker, frame, peer, controller) {
             Ok(Some(outgoing)) => outgoing,
             Ok(None) => continue,
             Err(reason) => {
@@ -244,9 +262,13 @@ fn take_request(
     broker: &Arc<Broker>,
     frame: Bytes,
     peer: SocketAddr,
+    controller: bool,
 ) -> Result<Option<Outgoing>, String> {
+    if controller && frame.len() >= 2 && i16::from_be_bytes([frame[0], frame[1]]) == RAFT_API_KEY {
+        return quorum_message(broker, frame).map(Some);
+    }
     let (key, version) = api::peek_key_version(&frame).map_err(|e| e.to_string())?;
-    if let Err(e) = api::check_version(key, version) {
+    if let Err(e) = api::check_version_on(key, version, controller) {
         if key == ApiKey::ApiVersions {
             let header = api::decode_header(key, version, frame).map_err(|e| e.to_string())?;
             let body = ResponseKind::ApiVersions(handlers::unsupported_version_response());
@@ -280,6 +302,31 @@ fn take_request(
     }
 }
 
+/// A metadata quorum message from another voter: header v1 (key, version, correlation id,
+/// client id), then the quorum's own body; answered with the correlation id and its reply.
+fn quorum_message(broker: &Arc<Broker>, mut frame: Bytes) -> Result<Outgoing, String> {
+    use bytes::Buf;
+    if frame.len() < 10 {
+        return Err("truncated quorum message".into());
+    }
+    frame.advance(4);
+    let correlation_id = frame.get_i32();
+    let client_id_len = frame.get_i16().max(0) as usize;
+    if frame.len() < client_id_len {
+        return Err("truncated quorum message".into());
+    }
+    frame.advance(client_id_len);
+    let broker = Arc::clone(broker);
+    Ok(Outgoing::Raw(Box::pin(async move {
+        let reply = broker.controller.quorum_rpc(frame).await;
+        let mut out = bytes::BytesMut::with_capacity(reply.len() + 8);
+        out.extend_from_slice(&((reply.len() + 4) as i32).to_be_bytes());
+        out.extend_from_slice(&correlation_id.to_be_bytes());
+        out.extend_from_slice(&reply);
+        out.freeze()
+    })))
+}
+
 async fn write_replies(
     writer: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Outgoing>,
@@ -291,6 +338,7 @@ async fn write_replies(
     while let Some(outgoing) = rx.recv().await {
         let bytes = match outgoing {
             Outgoing::Ready(bytes) => bytes,
+            Outgoing::Raw(future) => future.await,
             Outgoing::Pending {
                 future,
                 key,

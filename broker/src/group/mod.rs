@@ -499,9 +499,18 @@ impl GroupCoordinator {
             let topic = NewTopic {
                 name: OFFSETS_TOPIC.to_string(),
                 partitions: self.config.offsets_partitions,
-                // One broker: the offsets topic gets the replicas that exist, as Kafka's
-                // single-node configs set offsets.topic.replication.factor=1.
-                replication_factor: 1,
+                // A lone node: the offsets topic gets the replicas that exist, as Kafka's
+                // single-node configs set offsets.topic.replication.factor=1. A cluster
+                // uses the setting, and fails until that many brokers registered.
+                replication_factor: if controller.is_cluster() {
+                    controller
+                        .broker_view()
+                        .get_i64("offsets.topic.replication.factor")
+                        .unwrap_or(3)
+                        .clamp(1, i16::MAX as i64) as i16
+                } else {
+                    1
+                },
                 assignments: BTreeMap::new(),
                 configs,
             };
@@ -517,6 +526,23 @@ impl GroupCoordinator {
             .replicas
             .topic(OFFSETS_TOPIC)
             .ok_or(GroupError::CoordinatorNotAvailable)?;
+        let mut shard = self.lock();
+        if shard.partitions.is_empty() {
+            self.load(&mut shard, partitions)?;
+        }
+        Ok(())
+    }
+
+    /// Loads `__consumer_offsets` if this node hosts it and has not loaded it yet: in a
+    /// cluster another node may have created it, and this node learns of it from the
+    /// metadata log before any client asks it for a coordinator.
+    pub fn load_if_hosted(&self) -> Result<(), GroupError> {
+        if !self.lock().partitions.is_empty() {
+            return Ok(());
+        }
+        let Some(partitions) = self.replicas.topic(OFFSETS_TOPIC) else {
+            return Ok(());
+        };
         let mut shard = self.lock();
         if shard.partitions.is_empty() {
             self.load(&mut shard, partitions)?;

@@ -77,13 +77,20 @@ pub async fn metadata(
                 .with_node_id(BrokerId(b.node_id))
                 .with_host(str_bytes(b.host.clone()))
                 .with_port(b.port)
+                .with_rack(
+                    image
+                        .registrations
+                        .get(&b.node_id)
+                        .and_then(|r| r.rack.clone())
+                        .map(str_bytes),
+                )
         })
         .collect();
     let mut response = MetadataResponse::default()
         .with_brokers(brokers)
         .with_topics(topics);
     if version >= 1 {
-        response.controller_id = BrokerId(image.controller_id);
+        response.controller_id = BrokerId(controller_id(broker));
     }
     if version >= 2 {
         response.cluster_id = Some(str_bytes(image.cluster_id.clone()));
@@ -146,6 +153,16 @@ async fn lookup_by_name(
     }
 }
 
+/// The controller id clients are given: the active controller (every node is a broker
+/// too), or -1 while there is none; a lone node is its own.
+fn controller_id(broker: &Broker) -> i32 {
+    if broker.controller.is_cluster() {
+        broker.controller.quorum_state().leader.unwrap_or(-1)
+    } else {
+        broker.controller.image().controller_id
+    }
+}
+
 fn lookup_by_id(broker: &Arc<Broker>, id: Uuid) -> Result<Arc<TopicImage>, LookupError> {
     broker
         .controller
@@ -161,19 +178,32 @@ fn describe_topic(
     record: &TopicImage,
     include_operations: bool,
 ) -> MetadataResponseTopic {
-    let node = BrokerId(broker.config.node_id);
-    let partitions = (0..record.partitions)
-        .map(|index| {
-            let epoch = match broker.replicas.partition(&record.name, index) {
-                Some(p) if version >= 7 => p.leader_epoch,
-                _ => -1,
-            };
-            MetadataResponsePartition::default()
-                .with_partition_index(index)
-                .with_leader_id(node)
-                .with_leader_epoch(epoch)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+    let live = broker.controller.image().live_brokers();
+    let partitions = record
+        .partition_states
+        .iter()
+        .enumerate()
+        .map(|(index, p)| {
+            let ids = |list: &[i32]| list.iter().map(|id| BrokerId(*id)).collect::<Vec<_>>();
+            let leader_live = live.contains(&p.leader);
+            let mut partition = MetadataResponsePartition::default()
+                .with_partition_index(index as i32)
+                .with_leader_id(BrokerId(if leader_live { p.leader } else { -1 }))
+                .with_leader_epoch(if version >= 7 { p.leader_epoch } else { -1 })
+                .with_replica_nodes(ids(&p.replicas))
+                .with_isr_nodes(ids(&p.isr));
+            if version >= 5 {
+                partition.offline_replicas = p
+                    .replicas
+                    .iter()
+                    .filter(|r| !live.contains(r))
+                    .map(|r| BrokerId(*r))
+                    .collect();
+            }
+            if !leader_live {
+                partition.error_code = ErrorCode::LeaderNotAvailable.code();
+            }
+            partition
         })
         .collect();
     let mut topic = MetadataResponseTopic::default()
@@ -197,7 +227,7 @@ pub fn describe_cluster(
     request: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     let image = broker.controller.image();
-    let brokers = image
+    let mut brokers: Vec<DescribeClusterBroker> = image
         .brokers
         .iter()
         .map(|b| {
@@ -205,8 +235,36 @@ pub fn describe_cluster(
                 .with_broker_id(BrokerId(b.node_id))
                 .with_host(str_bytes(b.host.clone()))
                 .with_port(b.port)
+                .with_rack(
+                    image
+                        .registrations
+                        .get(&b.node_id)
+                        .and_then(|r| r.rack.clone())
+                        .map(str_bytes),
+                )
         })
         .collect();
+    if version >= 2 && request.include_fenced_brokers {
+        for (id, r) in image.registrations.iter().filter(|(_, r)| r.fenced) {
+            let Some(endpoint) = r
+                .endpoints
+                .iter()
+                .find(|e| e.name == image.listener_name)
+                .or_else(|| r.endpoints.first())
+            else {
+                continue;
+            };
+            brokers.push(
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(*id))
+                    .with_host(str_bytes(endpoint.host.clone()))
+                    .with_port(endpoint.port as i32)
+                    .with_rack(r.rack.clone().map(str_bytes))
+                    .with_is_fenced(true),
+            );
+        }
+        brokers.sort_by_key(|b| b.broker_id.0);
+    }
     let mut response = DescribeClusterResponse::default()
         .with_endpoint_type(if version >= 1 {
             request.endpoint_type
@@ -214,7 +272,7 @@ pub fn describe_cluster(
             1
         })
         .with_cluster_id(str_bytes(image.cluster_id.clone()))
-        .with_controller_id(BrokerId(image.controller_id))
+        .with_controller_id(BrokerId(controller_id(broker)))
         .with_brokers(brokers);
     if request.include_cluster_authorized_operations {
         response.cluster_authorized_operations = CLUSTER_OPERATIONS_ALL;
@@ -245,7 +303,7 @@ pub fn describe_topic_partitions(
         None => (String::new(), 0),
     };
     let mut budget = request.response_partition_limit.max(1);
-    let node = BrokerId(broker.config.node_id);
+    let live = image.live_brokers();
     let mut topics = Vec::new();
     let mut next_cursor = None;
     for name in names.into_iter().filter(|n| *n >= start_topic) {
@@ -281,15 +339,25 @@ pub fn describe_topic_partitions(
                 break;
             }
             budget -= 1;
+            let p = &record.partition_states[index as usize];
+            let ids = |list: &[i32]| list.iter().map(|id| BrokerId(*id)).collect::<Vec<_>>();
+            let leader_live = live.contains(&p.leader);
             partitions.push(
                 DescribeTopicPartitionsResponsePartition::default()
                     .with_partition_index(index)
-                    .with_leader_id(node)
-                    .with_leader_epoch(0)
-                    .with_replica_nodes(vec![node])
-                    .with_isr_nodes(vec![node])
-                    .with_eligible_leader_replicas(Some(Vec::new()))
-                    .with_last_known_elr(Some(Vec::new())),
+                    .with_leader_id(BrokerId(if leader_live { p.leader } else { -1 }))
+                    .with_leader_epoch(p.leader_epoch)
+                    .with_replica_nodes(ids(&p.replicas))
+                    .with_isr_nodes(ids(&p.isr))
+                    .with_offline_replicas(
+                        p.replicas
+                            .iter()
+                            .filter(|r| !live.contains(r))
+                            .map(|r| BrokerId(*r))
+                            .collect(),
+                    )
+                    .with_eligible_leader_replicas(Some(ids(&p.eligible_leader_replicas)))
+                    .with_last_known_elr(Some(ids(&p.last_known_elr))),
             );
         }
         topics.push(

@@ -51,6 +51,9 @@ pub(crate) fn leader_for(
         .replicas
         .partition(topic, partition)
         .ok_or(ErrorCode::UnknownTopicOrPartition)?;
+    if !broker.controller.leads(topic, partition.index) {
+        return Err(ErrorCode::NotLeaderOrFollower);
+    }
     match client_epoch {
         e if e < 0 || e == partition.leader_epoch => Ok(partition),
         e if e > partition.leader_epoch => Err(ErrorCode::UnknownLeaderEpoch),

@@ -124,8 +124,14 @@ pub async fn find_coordinator(
         broker.groups.ensure_offsets_topic(&broker.controller).await
     };
     let image = broker.controller.image();
-    let this = image.brokers.first();
     let locate = |key: &str| -> Coordinator {
+        // The coordinator is the leader of the key's `__consumer_offsets` partition (a lone
+        // node leads them all).
+        let this = image.topic(crate::group::OFFSETS_TOPIC).and_then(|t| {
+            let partition = crate::group::partition_for(key, t.partitions);
+            let leader = t.partition_states.get(partition as usize)?.leader;
+            image.brokers.iter().find(|b| b.node_id == leader)
+        });
         let mut c = Coordinator::default().with_key(str_bytes(key));
         match (&result, this) {
             (Ok(()), Some(b)) => {

@@ -9,6 +9,7 @@ mod admin;
 mod alter;
 mod api_versions;
 mod cluster;
+mod controller;
 mod fetch;
 mod group;
 mod log_dirs;
@@ -20,7 +21,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
@@ -54,6 +55,21 @@ pub fn handle(
 ) -> Reply {
     let version = header.request_api_version;
     let client_id = header.client_id.as_deref().unwrap_or_default();
+    if is_forwarded(&request) && broker.controller.is_cluster() && !broker.controller.is_leader() {
+        let key = ApiKey::try_from(header.request_api_key).expect("a served api key");
+        return ordered(broker, move |b| async move {
+            match controller::forward(&b, key, version, request.clone()).await {
+                Some(response) => response,
+                // No controller reachable: answered here, which says NOT_CONTROLLER.
+                None => decide_here(&b, version, request).await,
+            }
+        });
+    }
+    if is_group_request(&request) {
+        if let Err(e) = broker.groups.load_if_hosted() {
+            tracing::warn!(error = %e, "cannot load the consumer groups");
+        }
+    }
     match request {
         RequestKind::ApiVersions(_) => {
             ready(ResponseKind::ApiVersions(api_versions::handle(version)))
@@ -64,11 +80,25 @@ pub fn handle(
         RequestKind::DescribeCluster(r) => ready(ResponseKind::DescribeCluster(
             cluster::describe_cluster(broker, version, r),
         )),
-        RequestKind::CreateTopics(r) => ordered(broker, move |b| async move {
-            ResponseKind::CreateTopics(admin::create_topics(&b, version, r).await)
+        r @ (RequestKind::CreateTopics(_)
+        | RequestKind::DeleteTopics(_)
+        | RequestKind::CreatePartitions(_)
+        | RequestKind::AlterConfigs(_)
+        | RequestKind::IncrementalAlterConfigs(_)
+        | RequestKind::DescribeQuorum(_)) => {
+            ordered(
+                broker,
+                move |b| async move { decide_here(&b, version, r).await },
+            )
+        }
+        RequestKind::BrokerRegistration(r) => ordered(broker, move |b| async move {
+            ResponseKind::BrokerRegistration(controller::broker_registration(&b, r).await)
         }),
-        RequestKind::DeleteTopics(r) => ordered(broker, move |b| async move {
-            ResponseKind::DeleteTopics(admin::delete_topics(&b, version, r).await)
+        RequestKind::BrokerHeartbeat(r) => ordered(broker, move |b| async move {
+            ResponseKind::BrokerHeartbeat(controller::broker_heartbeat(&b, r).await)
+        }),
+        RequestKind::AllocateProducerIds(r) => ordered(broker, move |b| async move {
+            ResponseKind::AllocateProducerIds(producer_id::allocate_producer_ids(&b, r).await)
         }),
         RequestKind::DescribeConfigs(r) => ready(ResponseKind::DescribeConfigs(
             admin::describe_configs(broker, version, r),
@@ -84,15 +114,6 @@ pub fn handle(
         RequestKind::OffsetForLeaderEpoch(r) => ready(ResponseKind::OffsetForLeaderEpoch(
             fetch::offset_for_leader_epoch(broker, r),
         )),
-        RequestKind::CreatePartitions(r) => ordered(broker, move |b| async move {
-            ResponseKind::CreatePartitions(alter::create_partitions(&b, r).await)
-        }),
-        RequestKind::AlterConfigs(r) => ordered(broker, move |b| async move {
-            ResponseKind::AlterConfigs(alter::alter_configs(&b, r).await)
-        }),
-        RequestKind::IncrementalAlterConfigs(r) => ordered(broker, move |b| async move {
-            ResponseKind::IncrementalAlterConfigs(alter::incremental_alter_configs(&b, r).await)
-        }),
         RequestKind::DeleteRecords(r) => ready(ResponseKind::DeleteRecords(
             log_dirs::delete_records(broker, r),
         )),
@@ -135,6 +156,63 @@ pub fn handle(
             "no handler for {:?}",
             std::mem::discriminant(&other)
         )),
+    }
+}
+
+/// Requests a group coordinator answers.
+fn is_group_request(request: &RequestKind) -> bool {
+    matches!(
+        request,
+        RequestKind::JoinGroup(_)
+            | RequestKind::SyncGroup(_)
+            | RequestKind::Heartbeat(_)
+            | RequestKind::LeaveGroup(_)
+            | RequestKind::OffsetCommit(_)
+            | RequestKind::OffsetFetch(_)
+            | RequestKind::OffsetDelete(_)
+            | RequestKind::ListGroups(_)
+            | RequestKind::DescribeGroups(_)
+            | RequestKind::DeleteGroups(_)
+            | RequestKind::ConsumerGroupHeartbeat(_)
+            | RequestKind::ConsumerGroupDescribe(_)
+    )
+}
+
+/// Requests the active controller decides: a broker that is not it forwards them.
+fn is_forwarded(request: &RequestKind) -> bool {
+    matches!(
+        request,
+        RequestKind::CreateTopics(_)
+            | RequestKind::DeleteTopics(_)
+            | RequestKind::CreatePartitions(_)
+            | RequestKind::AlterConfigs(_)
+            | RequestKind::IncrementalAlterConfigs(_)
+            | RequestKind::DescribeQuorum(_)
+    )
+}
+
+/// Answers a request the controller decides, on this node.
+async fn decide_here(broker: &Arc<Broker>, version: i16, request: RequestKind) -> ResponseKind {
+    match request {
+        RequestKind::CreateTopics(r) => {
+            ResponseKind::CreateTopics(admin::create_topics(broker, version, r).await)
+        }
+        RequestKind::DeleteTopics(r) => {
+            ResponseKind::DeleteTopics(admin::delete_topics(broker, version, r).await)
+        }
+        RequestKind::CreatePartitions(r) => {
+            ResponseKind::CreatePartitions(alter::create_partitions(broker, r).await)
+        }
+        RequestKind::AlterConfigs(r) => {
+            ResponseKind::AlterConfigs(alter::alter_configs(broker, r).await)
+        }
+        RequestKind::IncrementalAlterConfigs(r) => {
+            ResponseKind::IncrementalAlterConfigs(alter::incremental_alter_configs(broker, r).await)
+        }
+        RequestKind::DescribeQuorum(_) => {
+            ResponseKind::DescribeQuorum(controller::describe_quorum(broker, version))
+        }
+        other => unreachable!("not a controller request: {other:?}"),
     }
 }
 

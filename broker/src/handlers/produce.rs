@@ -67,6 +67,11 @@ pub fn produce(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> R
                 partitions.push(response.with_error_code(code.code()));
                 continue;
             };
+            if !broker.controller.leads(&target.topic, target.index) {
+                first_error.get_or_insert_with(|| "not the leader".into());
+                partitions.push(response.with_error_code(ErrorCode::NotLeaderOrFollower.code()));
+                continue;
+            }
             if target.topic.as_ref() == crate::group::OFFSETS_TOPIC {
                 // Only the group coordinator writes there, as Kafka refuses clients.
                 first_error.get_or_insert_with(|| "produce to an internal topic".into());

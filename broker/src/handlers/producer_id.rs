@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use kafka_protocol::messages::{
+    AllocateProducerIdsRequest, AllocateProducerIdsResponse, InitProducerIdRequest,
+    InitProducerIdResponse, ProducerId,
+};
 
 use crate::broker::Broker;
 use crate::protocol::ErrorCode;
@@ -42,5 +45,24 @@ pub async fn init_producer_id(
             tracing::warn!(error = %e, "producer id allocation failed");
             refused(ErrorCode::CoordinatorNotAvailable)
         }
+    }
+}
+
+/// AllocateProducerIds (on the active controller): a block of producer ids for a broker.
+pub async fn allocate_producer_ids(
+    broker: &Arc<Broker>,
+    request: AllocateProducerIdsRequest,
+) -> AllocateProducerIdsResponse {
+    match broker
+        .controller
+        .allocate_producer_block(request.broker_id.0)
+        .await
+    {
+        Ok((start, len)) => AllocateProducerIdsResponse::default()
+            .with_producer_id_start(ProducerId(start))
+            .with_producer_id_len(len as i32),
+        Err(e) => AllocateProducerIdsResponse::default()
+            .with_error_code(e.code().code())
+            .with_producer_id_start(ProducerId(-1)),
     }
 }

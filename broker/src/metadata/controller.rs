@@ -11,8 +11,9 @@ use uuid::Uuid;
 
 use super::image::{MetadataImage, PartitionImage, TopicImage};
 use super::records::{
-    resource, ConfigRecord, MetadataRecord, PartitionRecord, ProducerIdsRecord, RemoveTopicRecord,
-    TopicRecord, LEADER_RECOVERED,
+    resource, BrokerEndpoint, BrokerRegistrationChangeRecord, ConfigRecord, MetadataRecord,
+    PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord, RemoveTopicRecord, TopicRecord,
+    LEADER_RECOVERED,
 };
 use super::{
     apply_op, broker_dynamic_type, validate_topic_name, ConfigOp, MetadataError, NewTopic,
@@ -20,9 +21,20 @@ use super::{
 use crate::config::BrokerConfig;
 use crate::log::TopicConfig;
 
-/// The node ids of the brokers new replicas may be placed on, in id order.
+/// The node ids of the brokers new replicas may be placed on, in id order: the unfenced
+/// brokers that are not shutting down.
 fn usable_brokers(image: &MetadataImage) -> Vec<i32> {
-    let mut ids: Vec<i32> = image.brokers.iter().map(|b| b.node_id).collect();
+    let mut ids: Vec<i32> = image
+        .brokers
+        .iter()
+        .map(|b| b.node_id)
+        .filter(|id| {
+            image
+                .registrations
+                .get(id)
+                .is_none_or(|r| !r.in_controlled_shutdown)
+        })
+        .collect();
     ids.sort_unstable();
     ids.dedup();
     ids
@@ -430,6 +442,115 @@ pub fn alter_group_configs(
     Ok(config_changes(resource::GROUP, group, &old, &configs))
 }
 
+/// What a broker sends to register (BrokerRegistration).
+#[derive(Debug, Clone)]
+pub struct BrokerRegistrationInput {
+    pub broker_id: i32,
+    pub incarnation_id: Uuid,
+    pub endpoints: Vec<BrokerEndpoint>,
+    pub rack: Option<String>,
+}
+
+/// A broker registers, fenced until its heartbeats show it has caught up with the
+/// metadata log. `epoch` is the registration's broker epoch (Kafka: the offset of its
+/// record). Another incarnation of a broker whose session is live is refused.
+pub fn register_broker(
+    image: &MetadataImage,
+    input: BrokerRegistrationInput,
+    epoch: i64,
+    session_live: bool,
+) -> Result<MetadataRecord, MetadataError> {
+    if let Some(current) = image.registrations.get(&input.broker_id) {
+        if current.incarnation_id != input.incarnation_id && session_live && !current.fenced {
+            return Err(MetadataError::DuplicateBrokerRegistration(format!(
+                "Another broker is registered with that broker id: {}",
+                input.broker_id
+            )));
+        }
+    }
+    Ok(MetadataRecord::RegisterBrokerRecord(RegisterBrokerRecord {
+        broker_id: input.broker_id,
+        incarnation_id: input.incarnation_id,
+        broker_epoch: epoch,
+        end_points: input.endpoints,
+        rack: input.rack,
+        fenced: true,
+        in_controlled_shutdown: false,
+    }))
+}
+
+/// What a heartbeat decided: the records (unfencing, or entering controlled shutdown) and
+/// the answer's fields.
+#[derive(Debug, Default)]
+pub struct HeartbeatOutcome {
+    pub records: Vec<MetadataRecord>,
+    pub is_caught_up: bool,
+    pub is_fenced: bool,
+    pub should_shut_down: bool,
+}
+
+/// A broker's heartbeat: a fenced broker that has caught up (its metadata offset reached
+/// its registration) and does not want to stay fenced is unfenced; one that wants to shut
+/// down is marked so (its leaderships move with replication, issue 11) and may go.
+pub fn broker_heartbeat(
+    image: &MetadataImage,
+    broker_id: i32,
+    broker_epoch: i64,
+    metadata_offset: i64,
+    want_fence: bool,
+    want_shut_down: bool,
+) -> Result<HeartbeatOutcome, MetadataError> {
+    let registration = image.registrations.get(&broker_id).ok_or_else(|| {
+        MetadataError::BrokerIdNotRegistered(format!("Broker {broker_id} is not registered."))
+    })?;
+    if registration.epoch != broker_epoch {
+        return Err(MetadataError::StaleBrokerEpoch(format!(
+            "Expected broker epoch {}, but got broker epoch {broker_epoch}",
+            registration.epoch
+        )));
+    }
+    let is_caught_up = metadata_offset >= registration.epoch;
+    let mut outcome = HeartbeatOutcome {
+        is_caught_up,
+        is_fenced: registration.fenced,
+        ..HeartbeatOutcome::default()
+    };
+    let change = |fenced: i8, in_controlled_shutdown: i8| {
+        MetadataRecord::BrokerRegistrationChangeRecord(BrokerRegistrationChangeRecord {
+            broker_id,
+            broker_epoch,
+            fenced,
+            in_controlled_shutdown,
+        })
+    };
+    if want_shut_down {
+        if !registration.in_controlled_shutdown {
+            outcome.records.push(change(0, 1));
+        }
+        outcome.should_shut_down = true;
+    } else if registration.fenced && !want_fence && is_caught_up {
+        outcome.records.push(change(-1, 0));
+        outcome.is_fenced = false;
+    } else if !registration.fenced && want_fence {
+        outcome.records.push(change(1, 0));
+        outcome.is_fenced = true;
+    }
+    Ok(outcome)
+}
+
+/// Fences a broker whose session expired, if it is registered and not fenced yet.
+pub fn fence_broker(image: &MetadataImage, broker_id: i32) -> Option<MetadataRecord> {
+    let registration = image.registrations.get(&broker_id)?;
+    (!registration.fenced).then_some(MetadataRecord::BrokerRegistrationChangeRecord(
+        BrokerRegistrationChangeRecord {
+            broker_id,
+            broker_epoch: registration.epoch,
+            fenced: 1,
+            in_controlled_shutdown: 0,
+        },
+    ))
+}
+
 /// The next block of `size` producer ids, handed to `broker_id`.
 pub fn allocate_producer_ids(image: &MetadataImage, broker_id: i32, size: i64) -> MetadataRecord {
     MetadataRecord::ProducerIdsRecord(ProducerIdsRecord {
@@ -546,5 +667,59 @@ mod tests {
             alter_broker_configs(&image, &config, "", None, &bad),
             Err(MetadataError::InvalidConfig(_))
         ));
+    }
+
+    #[test]
+    fn brokers_register_fenced_are_unfenced_when_caught_up_and_fenced_again() {
+        let mut image = MetadataImage {
+            listener_name: "PLAINTEXT".into(),
+            ..MetadataImage::default()
+        };
+        let input = |incarnation: u128| BrokerRegistrationInput {
+            broker_id: 2,
+            incarnation_id: Uuid::from_u128(incarnation),
+            endpoints: vec![BrokerEndpoint {
+                name: "PLAINTEXT".into(),
+                host: "h2".into(),
+                port: 9093,
+                security_protocol: 0,
+            }],
+            rack: Some("r1".into()),
+        };
+        let record = register_broker(&image, input(1), 5, false).unwrap();
+        commit(&mut image, &[record]);
+        assert!(image.brokers.is_empty(), "registered fenced");
+        assert!(matches!(
+            broker_heartbeat(&image, 2, 4, 10, false, false),
+            Err(MetadataError::StaleBrokerEpoch(_))
+        ));
+        let behind = broker_heartbeat(&image, 2, 5, 3, false, false).unwrap();
+        assert!(behind.records.is_empty() && behind.is_fenced && !behind.is_caught_up);
+        let caught_up = broker_heartbeat(&image, 2, 5, 5, false, false).unwrap();
+        assert!(!caught_up.is_fenced);
+        commit(&mut image, &caught_up.records);
+        assert_eq!(image.live_brokers(), vec![2]);
+        assert_eq!(image.brokers[0].host, "h2");
+
+        assert!(
+            matches!(
+                register_broker(&image, input(9), 7, true),
+                Err(MetadataError::DuplicateBrokerRegistration(_))
+            ),
+            "another incarnation while the session lives"
+        );
+        let fenced = fence_broker(&image, 2).unwrap();
+        commit(&mut image, &[fenced]);
+        assert!(image.live_brokers().is_empty());
+        assert!(fence_broker(&image, 2).is_none(), "fenced once");
+        assert!(
+            register_broker(&image, input(9), 7, true).is_ok(),
+            "a fenced broker may come back as another incarnation"
+        );
+
+        let shutting = broker_heartbeat(&image, 2, 5, 9, false, true).unwrap();
+        assert!(shutting.should_shut_down);
+        commit(&mut image, &shutting.records);
+        assert!(image.registrations[&2].in_controlled_shutdown);
     }
 }

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::records::{
-    resource, ConfigRecord, FeatureLevelRecord, MetadataRecord, PartitionChangeRecord,
-    PartitionRecord, ProducerIdsRecord, TopicRecord, NO_LEADER_CHANGE,
+    resource, BrokerEndpoint, ConfigRecord, FeatureLevelRecord, MetadataRecord,
+    PartitionChangeRecord, PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord, TopicRecord,
+    NO_LEADER_CHANGE,
 };
 
 /// A broker as clients see it.
@@ -22,6 +23,17 @@ pub struct BrokerInfo {
     pub node_id: i32,
     pub host: String,
     pub port: i32,
+}
+
+/// A registered broker (from RegisterBrokerRecord and its changes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerRegistration {
+    pub epoch: i64,
+    pub incarnation_id: Uuid,
+    pub endpoints: Vec<BrokerEndpoint>,
+    pub rack: Option<String>,
+    pub fenced: bool,
+    pub in_controlled_shutdown: bool,
 }
 
 /// One partition's replicas, leader and epochs.
@@ -110,6 +122,10 @@ pub struct MetadataImage {
     /// Producer ids below this one have been handed out.
     pub next_producer_id: i64,
     pub features: BTreeMap<String, i16>,
+    /// Brokers registered with the controller (a cluster; a lone node does not register).
+    pub registrations: BTreeMap<i32, BrokerRegistration>,
+    /// The listener whose endpoints clients are given (the same name on every node).
+    pub listener_name: String,
     /// The metadata log index of the last record in this image (0: none).
     pub offset: u64,
 }
@@ -167,6 +183,17 @@ impl MetadataImage {
         for (name, configs) in &self.group_configs {
             config(resource::GROUP, name, configs);
         }
+        for (id, r) in &self.registrations {
+            records.push(MetadataRecord::RegisterBrokerRecord(RegisterBrokerRecord {
+                broker_id: *id,
+                incarnation_id: r.incarnation_id,
+                broker_epoch: r.epoch,
+                end_points: r.endpoints.clone(),
+                rack: r.rack.clone(),
+                fenced: r.fenced,
+                in_controlled_shutdown: r.in_controlled_shutdown,
+            }));
+        }
         for topic in self.topics.values() {
             records.push(MetadataRecord::TopicRecord(TopicRecord {
                 name: topic.name.clone(),
@@ -219,6 +246,8 @@ pub struct MetadataDelta {
     pub removed: Vec<Arc<TopicImage>>,
     /// Whether dynamic broker configs changed.
     pub broker_configs: bool,
+    /// Whether broker registrations changed.
+    pub brokers: bool,
 }
 
 impl MetadataImage {
@@ -352,10 +381,74 @@ impl MetadataImage {
             MetadataRecord::FeatureLevelRecord(r) => {
                 self.features.insert(r.name.clone(), r.feature_level);
             }
-            MetadataRecord::RegisterBrokerRecord(_)
-            | MetadataRecord::BrokerRegistrationChangeRecord(_)
-            | MetadataRecord::NoOpRecord => {}
+            MetadataRecord::RegisterBrokerRecord(r) => {
+                self.registrations.insert(
+                    r.broker_id,
+                    BrokerRegistration {
+                        epoch: r.broker_epoch,
+                        incarnation_id: r.incarnation_id,
+                        endpoints: r.end_points.clone(),
+                        rack: r.rack.clone(),
+                        fenced: r.fenced,
+                        in_controlled_shutdown: r.in_controlled_shutdown,
+                    },
+                );
+                self.refresh_brokers();
+                delta.brokers = true;
+            }
+            MetadataRecord::BrokerRegistrationChangeRecord(r) => {
+                let registration = self.registrations.get_mut(&r.broker_id).unwrap_or_else(|| {
+                    panic!(
+                        "BrokerRegistrationChangeRecord for unregistered broker {}",
+                        r.broker_id
+                    )
+                });
+                assert_eq!(
+                    registration.epoch, r.broker_epoch,
+                    "a registration change names the broker's current epoch"
+                );
+                match r.fenced {
+                    1 => registration.fenced = true,
+                    -1 => registration.fenced = false,
+                    _ => {}
+                }
+                match r.in_controlled_shutdown {
+                    1 => registration.in_controlled_shutdown = true,
+                    -1 => registration.in_controlled_shutdown = false,
+                    _ => {}
+                }
+                self.refresh_brokers();
+                delta.brokers = true;
+            }
+            MetadataRecord::NoOpRecord => {}
         }
+    }
+
+    /// The brokers clients are told about: every unfenced registered broker, at its
+    /// endpoint for [`listener_name`](Self::listener_name).
+    fn refresh_brokers(&mut self) {
+        self.brokers = self
+            .registrations
+            .iter()
+            .filter(|(_, r)| !r.fenced)
+            .filter_map(|(id, r)| {
+                let endpoint = r
+                    .endpoints
+                    .iter()
+                    .find(|e| e.name == self.listener_name)
+                    .or_else(|| r.endpoints.first())?;
+                Some(BrokerInfo {
+                    node_id: *id,
+                    host: endpoint.host.clone(),
+                    port: endpoint.port as i32,
+                })
+            })
+            .collect();
+    }
+
+    /// Every broker that is registered and not fenced, in id order.
+    pub fn live_brokers(&self) -> Vec<i32> {
+        self.brokers.iter().map(|b| b.node_id).collect()
     }
 
     fn topic_mut(&mut self, id: &Uuid, record: &str) -> &mut TopicImage {

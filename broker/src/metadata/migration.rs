@@ -61,6 +61,11 @@ pub(super) async fn migrate(
     if legacy.is_empty() {
         return Ok(());
     }
+    if controller.config.is_cluster() {
+        return Err(MetadataError::Store(StoreError(
+            "this data directory is from before the metadata log: start it once as a single node to move its topics into the log, then join the cluster".into(),
+        )));
+    }
     if controller.image().is_empty() {
         let node_id = controller.config.node_id;
         let mut records = Vec::new();

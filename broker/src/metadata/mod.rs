@@ -8,14 +8,16 @@
 //! each into records with the pure decisions of [`controller`], and answers once they are
 //! committed and applied. One node is a quorum of one voter.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
 pub mod controller;
 pub mod group_config;
 pub mod image;
+pub mod lifecycle;
 mod migration;
 pub mod publisher;
 pub mod quorum;
@@ -23,11 +25,13 @@ pub mod records;
 
 pub use image::{BrokerInfo, MetadataImage, TopicImage};
 
+use crate::channel::{Channel, ChannelError};
 use crate::config::BrokerConfig;
 use crate::log::LogError;
 use crate::meta_store::{MetaStore, StoreError};
 use crate::protocol::ErrorCode;
 use crate::replication::ReplicaManager;
+use crate::sync::MutexExt;
 use publisher::MetadataView;
 use quorum::{Quorum, QuorumError, QuorumSettings, RaftQuorum};
 use records::MetadataRecord;
@@ -78,6 +82,12 @@ pub enum MetadataError {
     #[error("This is not the correct controller for this cluster.")]
     NotController,
     #[error("{0}")]
+    StaleBrokerEpoch(String),
+    #[error("{0}")]
+    BrokerIdNotRegistered(String),
+    #[error("{0}")]
+    DuplicateBrokerRegistration(String),
+    #[error("{0}")]
     Quorum(String),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -102,6 +112,9 @@ impl MetadataError {
             MetadataError::ExcessivelyManyPartitions => ErrorCode::PolicyViolation,
             MetadataError::GrowthOverflow => ErrorCode::UnknownServerError,
             MetadataError::NotController => ErrorCode::NotController,
+            MetadataError::StaleBrokerEpoch(_) => ErrorCode::StaleBrokerEpoch,
+            MetadataError::BrokerIdNotRegistered(_) => ErrorCode::BrokerIdNotRegistered,
+            MetadataError::DuplicateBrokerRegistration(_) => ErrorCode::DuplicateBrokerRegistration,
             MetadataError::Quorum(_) => ErrorCode::UnknownServerError,
             MetadataError::Store(_) => ErrorCode::UnknownServerError,
             MetadataError::Log(e) => e.code(),
@@ -179,7 +192,16 @@ pub struct Controller {
     changes: tokio::sync::Mutex<()>,
     /// The producer ids of the block this node holds: next, end.
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
+    /// When each broker was last heard from (register or heartbeat), on the leader.
+    contacts: std::sync::Mutex<HashMap<i32, Instant>>,
+    /// Idle connections to other nodes' controller listeners, by node id.
+    channels: std::sync::Mutex<HashMap<i32, Vec<Channel>>>,
+    /// This broker's registration with the active controller (a cluster only).
+    lifecycle: lifecycle::Lifecycle,
 }
+
+/// How long a forwarded request or a broker's call to the controller may take.
+const CONTROLLER_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Controller {
     /// Starts the metadata quorum, which replays the committed records (opening the
@@ -202,6 +224,7 @@ impl Controller {
         let brokers = config
             .advertised_listeners
             .iter()
+            .filter(|l| Some(&l.name) != config.controller_listener.as_ref())
             .take(1)
             .map(|l| BrokerInfo {
                 node_id: config.node_id,
@@ -213,10 +236,22 @@ impl Controller {
                 port: l.port as i32,
             })
             .collect();
+        let listener_name = config
+            .listeners
+            .iter()
+            .map(|l| l.name.clone())
+            .find(|name| Some(name) != config.controller_listener.as_ref())
+            .unwrap_or_default();
         let image = MetadataImage {
             cluster_id: cluster_id.clone(),
             controller_id: config.node_id,
-            brokers,
+            // A lone node is its only broker; in a cluster, brokers register.
+            brokers: if config.is_cluster() {
+                Vec::new()
+            } else {
+                brokers
+            },
+            listener_name,
             ..MetadataImage::default()
         };
         let view = Arc::new(MetadataView::new(Arc::clone(&config), replicas, image));
@@ -227,8 +262,13 @@ impl Controller {
                 .get_i64("controller.quorum.election.timeout.ms")
                 .unwrap_or(1000)
                 .max(1) as u64,
+            voters: config
+                .voters
+                .iter()
+                .map(|v| (v.node_id, format!("{}:{}", v.host, v.port)))
+                .collect(),
         };
-        let quorum = RaftQuorum::start_single(
+        let quorum = RaftQuorum::start(
             &settings,
             Arc::clone(&store),
             Arc::clone(&view) as Arc<dyn quorum::Applier>,
@@ -241,6 +281,9 @@ impl Controller {
             quorum: Box::new(quorum),
             changes: tokio::sync::Mutex::new(()),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
+            contacts: std::sync::Mutex::new(HashMap::new()),
+            channels: std::sync::Mutex::new(HashMap::new()),
+            lifecycle: lifecycle::Lifecycle::default(),
         };
         migration::migrate(&controller, &*store).await?;
         Ok(controller)
@@ -249,6 +292,217 @@ impl Controller {
     /// Leaves the quorum.
     pub async fn shutdown(&self) {
         self.quorum.shutdown().await;
+    }
+
+    /// Waits until the quorum has a leader and this node has applied what it holds.
+    pub async fn wait_ready(&self) {
+        self.quorum.wait_ready().await;
+    }
+
+    /// Answers a quorum message from another voter.
+    pub async fn quorum_rpc(&self, body: bytes::Bytes) -> Vec<u8> {
+        self.quorum.handle_rpc(body).await
+    }
+
+    /// The quorum's leader, term and progress as this node sees them.
+    pub fn quorum_state(&self) -> quorum::QuorumState {
+        self.quorum.state()
+    }
+
+    /// Takes the right to decide: one decision at a time, and in a cluster only on the
+    /// active controller, with every earlier decision applied here.
+    async fn begin(&self) -> Result<tokio::sync::MutexGuard<'_, ()>, MetadataError> {
+        let guard = self.changes.lock().await;
+        if self.config.is_cluster() {
+            self.quorum.linearize().await.map_err(|e| match e {
+                QuorumError::NotLeader => MetadataError::NotController,
+                QuorumError::Failed(reason) => MetadataError::Quorum(reason),
+            })?;
+        }
+        Ok(guard)
+    }
+
+    /// Whether this node is one of several voters.
+    pub fn is_cluster(&self) -> bool {
+        self.config.is_cluster()
+    }
+
+    /// Whether this node leads a partition, as the image says (a lone node leads all it
+    /// hosts). Clients that ask another broker get NOT_LEADER_OR_FOLLOWER and refresh.
+    pub fn leads(&self, topic: &str, partition: i32) -> bool {
+        if !self.is_cluster() {
+            return true;
+        }
+        self.image()
+            .topic(topic)
+            .and_then(|t| t.partition_states.get(partition as usize))
+            .is_some_and(|p| p.leader == self.config.node_id)
+    }
+
+    /// Whether this node is the active controller.
+    pub fn is_leader(&self) -> bool {
+        self.quorum_state().leader == Some(self.config.node_id)
+    }
+
+    /// The controller listener address of a voter.
+    fn voter_address(&self, node_id: i32) -> Option<String> {
+        self.config
+            .voters
+            .iter()
+            .find(|v| v.node_id == node_id)
+            .map(|v| format!("{}:{}", v.host, v.port))
+    }
+
+    /// Sends a request to the active controller's controller listener and returns its
+    /// answer (admin requests forwarded by a broker, a broker's registration and
+    /// heartbeats). NotController when no leader is known.
+    pub async fn call_controller(
+        &self,
+        key: kafka_protocol::messages::ApiKey,
+        version: i16,
+        request: &kafka_protocol::messages::RequestKind,
+    ) -> Result<kafka_protocol::messages::ResponseKind, MetadataError> {
+        let leader = self
+            .quorum_state()
+            .leader
+            .ok_or(MetadataError::NotController)?;
+        let address = self
+            .voter_address(leader)
+            .ok_or(MetadataError::NotController)?;
+        let pooled = self
+            .channels
+            .lock_or_recover()
+            .get_mut(&leader)
+            .and_then(Vec::pop);
+        let mut channel = pooled.unwrap_or_else(|| Channel::new(address, "weir-controller-client"));
+        let answer = channel
+            .call(key, version, request, CONTROLLER_CALL_TIMEOUT)
+            .await
+            .map_err(|e: ChannelError| {
+                tracing::debug!(leader, error = %e, "cannot reach the active controller");
+                MetadataError::NotController
+            })?;
+        self.channels
+            .lock_or_recover()
+            .entry(leader)
+            .or_default()
+            .push(channel);
+        Ok(answer)
+    }
+
+    /// Registers a broker (BrokerRegistration, on the active controller): fenced until its
+    /// heartbeats show it caught up. Returns its broker epoch.
+    pub async fn register_broker(
+        &self,
+        input: controller::BrokerRegistrationInput,
+    ) -> Result<i64, MetadataError> {
+        let _guard = self.begin().await?;
+        let image = self.image();
+        let session = self.session_timeout();
+        let live = self
+            .contacts
+            .lock_or_recover()
+            .get(&input.broker_id)
+            .is_some_and(|t| t.elapsed() < session);
+        let epoch = image.offset as i64 + 1;
+        let broker_id = input.broker_id;
+        let record = controller::register_broker(&image, input, epoch, live)?;
+        self.commit(vec![record]).await?;
+        self.contacts
+            .lock_or_recover()
+            .insert(broker_id, Instant::now());
+        tracing::info!(broker_id, epoch, "registered broker");
+        Ok(epoch)
+    }
+
+    /// A broker's heartbeat (BrokerHeartbeat, on the active controller).
+    pub async fn broker_heartbeat(
+        &self,
+        broker_id: i32,
+        broker_epoch: i64,
+        metadata_offset: i64,
+        want_fence: bool,
+        want_shut_down: bool,
+    ) -> Result<controller::HeartbeatOutcome, MetadataError> {
+        let _guard = self.begin().await?;
+        let mut outcome = controller::broker_heartbeat(
+            &self.image(),
+            broker_id,
+            broker_epoch,
+            metadata_offset,
+            want_fence,
+            want_shut_down,
+        )?;
+        self.contacts
+            .lock_or_recover()
+            .insert(broker_id, Instant::now());
+        let records = std::mem::take(&mut outcome.records);
+        if !records.is_empty() {
+            self.commit(records).await?;
+            tracing::info!(
+                broker_id,
+                fenced = outcome.is_fenced,
+                shutting_down = outcome.should_shut_down,
+                "broker state changed"
+            );
+        }
+        Ok(outcome)
+    }
+
+    fn session_timeout(&self) -> Duration {
+        Duration::from_millis(
+            self.config
+                .get_i64("broker.session.timeout.ms")
+                .unwrap_or(9_000)
+                .max(1) as u64,
+        )
+    }
+
+    /// On the active controller, fences one broker whose session expired (Kafka fences
+    /// one stale broker at a time). A controller that has just become active counts every
+    /// broker as heard from now.
+    pub async fn fence_stale_brokers(&self, leading_since: &mut Option<u64>) {
+        let state = self.quorum_state();
+        if state.leader != Some(self.config.node_id) {
+            *leading_since = None;
+            return;
+        }
+        let image = self.image();
+        if *leading_since != Some(state.term) {
+            *leading_since = Some(state.term);
+            let now = Instant::now();
+            let mut contacts = self.contacts.lock_or_recover();
+            for id in image.registrations.keys() {
+                contacts.insert(*id, now);
+            }
+            return;
+        }
+        let session = self.session_timeout();
+        let stale = {
+            let contacts = self.contacts.lock_or_recover();
+            image
+                .registrations
+                .iter()
+                .filter(|(_, r)| !r.fenced)
+                .map(|(id, _)| *id)
+                .find(|id| contacts.get(id).is_none_or(|t| t.elapsed() >= session))
+        };
+        let Some(broker_id) = stale else {
+            return;
+        };
+        let Ok(_guard) = self.begin().await else {
+            return;
+        };
+        if let Some(record) = controller::fence_broker(&self.image(), broker_id) {
+            match self.commit(vec![record]).await {
+                Ok(()) => tracing::info!(
+                    broker_id,
+                    session_ms = session.as_millis() as u64,
+                    "fenced broker: no heartbeat within the session timeout"
+                ),
+                Err(e) => tracing::warn!(broker_id, error = %e, "could not fence a broker"),
+            }
+        }
     }
 
     /// Commits records and returns once this node has applied them.
@@ -295,7 +549,7 @@ impl Controller {
         ops: &[ConfigOp],
         validate_only: bool,
     ) -> Result<(), MetadataError> {
-        let _guard = self.changes.lock().await;
+        let _guard = self.begin().await?;
         let records = controller::alter_group_configs(
             &self.image(),
             &self.broker_view(),
@@ -363,7 +617,7 @@ impl Controller {
         assignments: Option<Vec<Vec<i32>>>,
         validate_only: bool,
     ) -> Result<Arc<TopicImage>, MetadataError> {
-        let _guard = self.changes.lock().await;
+        let _guard = self.begin().await?;
         let (grown, records) =
             controller::create_partitions(&self.image(), name, count, assignments)?;
         if validate_only {
@@ -391,7 +645,7 @@ impl Controller {
         ops: &[ConfigOp],
         validate_only: bool,
     ) -> Result<(), MetadataError> {
-        let _guard = self.changes.lock().await;
+        let _guard = self.begin().await?;
         let records = controller::alter_topic_configs(
             &self.image(),
             &self.broker_view(),
@@ -414,7 +668,7 @@ impl Controller {
         ops: &[ConfigOp],
         validate_only: bool,
     ) -> Result<(), MetadataError> {
-        let _guard = self.changes.lock().await;
+        let _guard = self.begin().await?;
         let resource_name = match scope {
             BrokerScope::ClusterDefault => String::new(),
             BrokerScope::ThisBroker => self.config.node_id.to_string(),
@@ -432,13 +686,17 @@ impl Controller {
         self.commit(records).await
     }
 
-    /// Checks a new topic and, unless `validate_only`, creates it.
+    /// Checks a new topic and, unless `validate_only`, creates it. On a broker that is not
+    /// the active controller (auto-creation, the offsets topic) it asks the controller.
     pub async fn create_topic(
         &self,
         topic: NewTopic,
         validate_only: bool,
     ) -> Result<Arc<TopicImage>, MetadataError> {
-        let _guard = self.changes.lock().await;
+        if self.is_cluster() && !self.is_leader() {
+            return self.create_topic_remotely(topic, validate_only).await;
+        }
+        let _guard = self.begin().await?;
         let (created, records) =
             controller::create_topic(&self.image(), &self.broker_view(), topic, Uuid::new_v4())?;
         if validate_only {
@@ -448,29 +706,134 @@ impl Controller {
         Ok(self.committed_topic(created))
     }
 
+    async fn create_topic_remotely(
+        &self,
+        topic: NewTopic,
+        validate_only: bool,
+    ) -> Result<Arc<TopicImage>, MetadataError> {
+        use kafka_protocol::messages::create_topics_request::{
+            CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+        };
+        use kafka_protocol::messages::{
+            ApiKey, BrokerId, CreateTopicsRequest, RequestKind, ResponseKind, TopicName,
+        };
+        use kafka_protocol::protocol::StrBytes;
+        let name = topic.name.clone();
+        let request = CreateTopicsRequest::default()
+            .with_timeout_ms(CONTROLLER_CALL_TIMEOUT.as_millis() as i32)
+            .with_validate_only(validate_only)
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.name)))
+                .with_num_partitions(topic.partitions)
+                .with_replication_factor(topic.replication_factor)
+                .with_assignments(
+                    topic
+                        .assignments
+                        .into_iter()
+                        .map(|(index, brokers)| {
+                            CreatableReplicaAssignment::default()
+                                .with_partition_index(index)
+                                .with_broker_ids(brokers.into_iter().map(BrokerId).collect())
+                        })
+                        .collect(),
+                )
+                .with_configs(
+                    topic
+                        .configs
+                        .into_iter()
+                        .map(|(k, v)| {
+                            CreatableTopicConfig::default()
+                                .with_name(StrBytes::from_string(k))
+                                .with_value(Some(StrBytes::from_string(v)))
+                        })
+                        .collect(),
+                )]);
+        let ResponseKind::CreateTopics(answer) = self
+            .call_controller(ApiKey::CreateTopics, 7, &RequestKind::CreateTopics(request))
+            .await?
+        else {
+            return Err(MetadataError::NotController);
+        };
+        let result = answer.topics.first().ok_or(MetadataError::NotController)?;
+        match result.error_code {
+            0 => {}
+            36 => return Err(MetadataError::TopicAlreadyExists(name)),
+            code => {
+                return Err(MetadataError::Quorum(format!(
+                    "the controller refused to create {name}: error {code} {}",
+                    result.error_message.as_deref().unwrap_or("")
+                )))
+            }
+        }
+        // Answer once this node's image has the topic too.
+        let deadline = Instant::now() + CONTROLLER_CALL_TIMEOUT;
+        loop {
+            if let Some(topic) = self.image().topic(&name) {
+                return Ok(Arc::clone(topic));
+            }
+            if validate_only || Instant::now() > deadline {
+                return Err(MetadataError::UnknownTopicOrPartition);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Deletes a topic by name.
     pub async fn delete_topic(&self, name: &str) -> Result<Arc<TopicImage>, MetadataError> {
-        let _guard = self.changes.lock().await;
+        let _guard = self.begin().await?;
         let (deleted, records) = controller::delete_topic(&self.image(), &self.config, name)?;
         self.commit(records).await?;
         Ok(Arc::new(deleted))
     }
 
-    /// Hands out a new producer id, committing a block of them at a time.
+    /// Hands out a new producer id, from a block of them taken from the controller (in a
+    /// cluster, with AllocateProducerIds unless this node is the active controller).
     pub async fn allocate_producer_id(&self) -> Result<i64, MetadataError> {
         let mut ids = self.producer_ids.lock().await;
         if ids.0 >= ids.1 {
-            let _guard = self.changes.lock().await;
-            let image = self.image();
-            let start = image.next_producer_id;
-            let record =
-                controller::allocate_producer_ids(&image, self.config.node_id, PRODUCER_ID_BLOCK);
-            self.commit(vec![record]).await?;
-            *ids = (start, start + PRODUCER_ID_BLOCK);
+            let (start, len) = if self.is_cluster() && !self.is_leader() {
+                self.allocate_producer_block_remotely().await?
+            } else {
+                self.allocate_producer_block(self.config.node_id).await?
+            };
+            *ids = (start, start + len);
         }
         let id = ids.0;
         ids.0 += 1;
         Ok(id)
+    }
+
+    /// Commits the next block of producer ids to `broker_id`: (first id, count).
+    pub async fn allocate_producer_block(
+        &self,
+        broker_id: i32,
+    ) -> Result<(i64, i64), MetadataError> {
+        let _guard = self.begin().await?;
+        let image = self.image();
+        let start = image.next_producer_id;
+        let record = controller::allocate_producer_ids(&image, broker_id, PRODUCER_ID_BLOCK);
+        self.commit(vec![record]).await?;
+        Ok((start, PRODUCER_ID_BLOCK))
+    }
+
+    async fn allocate_producer_block_remotely(&self) -> Result<(i64, i64), MetadataError> {
+        use kafka_protocol::messages::{
+            AllocateProducerIdsRequest, ApiKey, BrokerId, RequestKind, ResponseKind,
+        };
+        let request = RequestKind::AllocateProducerIds(
+            AllocateProducerIdsRequest::default()
+                .with_broker_id(BrokerId(self.config.node_id))
+                .with_broker_epoch(self.lifecycle.epoch()),
+        );
+        match self
+            .call_controller(ApiKey::AllocateProducerIds, 0, &request)
+            .await?
+        {
+            ResponseKind::AllocateProducerIds(r) if r.error_code == 0 => {
+                Ok((r.producer_id_start.0, i64::from(r.producer_id_len)))
+            }
+            _ => Err(MetadataError::NotController),
+        }
     }
 }
 

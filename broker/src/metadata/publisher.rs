@@ -124,6 +124,7 @@ impl Applier for MetadataView {
             cluster_id: current.cluster_id.clone(),
             controller_id: current.controller_id,
             brokers: current.brokers.clone(),
+            listener_name: current.listener_name.clone(),
             ..MetadataImage::default()
         };
         let mut delta = MetadataDelta::default();

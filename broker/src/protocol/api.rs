@@ -61,6 +61,15 @@ pub static API_TABLE: &[ApiEntry] = &[
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
     api(ApiKey::ConsumerGroupDescribe, 0, 1),
+    api(ApiKey::DescribeQuorum, 0, 2),
+];
+
+/// APIs served only on the controller listener, to the cluster's own brokers, and not
+/// advertised (Kafka's "listeners": ["controller"] APIs).
+pub static CONTROLLER_TABLE: &[ApiEntry] = &[
+    api(ApiKey::BrokerRegistration, 0, 4),
+    api(ApiKey::BrokerHeartbeat, 0, 1),
+    api(ApiKey::AllocateProducerIds, 0, 0),
 ];
 
 /// The table entry for an API key, if this broker serves it.
@@ -89,7 +98,19 @@ pub enum FrameError {
 
 /// Checks a request's version against the table.
 pub fn check_version(key: ApiKey, version: i16) -> Result<(), FrameError> {
-    let entry = entry(key).ok_or(FrameError::NotServed { key })?;
+    check_version_on(key, version, false)
+}
+
+/// Checks a request's version against the table of its listener: the controller listener
+/// also serves [`CONTROLLER_TABLE`].
+pub fn check_version_on(key: ApiKey, version: i16, controller: bool) -> Result<(), FrameError> {
+    let entry = entry(key)
+        .or_else(|| {
+            controller
+                .then(|| CONTROLLER_TABLE.iter().find(|e| e.key == key))
+                .flatten()
+        })
+        .ok_or(FrameError::NotServed { key })?;
     if version < entry.min || version > entry.max {
         return Err(FrameError::UnsupportedVersion { key, version });
     }
@@ -208,6 +229,7 @@ mod tests {
             ApiKey::ListOffsets => both::<ListOffsetsRequest, ListOffsetsResponse>(),
             ApiKey::Metadata => both::<MetadataRequest, MetadataResponse>(),
             ApiKey::ApiVersions => both::<ApiVersionsRequest, ApiVersionsResponse>(),
+            ApiKey::DescribeQuorum => both::<DescribeQuorumRequest, DescribeQuorumResponse>(),
             ApiKey::CreateTopics => both::<CreateTopicsRequest, CreateTopicsResponse>(),
             ApiKey::DeleteTopics => both::<DeleteTopicsRequest, DeleteTopicsResponse>(),
             ApiKey::InitProducerId => both::<InitProducerIdRequest, InitProducerIdResponse>(),

@@ -69,7 +69,20 @@ pub trait Quorum: Send + Sync {
     fn propose(&self, records: Vec<MetadataRecord>) -> BoxFuture<'_, Result<u64, QuorumError>>;
     /// Stops taking part in the quorum.
     fn shutdown(&self) -> BoxFuture<'_, ()>;
+    /// Answers a quorum message from another voter (the body of a [`RAFT_API_KEY`] frame).
+    fn handle_rpc(&self, body: bytes::Bytes) -> BoxFuture<'_, Vec<u8>>;
+    /// The leader, term and progress of the quorum as this node sees it.
+    fn state(&self) -> QuorumState;
+    /// Waits until a leader is known and this node has applied every entry it holds.
+    fn wait_ready(&self) -> BoxFuture<'_, ()>;
+    /// Confirms this node leads and has applied everything committed before now, so a
+    /// decision made next sees every earlier one (NotLeader otherwise).
+    fn linearize(&self) -> BoxFuture<'_, Result<(), QuorumError>>;
 }
+
+/// The request api key of quorum messages between voters, on the controller listener.
+/// It is not a Kafka api key, is never advertised, and is refused on other listeners.
+pub const RAFT_API_KEY: i16 = 10_000;
 
 /// Settings of the quorum, from Kafka's `controller.quorum.*` keys.
 #[derive(Debug, Clone)]
@@ -78,18 +91,52 @@ pub struct QuorumSettings {
     pub cluster_id: String,
     /// `controller.quorum.election.timeout.ms`.
     pub election_timeout_ms: u64,
+    /// `controller.quorum.voters` as node ids and controller listener addresses; empty
+    /// for a lone node, which is the only voter.
+    pub voters: Vec<(i32, String)>,
+}
+
+impl QuorumSettings {
+    /// The voters as `id@host:port,...` in id order: what every voter must agree on.
+    fn voters_text(&self) -> String {
+        let mut voters = self.voters.clone();
+        voters.sort();
+        voters
+            .iter()
+            .map(|(id, addr)| format!("{id}@{addr}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// The quorum as DescribeQuorum reports it.
+#[derive(Debug, Clone, Default)]
+pub struct QuorumState {
+    pub leader: Option<i32>,
+    /// The leader's term (Kafka's leader epoch).
+    pub term: u64,
+    /// The highest index this node has applied (committed, on the leader).
+    pub high_watermark: u64,
+    /// Voters with how far their log matches the leader's (known on the leader only).
+    pub voters: Vec<(i32, Option<u64>)>,
+    /// Milliseconds since a quorum of voters last acknowledged the leader (leader only).
+    pub millis_since_quorum_ack: Option<u64>,
 }
 
 /// The openraft implementation of [`Quorum`].
 pub struct RaftQuorum {
     raft: Raft<TypeConfig>,
+    cluster_id: String,
+    voters: String,
+    election_ms: u64,
 }
 
 impl RaftQuorum {
-    /// Opens the quorum's state in `store`, replays the committed log into `applier` and
-    /// returns once this node leads with everything committed applied. With one voter
-    /// that is at once.
-    pub async fn start_single(
+    /// Opens the quorum's state in `store` and replays the committed log into `applier`.
+    /// A lone node returns once it leads with everything committed applied, which is at
+    /// once; a voter of several returns at once and [`Quorum::wait_ready`] waits for a
+    /// leader. On the first start every voter proposes the same membership, which is safe.
+    pub async fn start(
         settings: &QuorumSettings,
         store: Arc<dyn MetaStore>,
         applier: Arc<dyn Applier>,
@@ -97,9 +144,12 @@ impl RaftQuorum {
         let election = settings.election_timeout_ms.max(10);
         let config = Config {
             cluster_name: settings.cluster_id.clone(),
-            election_timeout_min: election,
-            election_timeout_max: election * 2,
-            heartbeat_interval: (election / 5).max(1),
+            // openraft waits out a leader lease of `election_timeout_max`, then a random
+            // timeout in [min, max], before it stands: with Kafka's 1 s election timeout
+            // as the maximum, a dead leader is replaced in 1.5-2 s, within Kafka's bounds.
+            election_timeout_min: (election / 2).max(2),
+            election_timeout_max: election,
+            heartbeat_interval: (election / 10).max(1),
             // A snapshot every 10,000 batches, and the log after it kept generously, so
             // that purging never races applying (openraft#2116).
             snapshot_policy: SnapshotPolicy::LogsSinceLast(10_000),
@@ -111,49 +161,100 @@ impl RaftQuorum {
         let node_id = settings.node_id as u64;
         let log = store::LogStore::new(Arc::clone(&store));
         let machine = store::StateMachine::open(store, applier)?;
-        let raft = Raft::new(
-            node_id,
-            Arc::new(config),
-            network::Unconnected,
-            log,
-            machine,
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot start the metadata quorum: {e}"))?;
+        let network = network::Network {
+            cluster_id: settings.cluster_id.clone(),
+            voters: settings.voters_text(),
+        };
+        let raft = Raft::new(node_id, Arc::new(config), network, log, machine)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot start the metadata quorum: {e}"))?;
+        // A lone voter needs no address: it never sends anything.
+        let voters: BTreeMap<u64, BasicNode> = if settings.voters.len() <= 1 {
+            BTreeMap::from([(node_id, BasicNode::new("local"))])
+        } else {
+            settings
+                .voters
+                .iter()
+                .map(|(id, addr)| (*id as u64, BasicNode::new(addr)))
+                .collect()
+        };
         if !raft.is_initialized().await? {
-            let voters = BTreeMap::from([(node_id, BasicNode::new("local"))]);
             raft.initialize(voters)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot form the metadata quorum: {e}"))?;
+        } else if settings.voters.len() > 1 {
+            let stored: BTreeMap<u64, BasicNode> = raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .nodes()
+                .map(|(id, node)| (*id, node.clone()))
+                .collect();
+            if stored != voters {
+                let _ = raft.shutdown().await;
+                let text = |m: &BTreeMap<u64, BasicNode>| {
+                    m.iter()
+                        .map(|(id, n)| format!("{id}@{}", n.addr))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
+                anyhow::bail!(
+                    "controller.quorum.voters is {} but this node's metadata log records the voters {}; changing the voters is not supported",
+                    text(&voters),
+                    text(&stored)
+                );
+            }
         }
-        let wait = Duration::from_millis(election * 10 + 5_000);
-        let metrics = raft
-            .wait(Some(wait))
-            .current_leader(node_id, "the single voter leads")
-            .await
-            .map_err(|e| anyhow::anyhow!("the metadata quorum elected no leader: {e}"))?;
-        raft.wait(Some(wait))
-            .applied_index_at_least(metrics.last_log_index, "the committed log is applied")
-            .await
-            .map_err(|e| anyhow::anyhow!("the metadata log was not applied: {e}"))?;
-        watch_for_fatal_errors(&raft);
-        Ok(RaftQuorum { raft })
+        let quorum = RaftQuorum {
+            raft,
+            voters: settings.voters_text(),
+            cluster_id: settings.cluster_id.clone(),
+            election_ms: election,
+        };
+        if settings.voters.len() <= 1 {
+            quorum.wait_ready().await;
+        }
+        watch_for_fatal_errors(&quorum.raft);
+        Ok(quorum)
     }
 }
 
-/// A consensus core that fails stops the process: a restart replays the durable log,
-/// while a broker with a dead quorum would serve metadata no one can change.
+/// Logs each change of leader, and stops the process when the consensus core fails: a
+/// restart replays the durable log, while a broker with a dead quorum would serve metadata
+/// no one can change.
 fn watch_for_fatal_errors(raft: &Raft<TypeConfig>) {
     let mut metrics = raft.metrics();
     tokio::spawn(async move {
-        while metrics.changed().await.is_ok() {
-            let failed = match &metrics.borrow().running_state {
-                Err(openraft::error::Fatal::Stopped) | Ok(()) => None,
-                Err(e) => Some(e.to_string()),
+        let mut leader = None;
+        loop {
+            let failed = {
+                let m = metrics.borrow_and_update();
+                if m.current_leader != leader {
+                    leader = m.current_leader;
+                    match leader {
+                        Some(id) => tracing::info!(
+                            leader = id,
+                            term = m.current_term,
+                            "the metadata quorum has a leader"
+                        ),
+                        None => tracing::info!(
+                            term = m.current_term,
+                            "the metadata quorum has no leader"
+                        ),
+                    }
+                }
+                match &m.running_state {
+                    Err(openraft::error::Fatal::Stopped) | Ok(()) => None,
+                    Err(e) => Some(e.to_string()),
+                }
             };
             if let Some(e) = failed {
                 tracing::error!(error = %e, "the metadata quorum failed; stopping");
                 std::process::exit(1);
+            }
+            if metrics.changed().await.is_err() {
+                return;
             }
         }
     });
@@ -179,62 +280,258 @@ impl Quorum for RaftQuorum {
             }
         })
     }
+
+    fn handle_rpc(&self, body: bytes::Bytes) -> BoxFuture<'_, Vec<u8>> {
+        Box::pin(network::serve(
+            &self.raft,
+            &self.cluster_id,
+            &self.voters,
+            body,
+        ))
+    }
+
+    fn state(&self) -> QuorumState {
+        let metrics = self.raft.metrics().borrow().clone();
+        let matched = metrics.replication.as_ref();
+        QuorumState {
+            leader: metrics.current_leader.map(|id| id as i32),
+            term: metrics.current_term,
+            high_watermark: metrics.last_applied.map_or(0, |id| id.index),
+            voters: metrics
+                .membership_config
+                .membership()
+                .voter_ids()
+                .map(|id| {
+                    let progress = matched
+                        .and_then(|m| m.get(&id))
+                        .map(|log| log.map_or(0, |l| l.index));
+                    (id as i32, progress)
+                })
+                .collect(),
+            millis_since_quorum_ack: metrics.millis_since_quorum_ack,
+        }
+    }
+
+    fn linearize(&self) -> BoxFuture<'_, Result<(), QuorumError>> {
+        Box::pin(async move {
+            match tokio::time::timeout(
+                Duration::from_millis(self.election_ms * 2),
+                self.raft.ensure_linearizable(),
+            )
+            .await
+            {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(RaftError::APIError(_))) | Err(_) => Err(QuorumError::NotLeader),
+                Ok(Err(e)) => Err(QuorumError::Failed(e.to_string())),
+            }
+        })
+    }
+
+    fn wait_ready(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let mut metrics = self.raft.metrics();
+            let mut logged = std::time::Instant::now();
+            loop {
+                {
+                    let m = metrics.borrow_and_update();
+                    let applied = m.last_applied.map_or(0, |id| id.index);
+                    if m.current_leader.is_some() && applied >= m.last_log_index.unwrap_or(0) {
+                        tracing::info!(leader = ?m.current_leader, term = m.current_term, applied, "the metadata quorum is ready");
+                        return;
+                    }
+                    if logged.elapsed() > Duration::from_millis(self.election_ms * 5) {
+                        tracing::info!(leader = ?m.current_leader, applied, "waiting for the metadata quorum");
+                        logged = std::time::Instant::now();
+                    }
+                }
+                let _ = tokio::time::timeout(Duration::from_millis(500), metrics.changed()).await;
+            }
+        })
+    }
 }
 
 mod network {
-    //! The transport between voters. A single voter never sends anything.
+    //! The transport between voters: openraft's messages as JSON in Kafka-framed requests
+    //! with the private [`RAFT_API_KEY`](super::RAFT_API_KEY), on the controller listener
+    //! (one port per voter, the one `controller.quorum.voters` names). Every message
+    //! carries the cluster id, and a node of another cluster is refused.
 
-    use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
+    use std::time::Duration;
+
+    use openraft::error::{
+        InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    };
     use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
     use openraft::raft::{
         AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest,
         InstallSnapshotResponse, VoteRequest, VoteResponse,
     };
-    use openraft::BasicNode;
+    use openraft::{BasicNode, Raft};
+    use serde::de::DeserializeOwned;
+    use serde::{Deserialize, Serialize};
 
-    use super::TypeConfig;
+    use super::{TypeConfig, RAFT_API_KEY};
+    use crate::channel::{Channel, ChannelError};
 
-    type Error<E = openraft::error::Infallible> = RPCError<u64, BasicNode, RaftError<u64, E>>;
-
-    fn unreachable<E: std::error::Error>() -> RPCError<u64, BasicNode, E> {
-        RPCError::Unreachable(Unreachable::new(&std::io::Error::other(
-            "this node has no other voters to reach",
-        )))
+    #[derive(Serialize, Deserialize)]
+    struct Envelope {
+        cluster_id: String,
+        /// The sender's `controller.quorum.voters`, which must be the receiver's.
+        voters: String,
+        call: Call,
     }
 
-    pub struct Unconnected;
+    #[derive(Serialize, Deserialize)]
+    enum Call {
+        AppendEntries(AppendEntriesRequest<TypeConfig>),
+        Vote(VoteRequest<u64>),
+        InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    }
 
-    impl RaftNetworkFactory<TypeConfig> for Unconnected {
-        type Network = Unconnected;
+    /// An answer: the receiver's own result, or a refusal before it reached the quorum.
+    #[derive(Serialize, Deserialize)]
+    enum Reply<T, E> {
+        Done(Result<T, E>),
+        Refused(String),
+    }
 
-        async fn new_client(&mut self, _target: u64, _node: &BasicNode) -> Unconnected {
-            Unconnected
+    fn encode<T: Serialize, E: Serialize>(reply: &Reply<T, E>) -> Vec<u8> {
+        serde_json::to_vec(reply).expect("quorum replies serialize")
+    }
+
+    /// Answers one quorum message.
+    pub async fn serve(
+        raft: &Raft<TypeConfig>,
+        cluster_id: &str,
+        voters: &str,
+        body: bytes::Bytes,
+    ) -> Vec<u8> {
+        let envelope: Envelope = match serde_json::from_slice(&body) {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                return encode::<(), ()>(&Reply::Refused(format!("unreadable quorum message: {e}")))
+            }
+        };
+        if envelope.cluster_id != cluster_id {
+            tracing::warn!(theirs = %envelope.cluster_id, ours = %cluster_id, "refusing a quorum message from another cluster");
+            return encode::<(), ()>(&Reply::Refused(format!(
+                "this node belongs to cluster {cluster_id}, not {}",
+                envelope.cluster_id
+            )));
+        }
+        if envelope.voters != voters {
+            tracing::warn!(theirs = %envelope.voters, ours = %voters, "refusing a quorum message from a node with other controller.quorum.voters");
+            return encode::<(), ()>(&Reply::Refused(format!(
+                "controller.quorum.voters differ: this node has {voters}, the sender {}",
+                envelope.voters
+            )));
+        }
+        match envelope.call {
+            Call::AppendEntries(request) => {
+                encode(&Reply::Done(raft.append_entries(request).await))
+            }
+            Call::Vote(request) => encode(&Reply::Done(raft.vote(request).await)),
+            Call::InstallSnapshot(request) => {
+                encode(&Reply::Done(raft.install_snapshot(request).await))
+            }
         }
     }
 
-    impl RaftNetwork<TypeConfig> for Unconnected {
+    pub struct Network {
+        pub cluster_id: String,
+        pub voters: String,
+    }
+
+    impl RaftNetworkFactory<TypeConfig> for Network {
+        type Network = Peer;
+
+        async fn new_client(&mut self, target: u64, node: &BasicNode) -> Peer {
+            Peer {
+                target,
+                cluster_id: self.cluster_id.clone(),
+                voters: self.voters.clone(),
+                channel: Channel::new(node.addr.clone(), "weir-quorum"),
+            }
+        }
+    }
+
+    pub struct Peer {
+        target: u64,
+        cluster_id: String,
+        voters: String,
+        channel: Channel,
+    }
+
+    impl Peer {
+        async fn send<T, E>(
+            &mut self,
+            call: Call,
+            timeout: Duration,
+        ) -> Result<T, RPCError<u64, BasicNode, RaftError<u64, E>>>
+        where
+            T: DeserializeOwned,
+            E: std::error::Error + DeserializeOwned,
+        {
+            let body = serde_json::to_vec(&Envelope {
+                cluster_id: self.cluster_id.clone(),
+                voters: self.voters.clone(),
+                call,
+            })
+            .expect("quorum messages serialize");
+            let answer = self
+                .channel
+                .call_raw(RAFT_API_KEY, 0, &body, timeout)
+                .await
+                .map_err(|e| match e {
+                    ChannelError::Io { .. } | ChannelError::Timeout { .. } => {
+                        RPCError::Unreachable(Unreachable::new(&e))
+                    }
+                    ChannelError::Protocol { .. } => RPCError::Network(NetworkError::new(&e)),
+                })?;
+            let reply: Reply<T, RaftError<u64, E>> =
+                serde_json::from_slice(&answer).map_err(|e| {
+                    RPCError::Network(NetworkError::new(&std::io::Error::other(format!(
+                        "{}: unreadable quorum answer: {e}",
+                        self.channel.addr()
+                    ))))
+                })?;
+            match reply {
+                Reply::Done(Ok(answer)) => Ok(answer),
+                Reply::Done(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
+                Reply::Refused(reason) => Err(RPCError::Network(NetworkError::new(
+                    &std::io::Error::other(format!("{}: {reason}", self.channel.addr())),
+                ))),
+            }
+        }
+    }
+
+    impl RaftNetwork<TypeConfig> for Peer {
         async fn append_entries(
             &mut self,
-            _rpc: AppendEntriesRequest<TypeConfig>,
-            _option: RPCOption,
-        ) -> Result<AppendEntriesResponse<u64>, Error> {
-            Err(unreachable())
+            rpc: AppendEntriesRequest<TypeConfig>,
+            option: RPCOption,
+        ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+            self.send(Call::AppendEntries(rpc), option.hard_ttl()).await
         }
 
         async fn install_snapshot(
             &mut self,
-            _rpc: InstallSnapshotRequest<TypeConfig>,
-            _option: RPCOption,
-        ) -> Result<InstallSnapshotResponse<u64>, Error<InstallSnapshotError>> {
-            Err(unreachable())
+            rpc: InstallSnapshotRequest<TypeConfig>,
+            option: RPCOption,
+        ) -> Result<
+            InstallSnapshotResponse<u64>,
+            RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>,
+        > {
+            self.send(Call::InstallSnapshot(rpc), option.hard_ttl())
+                .await
         }
 
         async fn vote(
             &mut self,
-            _rpc: VoteRequest<u64>,
-            _option: RPCOption,
-        ) -> Result<VoteResponse<u64>, Error> {
-            Err(unreachable())
+            rpc: VoteRequest<u64>,
+            option: RPCOption,
+        ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+            self.send(Call::Vote(rpc), option.hard_ttl()).await
         }
     }
 }

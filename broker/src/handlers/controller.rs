@@ -1,0 +1,159 @@
+//! The controller's APIs: BrokerRegistration and BrokerHeartbeat (on the controller
+//! listener only, from the cluster's brokers), DescribeQuorum (on every listener, answered
+//! by the active controller), and forwarding admin requests to the active controller.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::describe_quorum_response::{
+    Listener, Node, PartitionData, ReplicaState, TopicData,
+};
+use kafka_protocol::messages::{
+    ApiKey, BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerId, BrokerRegistrationRequest,
+    BrokerRegistrationResponse, DescribeQuorumResponse, RequestKind, ResponseKind, TopicName,
+};
+use uuid::Uuid;
+
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::metadata::controller::BrokerRegistrationInput;
+use crate::metadata::records::BrokerEndpoint;
+use crate::metadata::MetadataError;
+use crate::protocol::ErrorCode;
+
+/// The metadata log's name, as DescribeQuorum reports it.
+const METADATA_TOPIC: &str = "__cluster_metadata";
+
+pub async fn broker_registration(
+    broker: &Arc<Broker>,
+    request: BrokerRegistrationRequest,
+) -> BrokerRegistrationResponse {
+    let response = BrokerRegistrationResponse::default().with_broker_epoch(-1);
+    let cluster_id = broker.controller.image().cluster_id.clone();
+    if request.cluster_id.as_str() != cluster_id {
+        tracing::warn!(broker_id = request.broker_id.0, theirs = %request.cluster_id, ours = %cluster_id, "refusing the registration of a broker of another cluster");
+        return response.with_error_code(ErrorCode::InconsistentClusterId.code());
+    }
+    let input = BrokerRegistrationInput {
+        broker_id: request.broker_id.0,
+        incarnation_id: request.incarnation_id,
+        endpoints: request
+            .listeners
+            .iter()
+            .map(|l| BrokerEndpoint {
+                name: l.name.to_string(),
+                host: l.host.to_string(),
+                port: l.port,
+                security_protocol: l.security_protocol,
+            })
+            .collect(),
+        rack: request.rack.as_ref().map(|r| r.to_string()),
+    };
+    match broker.controller.register_broker(input).await {
+        Ok(epoch) => response.with_broker_epoch(epoch),
+        Err(e) => response.with_error_code(e.code().code()),
+    }
+}
+
+pub async fn broker_heartbeat(
+    broker: &Arc<Broker>,
+    request: BrokerHeartbeatRequest,
+) -> BrokerHeartbeatResponse {
+    match broker
+        .controller
+        .broker_heartbeat(
+            request.broker_id.0,
+            request.broker_epoch,
+            request.current_metadata_offset,
+            request.want_fence,
+            request.want_shut_down,
+        )
+        .await
+    {
+        Ok(outcome) => BrokerHeartbeatResponse::default()
+            .with_is_caught_up(outcome.is_caught_up)
+            .with_is_fenced(outcome.is_fenced)
+            .with_should_shut_down(outcome.should_shut_down),
+        Err(e) => BrokerHeartbeatResponse::default()
+            .with_error_code(e.code().code())
+            .with_is_fenced(true),
+    }
+}
+
+/// DescribeQuorum, answered by the active controller (a broker forwards it there, as
+/// Kafka's do): the leader, its epoch (the Raft term), the high watermark, and each
+/// voter's log end offset as the leader knows it.
+pub fn describe_quorum(broker: &Arc<Broker>, version: i16) -> DescribeQuorumResponse {
+    let state = broker.controller.quorum_state();
+    let now_ms = broker.clock.now_ms();
+    let mut partition = PartitionData::default()
+        .with_partition_index(0)
+        .with_leader_id(BrokerId(state.leader.unwrap_or(-1)))
+        .with_leader_epoch(state.term as i32)
+        .with_high_watermark(state.high_watermark as i64);
+    if state.leader != Some(broker.config.node_id) {
+        partition.error_code = ErrorCode::NotLeaderOrFollower.code();
+    }
+    partition.current_voters = state
+        .voters
+        .iter()
+        .map(|(id, matched)| {
+            let mut voter = ReplicaState::default()
+                .with_replica_id(BrokerId(*id))
+                .with_log_end_offset(matched.map_or(-1, |m| m as i64 + 1));
+            if version >= 1 {
+                let (fetch, caught_up) = match matched {
+                    Some(_) => (now_ms, now_ms),
+                    None => (-1, -1),
+                };
+                voter.last_fetch_timestamp = fetch;
+                voter.last_caught_up_timestamp = caught_up;
+            }
+            if version >= 2 {
+                voter.replica_directory_id = Uuid::nil();
+            }
+            voter
+        })
+        .collect();
+    let mut response = DescribeQuorumResponse::default().with_topics(vec![TopicData::default()
+        .with_topic_name(TopicName(str_bytes(METADATA_TOPIC)))
+        .with_partitions(vec![partition])]);
+    if version >= 2 {
+        let listener = broker
+            .config
+            .controller_listener
+            .clone()
+            .unwrap_or_default();
+        response.nodes = broker
+            .config
+            .voters
+            .iter()
+            .map(|v| {
+                Node::default()
+                    .with_node_id(BrokerId(v.node_id))
+                    .with_listeners(vec![Listener::default()
+                        .with_name(str_bytes(listener.clone()))
+                        .with_host(str_bytes(v.host.clone()))
+                        .with_port(v.port)])
+            })
+            .collect();
+    }
+    response
+}
+
+/// Sends a request this node cannot decide to the active controller and relays its answer;
+/// an error answer of the request's own shape when no controller can be reached.
+pub async fn forward(
+    broker: &Arc<Broker>,
+    key: ApiKey,
+    version: i16,
+    request: RequestKind,
+) -> Option<ResponseKind> {
+    match broker
+        .controller
+        .call_controller(key, version, &request)
+        .await
+    {
+        Ok(response) => Some(response),
+        Err(MetadataError::NotController) | Err(_) => None,
+    }
+}

@@ -1,0 +1,204 @@
+//! A broker's life in a cluster, as Kafka's `BrokerLifecycleManager`: it registers with the
+//! active controller (BrokerRegistration), then heartbeats every
+//! `broker.heartbeat.interval.ms` (BrokerHeartbeat) so that it is unfenced once it has
+//! caught up with the metadata log, and asks for a controlled shutdown when it stops. On
+//! the active controller a second task fences brokers whose heartbeats stopped for
+//! `broker.session.timeout.ms`.
+//!
+//! Every call goes through the active controller's controller listener, this node's own
+//! included, so there is one path for all of them.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Weak;
+use std::time::Duration;
+
+use kafka_protocol::messages::broker_registration_request::Listener;
+use kafka_protocol::messages::{
+    ApiKey, BrokerHeartbeatRequest, BrokerId, BrokerRegistrationRequest, RequestKind, ResponseKind,
+};
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+
+use super::Controller;
+use crate::config::BrokerConfig;
+use crate::protocol::ErrorCode;
+
+/// This broker's registration: its incarnation and the epoch the controller gave it.
+pub struct Lifecycle {
+    incarnation_id: Uuid,
+    epoch: AtomicI64,
+}
+
+impl Lifecycle {
+    /// The broker epoch the controller gave this broker, or -1 before it registered.
+    pub fn epoch(&self) -> i64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+}
+
+impl Default for Lifecycle {
+    fn default() -> Lifecycle {
+        Lifecycle {
+            incarnation_id: Uuid::new_v4(),
+            epoch: AtomicI64::new(-1),
+        }
+    }
+}
+
+fn registration(config: &BrokerConfig, incarnation_id: Uuid, cluster_id: &str) -> RequestKind {
+    let listeners = config
+        .advertised_listeners
+        .iter()
+        .filter(|l| Some(&l.name) != config.controller_listener.as_ref())
+        .map(|l| {
+            Listener::default()
+                .with_name(StrBytes::from_string(l.name.clone()))
+                .with_host(StrBytes::from_string(
+                    if l.host.is_empty() || l.host == "0.0.0.0" {
+                        "localhost".to_string()
+                    } else {
+                        l.host.clone()
+                    },
+                ))
+                .with_port(l.port)
+                .with_security_protocol(0)
+        })
+        .collect();
+    RequestKind::BrokerRegistration(
+        BrokerRegistrationRequest::default()
+            .with_broker_id(BrokerId(config.node_id))
+            .with_cluster_id(StrBytes::from_string(cluster_id.to_string()))
+            .with_incarnation_id(incarnation_id)
+            .with_listeners(listeners)
+            .with_rack(
+                config
+                    .get("broker.rack")
+                    .map(|r| StrBytes::from_string(r.to_string())),
+            )
+            .with_previous_broker_epoch(-1),
+    )
+}
+
+impl Controller {
+    /// Registers, then heartbeats, until the broker is gone.
+    async fn heartbeat_once(&self, want_shut_down: bool) -> Option<bool> {
+        let lifecycle = &self.lifecycle;
+        let epoch = lifecycle.epoch.load(Ordering::Acquire);
+        if epoch < 0 {
+            let request = registration(
+                &self.config,
+                lifecycle.incarnation_id,
+                &self.image().cluster_id,
+            );
+            match self
+                .call_controller(ApiKey::BrokerRegistration, 4, &request)
+                .await
+            {
+                Ok(ResponseKind::BrokerRegistration(r)) if r.error_code == 0 => {
+                    lifecycle.epoch.store(r.broker_epoch, Ordering::Release);
+                    tracing::info!(
+                        epoch = r.broker_epoch,
+                        "registered with the active controller"
+                    );
+                }
+                Ok(ResponseKind::BrokerRegistration(r)) => {
+                    tracing::info!(
+                        error_code = r.error_code,
+                        "the controller refused the registration; retrying"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "cannot register yet"),
+            }
+            return None;
+        }
+        let request = RequestKind::BrokerHeartbeat(
+            BrokerHeartbeatRequest::default()
+                .with_broker_id(BrokerId(self.config.node_id))
+                .with_broker_epoch(epoch)
+                .with_current_metadata_offset(self.image().offset as i64)
+                .with_want_fence(false)
+                .with_want_shut_down(want_shut_down),
+        );
+        match self
+            .call_controller(ApiKey::BrokerHeartbeat, 1, &request)
+            .await
+        {
+            Ok(ResponseKind::BrokerHeartbeat(r)) if r.error_code == 0 => Some(r.should_shut_down),
+            Ok(ResponseKind::BrokerHeartbeat(r))
+                if r.error_code == ErrorCode::StaleBrokerEpoch.code()
+                    || r.error_code == ErrorCode::BrokerIdNotRegistered.code() =>
+            {
+                tracing::info!(
+                    epoch,
+                    "the controller no longer knows this registration; registering again"
+                );
+                lifecycle.epoch.store(-1, Ordering::Release);
+                None
+            }
+            Ok(_) | Err(_) => None,
+        }
+    }
+
+    /// Asks the controller for a controlled shutdown and waits, at most `timeout`, for its
+    /// consent.
+    pub async fn controlled_shutdown(&self, timeout: Duration) {
+        if !self.is_cluster() || self.lifecycle.epoch.load(Ordering::Acquire) < 0 {
+            return;
+        }
+        let asked = tokio::time::timeout(timeout, async {
+            loop {
+                if self.heartbeat_once(true).await == Some(true) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+        match asked {
+            Ok(()) => tracing::info!("the controller agreed to a controlled shutdown"),
+            Err(_) => {
+                tracing::warn!("no answer to the controlled shutdown request; stopping anyway")
+            }
+        }
+    }
+}
+
+/// Runs the broker's registration and heartbeats, and the active controller's fencing of
+/// stale brokers, while the controller lives.
+pub fn spawn(controller: Weak<impl AsRef<Controller> + Send + Sync + 'static>) {
+    let heartbeats = controller.clone();
+    tokio::spawn(async move {
+        loop {
+            let interval = {
+                let Some(owner) = heartbeats.upgrade() else {
+                    return;
+                };
+                let controller = owner.as_ref().as_ref();
+                controller.heartbeat_once(false).await;
+                controller
+                    .config
+                    .get_i64("broker.heartbeat.interval.ms")
+                    .unwrap_or(2_000)
+                    .max(10) as u64
+            };
+            tokio::time::sleep(Duration::from_millis(interval)).await;
+        }
+    });
+    tokio::spawn(async move {
+        let mut leading_since = None;
+        loop {
+            {
+                let Some(owner) = controller.upgrade() else {
+                    return;
+                };
+                owner
+                    .as_ref()
+                    .as_ref()
+                    .fence_stale_brokers(&mut leading_since)
+                    .await;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+}
