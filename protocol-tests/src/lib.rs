@@ -120,6 +120,37 @@ impl Broker {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Starts a broker on a given client port (a cluster member, whose ports its peers
+    /// know): no retry on another port.
+    pub fn start_on(
+        port: u16,
+        overrides: &[(&str, &str)],
+        env: &[(&str, &str)],
+        data_dir: &Path,
+    ) -> Broker {
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let mut broker = Broker {
+            binary: weir_bin(),
+            child: None,
+            port,
+            data_dir: data_dir.to_path_buf(),
+            overrides: pairs(overrides),
+            env: pairs(env),
+            log: Arc::new(Mutex::new(Vec::new())),
+            _temp: None,
+        };
+        assert!(
+            broker.spawn_once(),
+            "port {port} was taken:\n{}",
+            broker.log_text()
+        );
+        broker
+    }
+
     /// Starts the process; if its port was taken meanwhile, on another free port.
     fn spawn(&mut self) {
         for _ in 0..5 {
@@ -283,6 +314,100 @@ impl Broker {
 impl Drop for Broker {
     fn drop(&mut self) {
         self.kill9();
+    }
+}
+
+/// Several weir nodes forming one cluster on loopback: node ids 1..=n, each a combined
+/// broker and controller with a client port and a controller port, one cluster id, data in
+/// one temporary directory per node.
+pub struct Cluster {
+    pub nodes: Vec<Broker>,
+    pub controller_ports: Vec<u16>,
+    pub cluster_id: String,
+    _temp: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Short timeouts for tests: heartbeats every 200 ms, fenced after 2 s.
+    pub const TEST_SETTINGS: &'static [(&'static str, &'static str)] = &[
+        ("broker.heartbeat.interval.ms", "200"),
+        ("broker.session.timeout.ms", "2000"),
+        ("controller.quorum.election.timeout.ms", "1000"),
+    ];
+
+    pub fn start(n: usize, overrides: &[(&str, &str)]) -> Cluster {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let out = Command::new(weir_bin())
+            .arg("random-uuid")
+            .output()
+            .unwrap();
+        let cluster_id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let voters = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, c))| format!("{}@127.0.0.1:{c}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        // Started together, as a cluster's first start is: each waits for the quorum.
+        let handles: Vec<_> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (p, c))| {
+                let (p, c) = (*p, *c);
+                let dir = temp.path().join(format!("node{}", i + 1));
+                let id = (i + 1).to_string();
+                let listeners = format!("PLAINTEXT://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c}");
+                let mut settings: Vec<(String, String)> = vec![
+                    ("node.id".into(), id),
+                    ("listeners".into(), listeners),
+                    ("controller.listener.names".into(), "CONTROLLER".into()),
+                    ("controller.quorum.voters".into(), voters.clone()),
+                ];
+                for (k, v) in Cluster::TEST_SETTINGS.iter().chain(overrides) {
+                    settings.push((k.to_string(), v.to_string()));
+                }
+                let cluster_id = cluster_id.clone();
+                std::thread::spawn(move || {
+                    let settings: Vec<(&str, &str)> = settings
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect();
+                    Broker::start_on(p, &settings, &[("CLUSTER_ID", &cluster_id)], &dir)
+                })
+            })
+            .collect();
+        let nodes = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        Cluster {
+            nodes,
+            controller_ports: ports.iter().map(|(_, c)| *c).collect(),
+            cluster_id,
+            _temp: temp,
+        }
+    }
+
+    /// The node with this id (1-based).
+    pub fn node(&mut self, id: i32) -> &mut Broker {
+        &mut self.nodes[id as usize - 1]
+    }
+
+    /// Every running node's client address, comma-separated.
+    pub fn bootstrap(&mut self) -> String {
+        self.nodes
+            .iter_mut()
+            .filter_map(|n| n.is_running().then(|| n.bootstrap()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The `controller.quorum.voters` value of this cluster.
+    pub fn voters(&self) -> String {
+        self.controller_ports
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{}@127.0.0.1:{c}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 

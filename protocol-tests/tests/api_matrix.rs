@@ -134,6 +134,15 @@ fn request(key: ApiKey, version: i16, topic_id: uuid::Uuid) -> Option<RequestKin
                 ]),
         ),
         ApiKey::DescribeCluster => RequestKind::DescribeCluster(DescribeClusterRequest::default()),
+        ApiKey::DescribeQuorum => RequestKind::DescribeQuorum(
+            kafka_protocol::messages::DescribeQuorumRequest::default().with_topics(vec![
+                kafka_protocol::messages::describe_quorum_request::TopicData::default()
+                    .with_topic_name(name("__cluster_metadata"))
+                    .with_partitions(vec![
+                        kafka_protocol::messages::describe_quorum_request::PartitionData::default(),
+                    ]),
+            ]),
+        ),
         ApiKey::InitProducerId => RequestKind::InitProducerId(
             InitProducerIdRequest::default()
                 .with_transaction_timeout_ms(60000)

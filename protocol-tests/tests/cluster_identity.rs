@@ -285,14 +285,14 @@ fn quorum_settings_are_checked_before_anything_is_written() {
         ),
         (
             &["controller.quorum.voters=1@localhost:9093,2@localhost:9094,3@localhost:9095"],
-            "multi-node clusters are not supported yet",
+            "controller.listener.names must contain at least one value appearing in the 'listeners' configuration",
         ),
         (
             &[
                 "process.roles=broker",
                 "controller.quorum.voters=2@localhost:9093",
             ],
-            "multi-node clusters are not supported yet",
+            "a node with one role is not supported yet",
         ),
     ];
     for (overrides, expected) in cases {
