@@ -5,6 +5,8 @@
 #   make deps    install only what building the broker needs, incl. the patched codec
 #   make build   build the broker (release) and the test crates
 #   make run     run a single broker: 127.0.0.1:9092, data in ./data
+#   make cluster       start the three-node example cluster (config/cluster/): 9092-9094
+#   make cluster-stop  stop it (a controlled shutdown of each node)
 #   make test    setup + build + unit and protocol tests (Rust, kcat, Python, Java, Kafka's tools, Go, Node.js)
 #   make test-rust / -python / -java / -go / -node   one part of make test, on what is built
 #   make lint    cargo fmt --check and clippy with -D warnings
@@ -16,10 +18,10 @@
 CARGO ?= cargo
 PYTEST_ARGS ?=
 
-.PHONY: help deps setup build run test test-rust test-python test-java test-go test-node lint bench bench-groups fuzz clean
+.PHONY: help deps setup build run cluster cluster-stop test test-rust test-python test-java test-go test-node lint bench bench-groups fuzz clean
 
 help:
-	@sed -n '3,15p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,17p' Makefile | sed 's/^# \{0,1\}//'
 
 deps:
 	./scripts/setup.sh build
@@ -32,6 +34,13 @@ build: deps
 
 run: deps
 	$(CARGO) run --release -p weir --bin weir
+
+cluster: deps
+	$(CARGO) build --release -p weir --bin weir
+	CARGO_TARGET_DIR=$${CARGO_TARGET_DIR:-target} ./scripts/cluster.sh start
+
+cluster-stop:
+	CARGO_TARGET_DIR=$${CARGO_TARGET_DIR:-target} ./scripts/cluster.sh stop
 
 test: setup build test-rust test-python test-java test-go test-node
 
