@@ -53,6 +53,14 @@ pub enum LogError {
     /// The directory stays online, so reads go on and writes resume once space returns.
     #[error("no space left on the device holding {path}; the write was rolled back")]
     NoSpace { path: String },
+    /// The partition directory belongs to another topic of the same name (Kafka's
+    /// `partition.metadata` names another topic id).
+    #[error("{path} holds topic id {found}, not {expected}")]
+    InconsistentTopicId {
+        path: String,
+        expected: String,
+        found: String,
+    },
     /// An earlier storage error took the log directory offline.
     #[error("the log directory {dir} is offline after a storage error")]
     DirOffline { dir: String },
@@ -88,6 +96,7 @@ impl LogError {
             LogError::CompactedWithoutKey { .. } => ErrorCode::InvalidRecord,
             LogError::NoSpace { .. } => ErrorCode::KafkaStorageError,
             LogError::DirOffline { .. } => ErrorCode::KafkaStorageError,
+            LogError::InconsistentTopicId { .. } => ErrorCode::InconsistentTopicId,
         }
     }
 

@@ -5,7 +5,8 @@
 //! removes the partitions this node hosts, and only then is the new image swapped in, so a
 //! client that sees a topic in Metadata finds its partitions open.
 
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use super::image::{MetadataDelta, MetadataImage, TopicImage};
 use super::quorum::Applier;
@@ -13,7 +14,7 @@ use super::records::MetadataRecord;
 use crate::config::BrokerConfig;
 use crate::log::TopicConfig;
 use crate::replication::ReplicaManager;
-use crate::sync::RwLockExt;
+use crate::sync::{MutexExt, RwLockExt};
 
 pub struct MetadataView {
     node_id: i32,
@@ -23,6 +24,12 @@ pub struct MetadataView {
     image: RwLock<Arc<MetadataImage>>,
     /// The static config with the dynamic broker configs of the image laid over it.
     effective: RwLock<Arc<BrokerConfig>>,
+    /// While the node starts, committed records rebuild the image only: replaying a
+    /// log's history of creates and deletes against the disk would redo (and undo) what
+    /// was done before. [`MetadataView::finish_replay`] then publishes the result once.
+    replaying: AtomicBool,
+    /// Orders applying batches with the end of the replay.
+    applying: Mutex<()>,
 }
 
 impl MetadataView {
@@ -37,7 +44,23 @@ impl MetadataView {
             config,
             replicas,
             image: RwLock::new(Arc::new(image)),
+            replaying: AtomicBool::new(true),
+            applying: Mutex::new(()),
         }
+    }
+
+    /// Ends the start-up replay: opens every partition of the image as it now stands and
+    /// applies its dynamic configs. Later batches publish as they are applied.
+    pub fn finish_replay(&self) {
+        let _applying = self.applying.lock_or_recover();
+        let image = self.image();
+        let delta = MetadataDelta {
+            grown: image.topics.values().map(|t| t.id).collect(),
+            broker_configs: true,
+            ..MetadataDelta::default()
+        };
+        self.publish(MetadataImage::clone(&image), delta);
+        self.replaying.store(false, Ordering::Release);
     }
 
     pub fn image(&self) -> Arc<MetadataImage> {
@@ -69,7 +92,7 @@ impl MetadataView {
                 TopicConfig::effective(&effective, &removed.configs, "file.delete.delay.ms")
                     .and_then(|(v, _)| v.parse().ok())
                     .unwrap_or(60_000);
-            self.replicas.remove_topic(&removed.name, delay);
+            self.replicas.remove_topic(&removed.name, removed.id, delay);
             tracing::info!(topic = %removed.name, "deleted topic");
         }
         let mut created = std::collections::BTreeSet::new();
@@ -110,15 +133,21 @@ impl MetadataView {
 
 impl Applier for MetadataView {
     fn apply(&self, index: u64, records: &[MetadataRecord]) {
+        let _applying = self.applying.lock_or_recover();
         let mut next = MetadataImage::clone(&self.image());
         let mut delta = MetadataDelta::default();
         for record in records {
             next.replay(record, index, &mut delta);
         }
+        if self.replaying.load(Ordering::Acquire) {
+            *self.image.write_or_recover() = Arc::new(next);
+            return;
+        }
         self.publish(next, delta);
     }
 
     fn install(&self, index: u64, records: &[MetadataRecord]) {
+        let _applying = self.applying.lock_or_recover();
         let current = self.image();
         let mut next = MetadataImage {
             cluster_id: current.cluster_id.clone(),
@@ -130,6 +159,10 @@ impl Applier for MetadataView {
         let mut delta = MetadataDelta::default();
         for record in records {
             next.replay(record, index, &mut delta);
+        }
+        if self.replaying.load(Ordering::Acquire) {
+            *self.image.write_or_recover() = Arc::new(next);
+            return;
         }
         for topic in current.topics.values() {
             if next.topic_by_id(&topic.id).is_none() {

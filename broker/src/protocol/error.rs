@@ -72,6 +72,7 @@ pub enum ErrorCode {
     UnknownTopicId = 100,
     DuplicateBrokerRegistration = 101,
     BrokerIdNotRegistered = 102,
+    InconsistentTopicId = 103,
     InconsistentClusterId = 104,
     FetchSessionTopicIdError = 106,
     FencedMemberEpoch = 110,

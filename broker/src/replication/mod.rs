@@ -459,6 +459,17 @@ impl ReplicaManager {
     ) -> Result<(), LogError> {
         let name: Arc<str> = Arc::from(topic);
         let mut opened = self.topic(topic).unwrap_or_default();
+        if let Some(other) = opened.first().filter(|p| p.topic_id != topic_id) {
+            return Err(LogError::InconsistentTopicId {
+                path: self
+                    .log_dir
+                    .join(crate::log::partition_dir_name(topic, 0))
+                    .display()
+                    .to_string(),
+                expected: topic_id.to_string(),
+                found: other.topic_id.to_string(),
+            });
+        }
         for index in opened.len() as i32..count {
             opened.push(self.open_partition(&name, topic_id, index, config)?);
         }
@@ -486,6 +497,7 @@ impl ReplicaManager {
             .recovery_points
             .get(&(topic.to_string(), index))
             .copied();
+        check_partition_metadata(&dir, topic_id)?;
         let options = LogOptions {
             config: config.clone(),
             clean_shutdown: self.clean_shutdown,
@@ -494,6 +506,7 @@ impl ReplicaManager {
             recovery_point,
         };
         let log = PartitionLog::open(&dir, options, checkpoint, self.clock.now_ms())?;
+        write_partition_metadata(&dir, topic_id)?;
         let leo = log.log_end_offset();
         // After a clean shutdown everything was fsynced; after a crash only what is below
         // the recovery point is known to be, whatever recovery read back from the cache.
@@ -524,9 +537,19 @@ impl ReplicaManager {
     }
 
     /// Stops hosting a topic; its directories are renamed `<dir>.<id>-delete` at once and
-    /// removed after `file.delete.delay.ms`, as Kafka does.
-    pub fn remove_topic(&self, topic: &str, delete_delay_ms: i64) {
-        let Some(partitions) = self.partitions.write_or_recover().remove(topic) else {
+    /// removed after `file.delete.delay.ms`, as Kafka does. Only the topic with this id: a
+    /// later topic of the same name is not touched.
+    pub fn remove_topic(&self, topic: &str, topic_id: Uuid, delete_delay_ms: i64) {
+        let partitions = {
+            let mut hosted = self.partitions.write_or_recover();
+            match hosted.get(topic) {
+                Some(p) if p.first().is_some_and(|p| p.topic_id == topic_id) => {
+                    hosted.remove(topic)
+                }
+                _ => None,
+            }
+        };
+        let Some(partitions) = partitions else {
             return;
         };
         for partition in partitions {
@@ -791,4 +814,51 @@ fn producer_state_key(topic: &str, partition: i32) -> String {
 fn decode_checkpoint(bytes: &[u8]) -> Option<(i64, ProducerState)> {
     let (offset, state) = bytes.split_first_chunk::<8>()?;
     Some((i64::from_be_bytes(*offset), ProducerState::decode(state)?))
+}
+
+/// Kafka's `partition.metadata`: the topic id a partition directory belongs to.
+const PARTITION_METADATA: &str = "partition.metadata";
+
+/// Refuses a partition directory that records another topic id than `topic_id` (a topic
+/// deleted and created again under the same name, seen out of order).
+fn check_partition_metadata(dir: &std::path::Path, topic_id: Uuid) -> Result<(), LogError> {
+    let path = dir.join(PARTITION_METADATA);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let expected = crate::meta_properties::base64_uuid(topic_id);
+    let found = text
+        .lines()
+        .find_map(|l| l.strip_prefix("topic_id:"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default();
+    if found != expected {
+        return Err(LogError::InconsistentTopicId {
+            path: path.display().to_string(),
+            expected,
+            found,
+        });
+    }
+    Ok(())
+}
+
+/// Writes `partition.metadata` as Kafka does (`version: 0`, `topic_id: <base64>`), once.
+fn write_partition_metadata(dir: &std::path::Path, topic_id: Uuid) -> Result<(), LogError> {
+    let path = dir.join(PARTITION_METADATA);
+    if path.exists() {
+        return Ok(());
+    }
+    let io = |source| LogError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let temp = dir.join("partition.metadata.tmp");
+    let text = format!(
+        "version: 0\ntopic_id: {}\n",
+        crate::meta_properties::base64_uuid(topic_id)
+    );
+    let file = std::fs::File::create(&temp).map_err(io)?;
+    std::io::Write::write_all(&mut &file, text.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&temp, &path).map_err(io)
 }
