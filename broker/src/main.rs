@@ -57,9 +57,11 @@ async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
         .partition(|bound| bound.controller);
     let shutdown = CancellationToken::new();
     let signals = shutdown.clone();
+    let stopping = Arc::clone(&broker);
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down");
+        stopping.controlled_shutdown().await;
         signals.cancel();
     });
     let health = Arc::clone(broker.replicas.health());

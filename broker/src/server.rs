@@ -281,7 +281,7 @@ fn take_request(
     let (header, request) =
         api::decode_request(key, version, frame).map_err(|e: FrameError| e.to_string())?;
     let correlation_id = header.correlation_id;
-    match handlers::handle(broker, &header, request, peer) {
+    match handlers::handle(broker, &header, request, peer, controller) {
         Reply::Ready(body) => api::encode_response(key, version, correlation_id, &body)
             .map(|bytes| Some(Outgoing::Ready(bytes)))
             .map_err(|e| format!("cannot encode {key:?} v{version} response: {e}")),

@@ -296,6 +296,16 @@ impl Broker {
         panic!("broker did not stop within 20s of SIGTERM");
     }
 
+    /// Sends a signal by name (STOP, CONT, ...) to the running process.
+    pub fn signal(&mut self, name: &str) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .arg(format!("-{name}"))
+                .arg(child.id().to_string())
+                .status();
+        }
+    }
+
     /// SIGKILL: a crash.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {

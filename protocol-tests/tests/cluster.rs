@@ -147,7 +147,11 @@ fn three_nodes_form_one_cluster_and_every_node_tells_the_same_story() {
             leader, &replicas[0],
             "{topic}-{partition}: the first replica leads"
         );
-        assert_eq!(isr, replicas, "{topic}-{partition}");
+        assert_eq!(
+            isr,
+            &vec![*leader],
+            "{topic}-{partition}: followers do not replicate yet"
+        );
     }
     let leaders: std::collections::BTreeSet<i32> = settled
         .partitions
@@ -297,6 +301,15 @@ fn describe_quorum_and_describe_cluster_answer_from_every_node() {
         );
         assert!(p.leader_id.0 > 0 && p.high_watermark > 0);
         assert_eq!(p.current_voters.len(), 3);
+        let leader = p
+            .current_voters
+            .iter()
+            .find(|v| v.replica_id == p.leader_id)
+            .expect("the leader is a voter");
+        assert!(
+            p.high_watermark <= leader.log_end_offset,
+            "the high watermark is an offset at most the leader's log end: {p:?}"
+        );
         assert_eq!(q.nodes.len(), 3);
         let ResponseKind::DescribeCluster(c) = client.call(
             ApiKey::DescribeCluster,
@@ -428,5 +441,46 @@ fn nodes_that_do_not_belong_are_refused() {
     assert!(
         said.contains("but this node's metadata log records the voters"),
         "{said}"
+    );
+}
+
+#[test]
+fn a_controller_cut_off_from_its_quorum_decides_nothing() {
+    let mut cluster = Cluster::start(3, &[]);
+    let ports = ports(&cluster);
+    let before = eventually(
+        "a controller and three brokers",
+        Duration::from_secs(15),
+        || view(ports[0]),
+        |v| v.controller > 0 && v.brokers.len() == 3,
+    );
+    let leader = before.controller;
+    // The two other voters stop answering (SIGSTOP): the old leader is alone.
+    let others: Vec<i32> = (1..=3).filter(|id| *id != leader).collect();
+    for id in &others {
+        cluster.node(*id).signal("STOP");
+    }
+    let (code, _) = create(ports[leader as usize - 1], "while-alone", 1, 1);
+    assert_eq!(code, 41, "NOT_CONTROLLER, not a decision without a quorum");
+    for id in &others {
+        cluster.node(*id).signal("CONT");
+    }
+    eventually(
+        "the quorum decides again",
+        Duration::from_secs(15),
+        || create(ports[others[0] as usize - 1], "after-cut", 1, 1),
+        |r| r.0 == 0,
+    );
+    let settled = eventually(
+        "every node agrees",
+        Duration::from_secs(10),
+        || view(ports[0]),
+        |v| v.partitions.contains_key(&("after-cut".to_string(), 0)),
+    );
+    assert!(
+        !settled
+            .partitions
+            .contains_key(&("while-alone".to_string(), 0)),
+        "nothing the lone node was asked was committed"
     );
 }

@@ -262,3 +262,54 @@ fn a_data_directory_from_before_the_metadata_log_upgrades_in_place() {
         .log_text()
         .contains("moved the metadata store's topics and configs into the metadata log"));
 }
+
+fn delete_topic(client: &mut Client, topic: &str) {
+    use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+    use kafka_protocol::messages::DeleteTopicsRequest;
+    let request = DeleteTopicsRequest::default().with_topics(vec![
+        DeleteTopicState::default().with_name(Some(raw::topic_name(topic)))
+    ]);
+    let ResponseKind::DeleteTopics(r) =
+        client.call(ApiKey::DeleteTopics, 6, &RequestKind::DeleteTopics(request))
+    else {
+        panic!("DeleteTopics answer expected");
+    };
+    assert_eq!(r.responses[0].error_code, 0);
+}
+
+/// The log's history (create, delete, create again under the same name) is replayed on
+/// every start; it must rebuild the view, not redo the deletion against today's data.
+#[test]
+fn a_topic_deleted_and_created_again_keeps_its_data_across_restarts() {
+    let mut broker = Broker::start(&[("file.delete.delay.ms", "0")]);
+    let mut client = Client::connect(&broker);
+    raw::create_topic(&mut client, "again", 1, &[]);
+    produce_values(&mut client, "again", 0, &[b"old"]);
+    delete_topic(&mut client, "again");
+    raw::create_topic(&mut client, "again", 1, &[]);
+    let (id, _) = topic_id_and_partitions(&mut client, "again");
+    produce_values(&mut client, "again", 0, &[b"new-1", b"new-2"]);
+    drop(client);
+    for restart in 0..2 {
+        if restart == 0 {
+            assert_eq!(broker.stop(), Some(0));
+            broker.restart();
+        } else {
+            broker.restart(); // kill -9, then start
+        }
+        let mut client = Client::connect(&broker);
+        assert_eq!(topic_id_and_partitions(&mut client, "again"), (id, 1));
+        let values: Vec<Vec<u8>> = fetch_values(&broker, "again", 1, 2)
+            .into_iter()
+            .map(|(_, _, v)| v)
+            .collect();
+        assert_eq!(
+            values,
+            vec![b"new-1".to_vec(), b"new-2".to_vec()],
+            "restart {restart}"
+        );
+    }
+    let metadata =
+        std::fs::read_to_string(broker.data_dir.join("again-0/partition.metadata")).unwrap();
+    assert!(metadata.starts_with("version: 0\ntopic_id: "), "{metadata}");
+}

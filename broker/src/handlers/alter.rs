@@ -81,8 +81,15 @@ fn target(broker: &Broker, resource_type: i8, name: &StrBytes) -> Result<Target,
         RESOURCE_GROUP => Ok(Target::Group(name.to_string())),
         RESOURCE_BROKER if name.is_empty() => Ok(Target::Broker(BrokerScope::ClusterDefault)),
         RESOURCE_BROKER if **name == *broker.config.node_id.to_string() => {
-            Ok(Target::Broker(BrokerScope::ThisBroker))
+            Ok(Target::Broker(BrokerScope::Broker(broker.config.node_id)))
         }
+        // In a cluster the active controller changes any broker's configs (forwarded).
+        RESOURCE_BROKER if broker.controller.is_cluster() => match name.parse::<i32>() {
+            Ok(id) if id >= 0 => Ok(Target::Broker(BrokerScope::Broker(id))),
+            _ => Err(MetadataError::InvalidRequest(format!(
+                "Unexpected broker id, expected a broker id or empty string, but received {name}"
+            ))),
+        },
         RESOURCE_BROKER => Err(MetadataError::InvalidRequest(format!(
             "Unexpected broker id, expected {} or empty string, but received {name}",
             broker.config.node_id

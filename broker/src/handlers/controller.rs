@@ -93,20 +93,26 @@ pub fn describe_quorum(broker: &Arc<Broker>, version: i16) -> DescribeQuorumResp
     if state.leader != Some(broker.config.node_id) {
         partition.error_code = ErrorCode::NotLeaderOrFollower.code();
     }
+    // openraft reports how far each voter's log matches the leader's, not when it last
+    // fetched: a voter whose log ends where the leader's does counts as caught up now,
+    // any other as not known.
     partition.current_voters = state
         .voters
         .iter()
         .map(|(id, matched)| {
+            let log_end = match (state.leader == Some(*id), matched) {
+                (true, _) => state.log_end as i64,
+                (false, Some(m)) => *m as i64 + 1,
+                (false, None) => -1,
+            };
             let mut voter = ReplicaState::default()
                 .with_replica_id(BrokerId(*id))
-                .with_log_end_offset(matched.map_or(-1, |m| m as i64 + 1));
+                .with_log_end_offset(log_end);
             if version >= 1 {
-                let (fetch, caught_up) = match matched {
-                    Some(_) => (now_ms, now_ms),
-                    None => (-1, -1),
-                };
-                voter.last_fetch_timestamp = fetch;
-                voter.last_caught_up_timestamp = caught_up;
+                let caught_up = log_end >= 0 && log_end as u64 >= state.log_end;
+                let at = if caught_up { now_ms } else { -1 };
+                voter.last_fetch_timestamp = at;
+                voter.last_caught_up_timestamp = at;
             }
             if version >= 2 {
                 voter.replica_directory_id = Uuid::nil();

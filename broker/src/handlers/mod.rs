@@ -47,15 +47,22 @@ pub enum Reply {
 }
 
 /// Dispatches one decoded request. Only APIs of the version table reach here.
+/// `controller_listener`: the request came in on the controller listener, where
+/// controller requests are decided here, never forwarded again.
 pub fn handle(
     broker: &Arc<Broker>,
     header: &RequestHeader,
     request: RequestKind,
     peer: SocketAddr,
+    controller_listener: bool,
 ) -> Reply {
     let version = header.request_api_version;
     let client_id = header.client_id.as_deref().unwrap_or_default();
-    if is_forwarded(&request) && broker.controller.is_cluster() && !broker.controller.is_leader() {
+    if is_forwarded(&request)
+        && !controller_listener
+        && broker.controller.is_cluster()
+        && !broker.controller.is_leader()
+    {
         let key = ApiKey::try_from(header.request_api_key).expect("a served api key");
         return ordered(broker, move |b| async move {
             match controller::forward(&b, key, version, request.clone()).await {

@@ -55,7 +55,7 @@ pub async fn allocate_producer_ids(
 ) -> AllocateProducerIdsResponse {
     match broker
         .controller
-        .allocate_producer_block(request.broker_id.0)
+        .allocate_producer_block_for(request.broker_id.0, Some(request.broker_epoch))
         .await
     {
         Ok((start, len)) => AllocateProducerIdsResponse::default()

@@ -92,12 +92,16 @@ fn check_assignments<'a>(
     Ok(())
 }
 
+/// A new partition, led by its first replica. Its ISR is the leader alone: followers do
+/// not copy leaders yet (ISR replication is the next milestone), and a replica that does
+/// not fetch is out of sync, as Kafka's leader would find it after
+/// `replica.lag.time.max.ms`.
 fn partition_record(topic_id: Uuid, partition_id: i32, replicas: Vec<i32>) -> PartitionRecord {
     PartitionRecord {
         partition_id,
         topic_id,
         leader: replicas[0],
-        isr: replicas.clone(),
+        isr: vec![replicas[0]],
         replicas,
         removing_replicas: Vec::new(),
         adding_replicas: Vec::new(),

@@ -161,11 +161,12 @@ pub enum ConfigOp {
     Subtract(String, String),
 }
 
-/// The broker resource a dynamic config change names: all brokers, or this one.
+/// The broker resource a dynamic config change names: all brokers, or one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BrokerScope {
     ClusterDefault,
-    ThisBroker,
+    /// One broker's own configs, by node id.
+    Broker(i32),
 }
 
 /// A topic creation request, after decoding.
@@ -275,6 +276,7 @@ impl Controller {
         )
         .await
         .map_err(|e| MetadataError::Quorum(format!("{e:#}")))?;
+        view.finish_replay();
         let controller = Controller {
             config,
             view,
@@ -424,6 +426,12 @@ impl Controller {
         want_fence: bool,
         want_shut_down: bool,
     ) -> Result<controller::HeartbeatOutcome, MetadataError> {
+        // Heard from, even if this heartbeat waits behind another decision.
+        if self.is_leader() {
+            self.contacts
+                .lock_or_recover()
+                .insert(broker_id, Instant::now());
+        }
         let _guard = self.begin().await?;
         let mut outcome = controller::broker_heartbeat(
             &self.image(),
@@ -493,6 +501,15 @@ impl Controller {
         let Ok(_guard) = self.begin().await else {
             return;
         };
+        // A heartbeat may have arrived while this waited for the right to decide.
+        let still_stale = self
+            .contacts
+            .lock_or_recover()
+            .get(&broker_id)
+            .is_none_or(|t| t.elapsed() >= session);
+        if !still_stale {
+            return;
+        }
         if let Some(record) = controller::fence_broker(&self.image(), broker_id) {
             match self.commit(vec![record]).await {
                 Ok(()) => tracing::info!(
@@ -671,7 +688,7 @@ impl Controller {
         let _guard = self.begin().await?;
         let resource_name = match scope {
             BrokerScope::ClusterDefault => String::new(),
-            BrokerScope::ThisBroker => self.config.node_id.to_string(),
+            BrokerScope::Broker(id) => id.to_string(),
         };
         let records = controller::alter_broker_configs(
             &self.image(),
@@ -755,15 +772,28 @@ impl Controller {
             return Err(MetadataError::NotController);
         };
         let result = answer.topics.first().ok_or(MetadataError::NotController)?;
-        match result.error_code {
-            0 => {}
-            36 => return Err(MetadataError::TopicAlreadyExists(name)),
-            code => {
-                return Err(MetadataError::Quorum(format!(
-                    "the controller refused to create {name}: error {code} {}",
-                    result.error_message.as_deref().unwrap_or("")
-                )))
-            }
+        let message = result
+            .error_message
+            .as_deref()
+            .unwrap_or_default()
+            .to_string();
+        let code = result.error_code;
+        let refused = match code {
+            0 => None,
+            36 => Some(MetadataError::TopicAlreadyExists(name.clone())),
+            41 => Some(MetadataError::NotController),
+            17 => Some(MetadataError::InvalidTopic(message)),
+            37 => Some(MetadataError::InvalidPartitions(message)),
+            38 => Some(MetadataError::InvalidReplicationFactor(message)),
+            39 => Some(MetadataError::InvalidReplicaAssignment(message)),
+            40 => Some(MetadataError::InvalidConfig(message)),
+            42 => Some(MetadataError::InvalidRequest(message)),
+            _ => Some(MetadataError::Quorum(format!(
+                "the controller refused to create {name}: error {code} {message}"
+            ))),
+        };
+        if let Some(e) = refused {
+            return Err(e);
         }
         // Answer once this node's image has the topic too.
         let deadline = Instant::now() + CONTROLLER_CALL_TIMEOUT;
@@ -808,8 +838,33 @@ impl Controller {
         &self,
         broker_id: i32,
     ) -> Result<(i64, i64), MetadataError> {
+        self.allocate_producer_block_for(broker_id, None).await
+    }
+
+    /// AllocateProducerIds from a broker, which must be registered with this epoch.
+    pub async fn allocate_producer_block_for(
+        &self,
+        broker_id: i32,
+        broker_epoch: Option<i64>,
+    ) -> Result<(i64, i64), MetadataError> {
         let _guard = self.begin().await?;
         let image = self.image();
+        if let Some(epoch) = broker_epoch {
+            match image.registrations.get(&broker_id) {
+                None => {
+                    return Err(MetadataError::BrokerIdNotRegistered(format!(
+                        "Broker {broker_id} is not registered."
+                    )))
+                }
+                Some(r) if r.epoch != epoch => {
+                    return Err(MetadataError::StaleBrokerEpoch(format!(
+                        "Expected broker epoch {}, but got broker epoch {epoch}",
+                        r.epoch
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
         let start = image.next_producer_id;
         let record = controller::allocate_producer_ids(&image, broker_id, PRODUCER_ID_BLOCK);
         self.commit(vec![record]).await?;
@@ -820,6 +875,10 @@ impl Controller {
         use kafka_protocol::messages::{
             AllocateProducerIdsRequest, ApiKey, BrokerId, RequestKind, ResponseKind,
         };
+        if self.lifecycle.epoch() < 0 {
+            // Not registered yet: the client retries.
+            return Err(MetadataError::NotController);
+        }
         let request = RequestKind::AllocateProducerIds(
             AllocateProducerIdsRequest::default()
                 .with_broker_id(BrokerId(self.config.node_id))
@@ -1005,7 +1064,7 @@ mod tests {
             .unwrap();
         controller
             .alter_broker_configs(
-                BrokerScope::ThisBroker,
+                BrokerScope::Broker(1),
                 None,
                 &[ConfigOp::Set("log.retention.ms".into(), "5000".into())],
                 false,

@@ -115,8 +115,11 @@ pub struct QuorumState {
     pub leader: Option<i32>,
     /// The leader's term (Kafka's leader epoch).
     pub term: u64,
-    /// The highest index this node has applied (committed, on the leader).
+    /// One past the highest index this node has applied (committed, on the leader): an
+    /// offset, as Kafka's high watermark is.
     pub high_watermark: u64,
+    /// One past this node's last log index.
+    pub log_end: u64,
     /// Voters with how far their log matches the leader's (known on the leader only).
     pub voters: Vec<(i32, Option<u64>)>,
     /// Milliseconds since a quorum of voters last acknowledged the leader (leader only).
@@ -182,7 +185,7 @@ impl RaftQuorum {
             raft.initialize(voters)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot form the metadata quorum: {e}"))?;
-        } else if settings.voters.len() > 1 {
+        } else {
             let stored: BTreeMap<u64, BasicNode> = raft
                 .metrics()
                 .borrow()
@@ -191,7 +194,13 @@ impl RaftQuorum {
                 .nodes()
                 .map(|(id, node)| (*id, node.clone()))
                 .collect();
-            if stored != voters {
+            // A lone voter has no address to compare; its id must still be the only one.
+            let differ = if settings.voters.len() > 1 {
+                stored != voters
+            } else {
+                !stored.keys().eq(voters.keys())
+            };
+            if differ {
                 let _ = raft.shutdown().await;
                 let text = |m: &BTreeMap<u64, BasicNode>| {
                     m.iter()
@@ -296,7 +305,8 @@ impl Quorum for RaftQuorum {
         QuorumState {
             leader: metrics.current_leader.map(|id| id as i32),
             term: metrics.current_term,
-            high_watermark: metrics.last_applied.map_or(0, |id| id.index),
+            high_watermark: metrics.last_applied.map_or(0, |id| id.index + 1),
+            log_end: metrics.last_log_index.map_or(0, |i| i + 1),
             voters: metrics
                 .membership_config
                 .membership()
