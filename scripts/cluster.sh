@@ -27,15 +27,17 @@ case "${1:-}" in
       nohup "$bin" "config/cluster/node$n.properties" >"data/node$n.log" 2>&1 &
       echo $! >"data/node$n.pid"
     done
-    for _ in $(seq 1 100); do
-      if grep -q "broker_id=1 fenced=false\|broker_id=2 fenced=false\|broker_id=3 fenced=false" data/node*.log 2>/dev/null &&
-         [ "$(grep -ho "broker_id=[123] fenced=false" data/node*.log | sort -u | wc -l)" -ge 3 ]; then
+    # A node killed without a controlled shutdown registers again once its old session
+    # has expired (broker.session.timeout.ms, 9 s), as in Kafka.
+    for _ in $(seq 1 300); do
+      # The active controller logs each broker it unfences.
+      if [ "$(cat data/node*.log 2>/dev/null | grep -o "broker_id=[123] fenced=false" | sort -u | wc -l)" -ge 3 ]; then
         echo "cluster $id: brokers 1-3 on 127.0.0.1:9092-9094 (controllers on 19092-19094); logs in data/node*.log"
         exit 0
       fi
       sleep 0.1
     done
-    echo "the cluster did not form within 10 s; see data/node*.log" >&2
+    echo "the cluster did not form within 30 s; see data/node*.log" >&2
     exit 1
     ;;
   stop)

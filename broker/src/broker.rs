@@ -73,6 +73,13 @@ impl Broker {
         }
         let marker = log_dir.join(CLEAN_SHUTDOWN_FILE);
         let clean_shutdown = marker.exists();
+        // Kafka's marker records the broker epoch it shut down with (KIP-966): presented
+        // when registering again, it tells the controller this is the same broker back.
+        let previous_broker_epoch = std::fs::read(&marker)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .and_then(|v| v.get("brokerEpoch").and_then(serde_json::Value::as_i64))
+            .unwrap_or(-1);
         if clean_shutdown {
             std::fs::remove_file(&marker)?;
         } else {
@@ -91,6 +98,7 @@ impl Broker {
             Arc::clone(&replicas),
         )
         .await?;
+        controller.set_previous_broker_epoch(previous_broker_epoch);
         let groups = GroupCoordinator::start(
             GroupConfig::from_broker(&controller.broker_view()),
             clock.clone(),
@@ -194,7 +202,11 @@ impl Broker {
             return;
         }
         let marker = self.config.log_dir.join(CLEAN_SHUTDOWN_FILE);
-        if let Err(e) = std::fs::write(&marker, b"") {
+        let contents = format!(
+            "{{\"version\":0,\"brokerEpoch\":{}}}",
+            self.controller.broker_epoch()
+        );
+        if let Err(e) = std::fs::write(&marker, contents) {
             tracing::warn!(error = %e, "could not write the clean shutdown marker");
         }
         tracing::info!("logs flushed and closed");

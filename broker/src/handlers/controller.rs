@@ -36,6 +36,7 @@ pub async fn broker_registration(
     let input = BrokerRegistrationInput {
         broker_id: request.broker_id.0,
         incarnation_id: request.incarnation_id,
+        previous_epoch: request.previous_broker_epoch,
         endpoints: request
             .listeners
             .iter()

@@ -451,6 +451,8 @@ pub fn alter_group_configs(
 pub struct BrokerRegistrationInput {
     pub broker_id: i32,
     pub incarnation_id: Uuid,
+    /// The epoch the broker had when it last shut down cleanly (-1: none).
+    pub previous_epoch: i64,
     pub endpoints: Vec<BrokerEndpoint>,
     pub rack: Option<String>,
 }
@@ -465,7 +467,14 @@ pub fn register_broker(
     session_live: bool,
 ) -> Result<MetadataRecord, MetadataError> {
     if let Some(current) = image.registrations.get(&input.broker_id) {
-        if current.incarnation_id != input.incarnation_id && session_live && !current.fenced {
+        // A new incarnation of a live broker is a second process with the same id, unless
+        // it presents the epoch the registered one shut down cleanly with (KIP-966).
+        let same_broker_back = input.previous_epoch >= 0 && input.previous_epoch == current.epoch;
+        if current.incarnation_id != input.incarnation_id
+            && session_live
+            && !current.fenced
+            && !same_broker_back
+        {
             return Err(MetadataError::DuplicateBrokerRegistration(format!(
                 "Another broker is registered with that broker id: {}",
                 input.broker_id
@@ -528,9 +537,12 @@ pub fn broker_heartbeat(
         })
     };
     if want_shut_down {
-        if !registration.in_controlled_shutdown {
-            outcome.records.push(change(0, 1));
+        // Leaderships would move away first (with replication); then the broker is
+        // fenced, so that it may register again as soon as it restarts.
+        if !registration.fenced || !registration.in_controlled_shutdown {
+            outcome.records.push(change(1, 1));
         }
+        outcome.is_fenced = true;
         outcome.should_shut_down = true;
     } else if registration.fenced && !want_fence && is_caught_up {
         outcome.records.push(change(-1, 0));
@@ -616,7 +628,7 @@ mod tests {
         assert!(topic
             .partition_states
             .iter()
-            .all(|p| p.leader == p.replicas[0] && p.isr == p.replicas));
+            .all(|p| p.leader == p.replicas[0] && p.isr == vec![p.leader]));
         commit(&mut image, &records);
         assert_eq!(
             image.topic("t").map(|t| t.as_ref()),
@@ -682,6 +694,7 @@ mod tests {
         let input = |incarnation: u128| BrokerRegistrationInput {
             broker_id: 2,
             incarnation_id: Uuid::from_u128(incarnation),
+            previous_epoch: -1,
             endpoints: vec![BrokerEndpoint {
                 name: "PLAINTEXT".into(),
                 host: "h2".into(),
@@ -721,9 +734,18 @@ mod tests {
             "a fenced broker may come back as another incarnation"
         );
 
-        let shutting = broker_heartbeat(&image, 2, 5, 9, false, true).unwrap();
-        assert!(shutting.should_shut_down);
+        let record = register_broker(&image, input(9), 7, false).unwrap();
+        commit(&mut image, &[record]);
+        let unfence = broker_heartbeat(&image, 2, 7, 9, false, false).unwrap();
+        commit(&mut image, &unfence.records);
+        assert_eq!(image.live_brokers(), vec![2]);
+        let shutting = broker_heartbeat(&image, 2, 7, 9, false, true).unwrap();
+        assert!(shutting.should_shut_down && shutting.is_fenced);
         commit(&mut image, &shutting.records);
         assert!(image.registrations[&2].in_controlled_shutdown);
+        assert!(
+            image.live_brokers().is_empty(),
+            "a broker that shut down is fenced"
+        );
     }
 }

@@ -27,6 +27,8 @@ use crate::protocol::ErrorCode;
 pub struct Lifecycle {
     incarnation_id: Uuid,
     epoch: AtomicI64,
+    /// The epoch this broker had when it last shut down cleanly (-1: none).
+    previous_epoch: AtomicI64,
 }
 
 impl Lifecycle {
@@ -41,11 +43,17 @@ impl Default for Lifecycle {
         Lifecycle {
             incarnation_id: Uuid::new_v4(),
             epoch: AtomicI64::new(-1),
+            previous_epoch: AtomicI64::new(-1),
         }
     }
 }
 
-fn registration(config: &BrokerConfig, incarnation_id: Uuid, cluster_id: &str) -> RequestKind {
+fn registration(
+    config: &BrokerConfig,
+    incarnation_id: Uuid,
+    previous_epoch: i64,
+    cluster_id: &str,
+) -> RequestKind {
     let listeners = config
         .advertised_listeners
         .iter()
@@ -75,11 +83,23 @@ fn registration(config: &BrokerConfig, incarnation_id: Uuid, cluster_id: &str) -
                     .get("broker.rack")
                     .map(|r| StrBytes::from_string(r.to_string())),
             )
-            .with_previous_broker_epoch(-1),
+            .with_previous_broker_epoch(previous_epoch),
     )
 }
 
 impl Controller {
+    /// The broker epoch of the registration this broker holds (-1: none).
+    pub fn broker_epoch(&self) -> i64 {
+        self.lifecycle.epoch()
+    }
+
+    /// The epoch recorded by this broker's last clean shutdown.
+    pub fn set_previous_broker_epoch(&self, epoch: i64) {
+        self.lifecycle
+            .previous_epoch
+            .store(epoch, Ordering::Release);
+    }
+
     /// Registers, then heartbeats, until the broker is gone.
     async fn heartbeat_once(&self, want_shut_down: bool) -> Option<bool> {
         let lifecycle = &self.lifecycle;
@@ -88,6 +108,7 @@ impl Controller {
             let request = registration(
                 &self.config,
                 lifecycle.incarnation_id,
+                lifecycle.previous_epoch.load(Ordering::Acquire),
                 &self.image().cluster_id,
             );
             match self

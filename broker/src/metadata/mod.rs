@@ -276,7 +276,10 @@ impl Controller {
         )
         .await
         .map_err(|e| MetadataError::Quorum(format!("{e:#}")))?;
-        view.finish_replay();
+        if !config.is_cluster() {
+            // A lone voter leads at once, with everything it holds applied.
+            view.finish_replay();
+        }
         let controller = Controller {
             config,
             view,
@@ -299,6 +302,8 @@ impl Controller {
     /// Waits until the quorum has a leader and this node has applied what it holds.
     pub async fn wait_ready(&self) {
         self.quorum.wait_ready().await;
+        // Caught up with the log: what it says now is published once (see the view).
+        self.view.finish_replay();
     }
 
     /// Answers a quorum message from another voter.

@@ -53,6 +53,9 @@ impl MetadataView {
     /// applies its dynamic configs. Later batches publish as they are applied.
     pub fn finish_replay(&self) {
         let _applying = self.applying.lock_or_recover();
+        if !self.replaying.load(Ordering::Acquire) {
+            return;
+        }
         let image = self.image();
         let delta = MetadataDelta {
             grown: image.topics.values().map(|t| t.id).collect(),
