@@ -334,6 +334,41 @@ fn describe_quorum_and_describe_cluster_answer_from_every_node() {
         return;
     }
     let bootstrap = format!("127.0.0.1:{}", ports[1]);
+    // The quickstart's topic commands, against a node that may not be the controller.
+    let topics = |args: &[&str]| {
+        let out = std::process::Command::new(&tool)
+            .arg("kafka-topics.sh")
+            .args(["--bootstrap-server", &bootstrap])
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {text}");
+        text
+    };
+    let created = topics(&[
+        "--create",
+        "--topic",
+        "quickstart",
+        "--partitions",
+        "3",
+        "--replication-factor",
+        "3",
+    ]);
+    assert!(created.contains("Created topic quickstart."), "{created}");
+    let described = topics(&["--describe", "--topic", "quickstart"]);
+    assert!(
+        described.contains("PartitionCount: 3\tReplicationFactor: 3"),
+        "{described}"
+    );
+    for (partition, replicas) in [(0, "1,2,3"), (1, "2,3,1"), (2, "3,1,2")] {
+        let leader = &replicas[..1];
+        let line = format!(
+            "Partition: {partition}\tLeader: {leader}\tReplicas: {replicas}\tIsr: {leader}"
+        );
+        assert!(described.contains(&line), "{line} in {described}");
+    }
     for args in [
         &["describe", "--status"][..],
         &["describe", "--replication"][..],
