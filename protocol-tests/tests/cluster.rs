@@ -193,6 +193,25 @@ fn three_nodes_form_one_cluster_and_every_node_tells_the_same_story() {
         raw::produce_request("r1", 0, 1, raw::batch(&[b"x"], 0).freeze()),
     );
     assert_eq!(answer.error_code, 6, "NOT_LEADER_OR_FOLLOWER");
+    // Since Produce v10 and Fetch v16 the answer names the leader and its endpoint
+    // (KIP-951), so the client need not ask for metadata first.
+    let request = raw::produce_request("r1", 0, 1, raw::batch(&[b"x"], 0).freeze());
+    let ResponseKind::Produce(produced) =
+        client.call(ApiKey::Produce, 11, &RequestKind::Produce(request))
+    else {
+        panic!("Produce answer expected");
+    };
+    let partition = &produced.responses[0].partition_responses[0];
+    assert_eq!(partition.error_code, 6);
+    assert_eq!(partition.current_leader.leader_id.0, *leader);
+    assert_eq!(
+        produced
+            .node_endpoints
+            .iter()
+            .map(|e| (e.node_id.0, e.port))
+            .collect::<Vec<_>>(),
+        vec![(*leader, ports[*leader as usize - 1] as i32)]
+    );
 }
 
 #[test]

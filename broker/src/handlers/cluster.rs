@@ -376,3 +376,36 @@ pub fn describe_topic_partitions(
         .with_topics(topics)
         .with_next_cursor(next_cursor)
 }
+
+/// KIP-951: the partition's current leader and its epoch, for a NOT_LEADER_OR_FOLLOWER
+/// answer, so that the client goes there without asking for metadata first. None when
+/// the image names no live leader.
+pub(crate) fn leader_hint(broker: &Broker, topic: &str, partition: i32) -> Option<(i32, i32)> {
+    let image = broker.controller.image();
+    let p = image
+        .topic(topic)?
+        .partition_states
+        .get(usize::try_from(partition).ok()?)?;
+    image
+        .brokers
+        .iter()
+        .any(|b| b.node_id == p.leader)
+        .then_some((p.leader, p.leader_epoch))
+}
+
+/// The endpoints of these brokers, for KIP-951's `NodeEndpoints`: (id, host, port, rack).
+pub(crate) fn endpoints(broker: &Broker, ids: &[i32]) -> Vec<(i32, String, i32, Option<String>)> {
+    let image = broker.controller.image();
+    image
+        .brokers
+        .iter()
+        .filter(|b| ids.contains(&b.node_id))
+        .map(|b| {
+            let rack = image
+                .registrations
+                .get(&b.node_id)
+                .and_then(|r| r.rack.clone());
+            (b.node_id, b.host.clone(), b.port, rack)
+        })
+        .collect()
+}

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::select_all;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+};
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -20,7 +22,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
 use kafka_protocol::messages::{
-    FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+    BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
     OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, ResponseKind, TopicName,
 };
 use uuid::Uuid;
@@ -265,6 +267,8 @@ fn build_response(
     slots: Vec<FetchSlot>,
 ) -> FetchResponse {
     let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    // Leaders named in NOT_LEADER_OR_FOLLOWER answers, whose endpoints go along (KIP-951).
+    let mut hinted: Vec<i32> = Vec::new();
     for slot in slots {
         // As Kafka: a partition that failed reports no offsets (-1), so that a client
         // resets from ListOffsets rather than from numbers that came with an error.
@@ -317,8 +321,20 @@ fn build_response(
         } else {
             (slot.records, slot.error)
         };
+        let mut current_leader = LeaderIdAndEpoch::default();
+        if error == ErrorCode::NotLeaderOrFollower && version >= 12 {
+            if let Some((leader, epoch)) =
+                super::cluster::leader_hint(broker, &slot.target.topic, slot.target.partition)
+            {
+                current_leader = current_leader
+                    .with_leader_id(BrokerId(leader))
+                    .with_leader_epoch(epoch);
+                hinted.push(leader);
+            }
+        }
         let data = PartitionData::default()
             .with_partition_index(slot.target.partition)
+            .with_current_leader(current_leader)
             .with_error_code(error.code())
             .with_high_watermark(hw)
             .with_last_stable_offset(lso)
@@ -337,9 +353,24 @@ fn build_response(
             }
         }
     }
-    FetchResponse::default()
+    let mut response = FetchResponse::default()
         .with_session_id(session_id)
-        .with_responses(topics)
+        .with_responses(topics);
+    if version >= 16 && !hinted.is_empty() {
+        hinted.sort_unstable();
+        hinted.dedup();
+        response.node_endpoints = super::cluster::endpoints(broker, &hinted)
+            .into_iter()
+            .map(|(id, host, port, rack)| {
+                NodeEndpoint::default()
+                    .with_node_id(BrokerId(id))
+                    .with_host(str_bytes(host))
+                    .with_port(port)
+                    .with_rack(rack.map(str_bytes))
+            })
+            .collect();
+    }
+    response
 }
 
 /// Fetch v0-3 (removed from Kafka 4 by KIP-896) read message sets of magic 0 (v0-1) or 1

@@ -4,9 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind, TopicName};
+use kafka_protocol::messages::{
+    BrokerId, ProduceRequest, ProduceResponse, ResponseKind, TopicName,
+};
 
 use super::{str_bytes, Reply};
 use crate::broker::Broker;
@@ -34,6 +37,8 @@ pub fn produce(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> R
     let mut first_error: Option<String> = None;
     let mut pending = Vec::new();
     let mut responses = Vec::with_capacity(request.topic_data.len());
+    // Leaders named in NOT_LEADER_OR_FOLLOWER answers, whose endpoints go along (KIP-951).
+    let mut hinted: Vec<i32> = Vec::new();
     for (t, topic) in request.topic_data.into_iter().enumerate() {
         let image = broker.controller.image();
         let name = if version >= 13 {
@@ -69,7 +74,18 @@ pub fn produce(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> R
             };
             if !broker.controller.leads(&target.topic, target.index) {
                 first_error.get_or_insert_with(|| "not the leader".into());
-                partitions.push(response.with_error_code(ErrorCode::NotLeaderOrFollower.code()));
+                let mut response = response.with_error_code(ErrorCode::NotLeaderOrFollower.code());
+                if version >= 10 {
+                    if let Some((leader, epoch)) =
+                        super::cluster::leader_hint(broker, &target.topic, target.index)
+                    {
+                        response.current_leader = LeaderIdAndEpoch::default()
+                            .with_leader_id(BrokerId(leader))
+                            .with_leader_epoch(epoch);
+                        hinted.push(leader);
+                    }
+                }
+                partitions.push(response);
                 continue;
             }
             if target.topic.as_ref() == crate::group::OFFSETS_TOPIC {
@@ -149,7 +165,21 @@ pub fn produce(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> R
             None => Reply::Silent,
         };
     }
-    let response = ProduceResponse::default().with_responses(responses);
+    let mut response = ProduceResponse::default().with_responses(responses);
+    if !hinted.is_empty() {
+        hinted.sort_unstable();
+        hinted.dedup();
+        response.node_endpoints = super::cluster::endpoints(broker, &hinted)
+            .into_iter()
+            .map(|(id, host, port, rack)| {
+                NodeEndpoint::default()
+                    .with_node_id(BrokerId(id))
+                    .with_host(str_bytes(host))
+                    .with_port(port)
+                    .with_rack(rack.map(str_bytes))
+            })
+            .collect();
+    }
     if pending.is_empty() {
         return Reply::Ready(Box::new(ResponseKind::Produce(response)));
     }
