@@ -545,3 +545,102 @@ mod network {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::meta_store::MemoryStore;
+    use crate::metadata::records::{FeatureLevelRecord, MetadataRecord};
+
+    /// An applier that keeps the records it was given, as a log would.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<MetadataRecord>>);
+
+    impl Applier for Recorder {
+        fn apply(&self, _index: u64, records: &[MetadataRecord]) {
+            self.0.lock().unwrap().extend_from_slice(records);
+        }
+        fn install(&self, _index: u64, records: &[MetadataRecord]) {
+            *self.0.lock().unwrap() = records.to_vec();
+        }
+        fn snapshot(&self) -> Vec<MetadataRecord> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    fn record(level: i16) -> Vec<MetadataRecord> {
+        vec![MetadataRecord::FeatureLevelRecord(FeatureLevelRecord {
+            name: format!("f{level}"),
+            feature_level: level,
+        })]
+    }
+
+    fn settings() -> QuorumSettings {
+        QuorumSettings {
+            node_id: 1,
+            cluster_id: "test".into(),
+            election_timeout_ms: 100,
+            voters: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_restart_loads_the_snapshot_then_replays_the_log_after_it() {
+        let store: Arc<dyn MetaStore> = Arc::new(MemoryStore::default());
+        let first = Arc::new(Recorder::default());
+        let quorum = RaftQuorum::start(&settings(), Arc::clone(&store), first.clone())
+            .await
+            .unwrap();
+        for level in 0..5 {
+            quorum.propose(record(level)).await.unwrap();
+        }
+        quorum.raft.trigger().snapshot().await.unwrap();
+        quorum
+            .raft
+            .wait(Some(Duration::from_secs(5)))
+            .metrics(
+                |m| m.snapshot.is_some_and(|s| s.index >= 5),
+                "snapshot built",
+            )
+            .await
+            .unwrap();
+        // Everything up to the snapshot may go from the log; the snapshot replaces it.
+        // (A metrics borrow must not live across an await: it would block the core.)
+        let snapshot = quorum.raft.metrics().borrow().snapshot.unwrap();
+        quorum
+            .raft
+            .trigger()
+            .purge_log(snapshot.index)
+            .await
+            .unwrap();
+        quorum
+            .raft
+            .wait(Some(Duration::from_secs(5)))
+            .purged(Some(snapshot), "purged")
+            .await
+            .unwrap();
+        for level in 5..8 {
+            quorum.propose(record(level)).await.unwrap();
+        }
+        quorum.shutdown().await;
+        assert!(
+            store.scan_prefix("raft/log/").unwrap().len() < 8,
+            "the log was purged below the snapshot"
+        );
+
+        let second = Arc::new(Recorder::default());
+        let quorum = RaftQuorum::start(&settings(), Arc::clone(&store), second.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            *second.0.lock().unwrap(),
+            (0..8).flat_map(record).collect::<Vec<_>>(),
+            "the snapshot and the log after it"
+        );
+        quorum.propose(record(8)).await.unwrap();
+        assert_eq!(second.0.lock().unwrap().len(), 9, "and the quorum goes on");
+        quorum.shutdown().await;
+    }
+}
