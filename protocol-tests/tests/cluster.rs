@@ -212,6 +212,24 @@ fn three_nodes_form_one_cluster_and_every_node_tells_the_same_story() {
             .collect::<Vec<_>>(),
         vec![(*leader, ports[*leader as usize - 1] as i32)]
     );
+
+    // A group's coordinator is the leader of its offsets partition; another node refuses
+    // group changes with NOT_COORDINATOR.
+    let coordinator = raw::find_coordinator(&mut client, "g");
+    assert_eq!(coordinator.error_code, 0, "{:?}", coordinator.error_message);
+    let other = ports[(coordinator.node_id.0 as usize) % 3];
+    let heartbeat = kafka_protocol::messages::HeartbeatRequest::default()
+        .with_group_id(kafka_protocol::messages::GroupId(
+            kafka_protocol::protocol::StrBytes::from_static_str("g"),
+        ))
+        .with_generation_id(1)
+        .with_member_id(kafka_protocol::protocol::StrBytes::from_static_str("m"));
+    let ResponseKind::Heartbeat(answer) =
+        Client::connect_port(other).call(ApiKey::Heartbeat, 4, &RequestKind::Heartbeat(heartbeat))
+    else {
+        panic!("Heartbeat answer expected");
+    };
+    assert_eq!(answer.error_code, 16, "NOT_COORDINATOR");
 }
 
 #[test]

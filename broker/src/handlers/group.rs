@@ -825,3 +825,80 @@ pub fn consumer_group_describe(
         .collect();
     ConsumerGroupDescribeResponse::default().with_groups(groups)
 }
+
+/// In a cluster, a group's coordinator is the leader of its `__consumer_offsets`
+/// partition; another node answers a request that would change the group with
+/// NOT_COORDINATOR, in the request's own shape, so the client looks the coordinator up
+/// again instead of writing to a copy no one else reads.
+pub(super) fn not_coordinator(broker: &Arc<Broker>, request: &RequestKind) -> Option<ResponseKind> {
+    if !broker.controller.is_cluster() {
+        return None;
+    }
+    let group = match request {
+        RequestKind::JoinGroup(r) => &r.group_id.0,
+        RequestKind::SyncGroup(r) => &r.group_id.0,
+        RequestKind::Heartbeat(r) => &r.group_id.0,
+        RequestKind::LeaveGroup(r) => &r.group_id.0,
+        RequestKind::OffsetCommit(r) => &r.group_id.0,
+        RequestKind::OffsetDelete(r) => &r.group_id.0,
+        RequestKind::ConsumerGroupHeartbeat(r) => &r.group_id.0,
+        _ => return None,
+    };
+    let image = broker.controller.image();
+    let offsets = image.topic(crate::group::OFFSETS_TOPIC)?;
+    let partition = crate::group::partition_for(group, offsets.partitions);
+    if broker
+        .controller
+        .leads(crate::group::OFFSETS_TOPIC, partition)
+    {
+        return None;
+    }
+    let code = ErrorCode::NotCoordinator.code();
+    Some(match request {
+        RequestKind::JoinGroup(_) => ResponseKind::JoinGroup(
+            JoinGroupResponse::default()
+                .with_error_code(code)
+                .with_generation_id(-1),
+        ),
+        RequestKind::SyncGroup(_) => {
+            ResponseKind::SyncGroup(SyncGroupResponse::default().with_error_code(code))
+        }
+        RequestKind::Heartbeat(_) => {
+            ResponseKind::Heartbeat(HeartbeatResponse::default().with_error_code(code))
+        }
+        RequestKind::LeaveGroup(_) => {
+            ResponseKind::LeaveGroup(LeaveGroupResponse::default().with_error_code(code))
+        }
+        RequestKind::OffsetDelete(_) => {
+            ResponseKind::OffsetDelete(OffsetDeleteResponse::default().with_error_code(code))
+        }
+        RequestKind::ConsumerGroupHeartbeat(_) => ResponseKind::ConsumerGroupHeartbeat(
+            ConsumerGroupHeartbeatResponse::default()
+                .with_error_code(code)
+                .with_heartbeat_interval_ms(0),
+        ),
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(
+            OffsetCommitResponse::default().with_topics(
+                r.topics
+                    .iter()
+                    .map(|t| {
+                        OffsetCommitResponseTopic::default()
+                            .with_name(t.name.clone())
+                            .with_topic_id(t.topic_id)
+                            .with_partitions(
+                                t.partitions
+                                    .iter()
+                                    .map(|p| {
+                                        OffsetCommitResponsePartition::default()
+                                            .with_partition_index(p.partition_index)
+                                            .with_error_code(code)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            ),
+        ),
+        _ => return None,
+    })
+}

@@ -76,6 +76,9 @@ pub fn handle(
         if let Err(e) = broker.groups.load_if_hosted() {
             tracing::warn!(error = %e, "cannot load the consumer groups");
         }
+        if let Some(response) = group::not_coordinator(broker, &request) {
+            return ready(response);
+        }
     }
     match request {
         RequestKind::ApiVersions(_) => {
