@@ -197,6 +197,10 @@ impl Broker {
     /// Flushes and closes every log, then leaves the clean shutdown marker.
     pub async fn shutdown(&self) {
         self.controller.shutdown().await;
+        if !self.replicas.is_opened() {
+            tracing::info!("stopped before the partitions were opened: no clean shutdown marker");
+            return;
+        }
         if !self.replicas.shutdown().await {
             tracing::error!("the log directory is offline: no clean shutdown marker");
             return;

@@ -313,3 +313,41 @@ fn a_topic_deleted_and_created_again_keeps_its_data_across_restarts() {
         std::fs::read_to_string(broker.data_dir.join("again-0/partition.metadata")).unwrap();
     assert!(metadata.starts_with("version: 0\ntopic_id: "), "{metadata}");
 }
+
+/// A partition directory that no topic of the metadata log owns (a deletion committed
+/// just before a crash) is set aside as Kafka sets aside stray logs, not deleted, and a
+/// topic of that name can be created again.
+#[test]
+fn partition_directories_no_topic_owns_are_set_aside() {
+    let mut broker = Broker::start(&[]);
+    let mut client = Client::connect(&broker);
+    raw::create_topic(&mut client, "kept", 1, &[]);
+    drop(client);
+    assert_eq!(broker.stop(), Some(0));
+    let ghost = broker.data_dir.join("ghost-0");
+    std::fs::create_dir(&ghost).unwrap();
+    std::fs::write(ghost.join("00000000000000000000.log"), b"").unwrap();
+    std::fs::write(
+        ghost.join("partition.metadata"),
+        "version: 0\ntopic_id: AAAAAAAAAAAAAAAAAAAAAA\n",
+    )
+    .unwrap();
+
+    broker.restart();
+    let mut client = Client::connect(&broker);
+    assert!(!ghost.exists(), "set aside");
+    let set_aside: Vec<String> = std::fs::read_dir(&broker.data_dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("ghost-0.") && n.ends_with("-stray"))
+        .collect();
+    assert_eq!(set_aside.len(), 1, "kept, under a -stray name");
+    assert!(
+        broker.data_dir.join("kept-0").exists(),
+        "owned directories stay"
+    );
+    raw::create_topic(&mut client, "ghost", 1, &[]);
+    produce_values(&mut client, "ghost", 0, &[b"fresh"]);
+    assert_eq!(fetch_values(&broker, "ghost", 1, 1)[0].2, b"fresh".to_vec());
+}

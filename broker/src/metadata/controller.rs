@@ -544,7 +544,11 @@ pub fn broker_heartbeat(
         }
         outcome.is_fenced = true;
         outcome.should_shut_down = true;
-    } else if registration.fenced && !want_fence && is_caught_up {
+    } else if registration.fenced
+        && !want_fence
+        && is_caught_up
+        && !registration.in_controlled_shutdown
+    {
         outcome.records.push(change(-1, 0));
         outcome.is_fenced = false;
     } else if !registration.fenced && want_fence {

@@ -8,7 +8,7 @@
 //! Every call goes through the active controller's controller listener, this node's own
 //! included, so there is one path for all of them.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Weak;
 use std::time::Duration;
 
@@ -29,6 +29,8 @@ pub struct Lifecycle {
     epoch: AtomicI64,
     /// The epoch this broker had when it last shut down cleanly (-1: none).
     previous_epoch: AtomicI64,
+    /// Set once the broker asked for a controlled shutdown: later heartbeats keep asking.
+    shutting_down: AtomicBool,
 }
 
 impl Lifecycle {
@@ -44,6 +46,7 @@ impl Default for Lifecycle {
             incarnation_id: Uuid::new_v4(),
             epoch: AtomicI64::new(-1),
             previous_epoch: AtomicI64::new(-1),
+            shutting_down: AtomicBool::new(false),
         }
     }
 }
@@ -103,6 +106,7 @@ impl Controller {
     /// Registers, then heartbeats, until the broker is gone.
     async fn heartbeat_once(&self, want_shut_down: bool) -> Option<bool> {
         let lifecycle = &self.lifecycle;
+        let want_shut_down = want_shut_down || lifecycle.shutting_down.load(Ordering::Acquire);
         let epoch = lifecycle.epoch.load(Ordering::Acquire);
         if epoch < 0 {
             let request = registration(
@@ -137,7 +141,12 @@ impl Controller {
             BrokerHeartbeatRequest::default()
                 .with_broker_id(BrokerId(self.config.node_id))
                 .with_broker_epoch(epoch)
-                .with_current_metadata_offset(self.image().offset as i64)
+                // Caught up only once the partitions of the image are open.
+                .with_current_metadata_offset(if self.view.is_published() {
+                    self.image().offset as i64
+                } else {
+                    -1
+                })
                 .with_want_fence(false)
                 .with_want_shut_down(want_shut_down),
         );
@@ -167,6 +176,7 @@ impl Controller {
         if !self.is_cluster() || self.lifecycle.epoch.load(Ordering::Acquire) < 0 {
             return;
         }
+        self.lifecycle.shutting_down.store(true, Ordering::Release);
         let asked = tokio::time::timeout(timeout, async {
             loop {
                 if self.heartbeat_once(true).await == Some(true) {

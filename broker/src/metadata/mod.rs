@@ -291,6 +291,9 @@ impl Controller {
             lifecycle: lifecycle::Lifecycle::default(),
         };
         migration::migrate(&controller, &*store).await?;
+        if !controller.is_cluster() {
+            controller.view.set_aside_strays();
+        }
         Ok(controller)
     }
 
@@ -303,7 +306,10 @@ impl Controller {
     pub async fn wait_ready(&self) {
         self.quorum.wait_ready().await;
         // Caught up with the log: what it says now is published once (see the view).
-        self.view.finish_replay();
+        if !self.view.is_published() {
+            self.view.finish_replay();
+            self.view.set_aside_strays();
+        }
     }
 
     /// Answers a quorum message from another voter.
@@ -431,8 +437,14 @@ impl Controller {
         want_fence: bool,
         want_shut_down: bool,
     ) -> Result<controller::HeartbeatOutcome, MetadataError> {
-        // Heard from, even if this heartbeat waits behind another decision.
-        if self.is_leader() {
+        // Heard from, even if this heartbeat waits behind another decision (a heartbeat
+        // of a registration that is not the current one keeps no session alive).
+        let current = self
+            .image()
+            .registrations
+            .get(&broker_id)
+            .is_some_and(|r| r.epoch == broker_epoch);
+        if current && self.is_leader() {
             self.contacts
                 .lock_or_recover()
                 .insert(broker_id, Instant::now());

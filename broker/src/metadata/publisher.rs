@@ -63,7 +63,23 @@ impl MetadataView {
             ..MetadataDelta::default()
         };
         self.publish(MetadataImage::clone(&image), delta);
+        self.replicas.set_opened();
         self.replaying.store(false, Ordering::Release);
+    }
+
+    /// Sets aside partition directories no topic of the image owns. Only once the image
+    /// is complete: after the start-up replay and any migration of an older store.
+    pub fn set_aside_strays(&self) {
+        assert!(
+            self.is_published(),
+            "strays are judged against the published image"
+        );
+        self.replicas.quarantine_strays();
+    }
+
+    /// Whether the start-up replay has been published (the partitions are open).
+    pub fn is_published(&self) -> bool {
+        !self.replaying.load(Ordering::Acquire)
     }
 
     pub fn image(&self) -> Arc<MetadataImage> {

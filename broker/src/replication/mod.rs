@@ -384,6 +384,9 @@ pub struct ReplicaManager {
     recovery_points: Checkpoint,
     /// How far each compacted partition has been cleaned (`cleaner-offset-checkpoint`).
     cleaned_up_to: Mutex<Checkpoint>,
+    /// Whether the partitions of the metadata image are open. Until then (a cluster node
+    /// catching up with the metadata log) the checkpoint files are left as they are.
+    opened: AtomicBool,
 }
 
 impl ReplicaManager {
@@ -407,7 +410,59 @@ impl ReplicaManager {
             cleaned_up_to: Mutex::new(checkpoint::read(
                 &log_dir.join(checkpoint::CLEANER_OFFSET_CHECKPOINT),
             )),
+            opened: AtomicBool::new(false),
         }
+    }
+
+    /// Records that the partitions of the metadata image are open (see `opened`).
+    pub fn set_opened(&self) {
+        self.opened.store(true, Ordering::Release);
+    }
+
+    /// Renames partition directories that no topic of the metadata image owns to
+    /// `<dir>.<id>-stray`, as Kafka does with stray logs: what a deletion committed just
+    /// before a crash left behind. Nothing is deleted, and a topic created again under the
+    /// same name starts clean.
+    pub fn quarantine_strays(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.log_dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !entry.path().is_dir()
+                || name.starts_with("__weir_meta")
+                || name.ends_with("-delete")
+                || name.ends_with("-stray")
+            {
+                continue;
+            }
+            let Some((topic, index)) = name
+                .rsplit_once('-')
+                .and_then(|(t, i)| Some((t, i.parse::<i32>().ok()?)))
+            else {
+                continue;
+            };
+            if self.partition(topic, index).is_some() {
+                continue;
+            }
+            let stray = self
+                .log_dir
+                .join(format!("{name}.{}-stray", Uuid::new_v4().simple()));
+            match std::fs::rename(entry.path(), &stray) {
+                Ok(()) => {
+                    let _ = self.store.delete(&producer_state_key(topic, index));
+                    tracing::warn!(dir = %name, renamed = %stray.display(), "a partition directory no topic owns was set aside");
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %name, error = %e, "could not set aside a stray partition directory")
+                }
+            }
+        }
+    }
+
+    /// Whether the partitions of the metadata image were opened.
+    pub fn is_opened(&self) -> bool {
+        self.opened.load(Ordering::Acquire)
     }
 
     /// The log directory's health, shared by every partition in it.
@@ -506,7 +561,10 @@ impl ReplicaManager {
             recovery_point,
         };
         let log = PartitionLog::open(&dir, options, checkpoint, self.clock.now_ms())?;
-        write_partition_metadata(&dir, topic_id)?;
+        if let Err(e) = write_partition_metadata(&dir, topic_id) {
+            // The log is usable; the file is written on the next open.
+            tracing::warn!(error = %e, "could not write partition.metadata");
+        }
         let leo = log.log_end_offset();
         // After a clean shutdown everything was fsynced; after a crash only what is below
         // the recovery point is known to be, whatever recovery read back from the cache.
@@ -610,6 +668,10 @@ impl ReplicaManager {
 
     /// Writes one of Kafka's per-partition offset checkpoint files for every hosted partition.
     fn write_checkpoint(&self, file: &str, offset: fn(&Partition) -> i64) {
+        if !self.is_opened() {
+            // Not every partition is open yet: the file read at start-up stands.
+            return;
+        }
         let offsets: Checkpoint = self
             .all()
             .iter()
@@ -777,7 +839,7 @@ impl ReplicaManager {
     /// Clean shutdown: fsync every log, seal active segments and checkpoint producer state.
     /// Returns whether the logs are clean: false if the directory is offline.
     pub async fn shutdown(&self) -> bool {
-        if self.health.is_offline() {
+        if self.health.is_offline() || !self.is_opened() {
             return false;
         }
         let now = self.clock.now_ms();
