@@ -230,6 +230,18 @@ fn three_nodes_form_one_cluster_and_every_node_tells_the_same_story() {
         panic!("Heartbeat answer expected");
     };
     assert_eq!(answer.error_code, 16, "NOT_COORDINATOR");
+    // Reads and deletions too: the group's state lives on its coordinator only.
+    let delete = kafka_protocol::messages::DeleteGroupsRequest::default().with_groups_names(vec![
+        kafka_protocol::messages::GroupId(kafka_protocol::protocol::StrBytes::from_static_str("g")),
+    ]);
+    let ResponseKind::DeleteGroups(deleted) = Client::connect_port(other).call(
+        ApiKey::DeleteGroups,
+        2,
+        &RequestKind::DeleteGroups(delete),
+    ) else {
+        panic!("DeleteGroups answer expected");
+    };
+    assert_eq!(deleted.results[0].error_code, 16, "NOT_COORDINATOR");
 }
 
 #[test]

@@ -54,6 +54,8 @@ const IDLE_TICK_MS: i64 = 1000;
 pub enum GroupError {
     #[error("the coordinator is not available")]
     CoordinatorNotAvailable,
+    #[error("this broker is not the group's coordinator")]
+    NotCoordinator,
     #[error("the group id is not valid")]
     InvalidGroupId,
     #[error("the generation is not the group's current one")]
@@ -106,6 +108,7 @@ impl GroupError {
     pub fn code(self) -> ErrorCode {
         match self {
             GroupError::CoordinatorNotAvailable => ErrorCode::CoordinatorNotAvailable,
+            GroupError::NotCoordinator => ErrorCode::NotCoordinator,
             GroupError::InvalidGroupId => ErrorCode::InvalidGroupId,
             GroupError::IllegalGeneration => ErrorCode::IllegalGeneration,
             GroupError::InconsistentGroupProtocol => ErrorCode::InconsistentGroupProtocol,

@@ -430,9 +430,13 @@ pub fn offset_fetch(
                     (Some(id), true) => Some((id.as_str(), g.member_epoch)),
                     _ => None,
                 };
-                let result = broker
-                    .groups
-                    .fetch_offsets(&g.group_id.0, topics.as_deref(), member);
+                let result = if coordinates(broker, &g.group_id.0) {
+                    broker
+                        .groups
+                        .fetch_offsets(&g.group_id.0, topics.as_deref(), member)
+                } else {
+                    Err(GroupError::NotCoordinator)
+                };
                 group_offsets(g.group_id.clone(), result)
             })
             .collect();
@@ -443,10 +447,14 @@ pub fn offset_fetch(
             .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
             .collect()
     });
-    match broker
-        .groups
-        .fetch_offsets(&request.group_id.0, topics.as_deref(), None)
-    {
+    let fetched = if coordinates(broker, &request.group_id.0) {
+        broker
+            .groups
+            .fetch_offsets(&request.group_id.0, topics.as_deref(), None)
+    } else {
+        Err(GroupError::NotCoordinator)
+    };
+    match fetched {
         Ok(found) => {
             response.topics = found
                 .into_iter()
@@ -617,9 +625,7 @@ pub fn describe_groups(
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
     let ids: Vec<String> = request.groups.iter().map(|g| g.0.to_string()).collect();
-    let groups = broker
-        .groups
-        .describe_groups(&ids)
+    let groups = split_by_coordinator(broker, &ids, |ours| broker.groups.describe_groups(ours))
         .into_iter()
         .map(|(id, result)| {
             let mut group = DescribedGroup::default().with_group_id(GroupId(str_bytes(id)));
@@ -676,9 +682,7 @@ pub fn delete_groups(broker: &Arc<Broker>, request: DeleteGroupsRequest) -> Dele
         .iter()
         .map(|g| g.0.to_string())
         .collect();
-    let results = broker
-        .groups
-        .delete_groups(&ids)
+    let results = split_by_coordinator(broker, &ids, |ours| broker.groups.delete_groups(ours))
         .into_iter()
         .map(|(id, result)| {
             DeletableGroupResult::default()
@@ -844,13 +848,7 @@ pub(super) fn not_coordinator(broker: &Arc<Broker>, request: &RequestKind) -> Op
         RequestKind::ConsumerGroupHeartbeat(r) => &r.group_id.0,
         _ => return None,
     };
-    let image = broker.controller.image();
-    let offsets = image.topic(crate::group::OFFSETS_TOPIC)?;
-    let partition = crate::group::partition_for(group, offsets.partitions);
-    if broker
-        .controller
-        .leads(crate::group::OFFSETS_TOPIC, partition)
-    {
+    if coordinates(broker, group) {
         return None;
     }
     let code = ErrorCode::NotCoordinator.code();
@@ -901,4 +899,44 @@ pub(super) fn not_coordinator(broker: &Arc<Broker>, request: &RequestKind) -> Op
         ),
         _ => return None,
     })
+}
+
+/// Whether this node coordinates `group`: always on a lone node; in a cluster, when it
+/// leads the group's `__consumer_offsets` partition (or that topic does not exist yet).
+fn coordinates(broker: &Broker, group: &str) -> bool {
+    if !broker.controller.is_cluster() {
+        return true;
+    }
+    let image = broker.controller.image();
+    match image.topic(crate::group::OFFSETS_TOPIC) {
+        Some(offsets) => broker.controller.leads(
+            crate::group::OFFSETS_TOPIC,
+            crate::group::partition_for(group, offsets.partitions),
+        ),
+        None => true,
+    }
+}
+
+/// Answers the groups this node coordinates with `answer` (one result per group, in
+/// order), the others with NOT_COORDINATOR, in the order asked.
+fn split_by_coordinator<T>(
+    broker: &Broker,
+    ids: &[String],
+    answer: impl FnOnce(&[String]) -> Vec<(String, Result<T, GroupError>)>,
+) -> Vec<(String, Result<T, GroupError>)> {
+    let ours: Vec<bool> = ids.iter().map(|id| coordinates(broker, id)).collect();
+    let asked: Vec<String> = ids
+        .iter()
+        .zip(&ours)
+        .filter(|(_, ours)| **ours)
+        .map(|(id, _)| id.clone())
+        .collect();
+    let mut answered = answer(&asked).into_iter();
+    ids.iter()
+        .zip(ours)
+        .map(|(id, ours)| match ours.then(|| answered.next()).flatten() {
+            Some(result) => result,
+            None => (id.clone(), Err(GroupError::NotCoordinator)),
+        })
+        .collect()
 }
