@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-use super::image::{MetadataImage, PartitionImage, TopicImage};
+use super::image::{MetadataDelta, MetadataImage, TopicImage};
 use super::records::{
     resource, BrokerEndpoint, BrokerRegistrationChangeRecord, ConfigRecord, MetadataRecord,
     PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord, RemoveTopicRecord, TopicRecord,
@@ -64,6 +64,16 @@ fn place(
         .collect())
 }
 
+/// Whether a replica list is non-empty, without repeats, and names registered brokers.
+fn distinct_and_registered(brokers: &[i32], replicas: &[i32]) -> bool {
+    let mut sorted = replicas.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    !replicas.is_empty()
+        && sorted.len() == replicas.len()
+        && replicas.iter().all(|r| brokers.contains(r))
+}
+
 /// Checks explicit replica lists: every broker registered, none repeated, all lists as
 /// long as the first.
 fn check_assignments<'a>(
@@ -72,13 +82,7 @@ fn check_assignments<'a>(
 ) -> Result<(), MetadataError> {
     let mut factor = None;
     for replicas in assignments {
-        let mut sorted = replicas.clone();
-        sorted.sort_unstable();
-        sorted.dedup();
-        if replicas.is_empty()
-            || sorted.len() != replicas.len()
-            || replicas.iter().any(|r| !brokers.contains(r))
-        {
+        if !distinct_and_registered(brokers, replicas) {
             return Err(MetadataError::InvalidReplicaAssignment(format!(
                 "The manual partition assignment includes a broker that is not registered or a repeated broker: {replicas:?}"
             )));
@@ -96,7 +100,11 @@ fn check_assignments<'a>(
 /// not copy leaders yet (ISR replication is the next milestone), and a replica that does
 /// not fetch is out of sync, as Kafka's leader would find it after
 /// `replica.lag.time.max.ms`.
-fn partition_record(topic_id: Uuid, partition_id: i32, replicas: Vec<i32>) -> PartitionRecord {
+pub(super) fn partition_record(
+    topic_id: Uuid,
+    partition_id: i32,
+    replicas: Vec<i32>,
+) -> PartitionRecord {
     PartitionRecord {
         partition_id,
         topic_id,
@@ -113,33 +121,19 @@ fn partition_record(topic_id: Uuid, partition_id: i32, replicas: Vec<i32>) -> Pa
     }
 }
 
-fn partition_image(record: &PartitionRecord) -> PartitionImage {
-    PartitionImage {
-        replicas: record.replicas.clone(),
-        isr: record.isr.clone(),
-        removing_replicas: Vec::new(),
-        adding_replicas: Vec::new(),
-        leader: record.leader,
-        leader_recovery_state: record.leader_recovery_state,
-        leader_epoch: record.leader_epoch,
-        partition_epoch: record.partition_epoch,
-        eligible_leader_replicas: Vec::new(),
-        last_known_elr: Vec::new(),
+/// The topic `records` leave in the image: what a decision will produce once committed,
+/// by the same replay every node runs (a validate-only answer, the answer of a commit whose
+/// topic has since changed again).
+fn preview(image: &MetadataImage, records: &[MetadataRecord], id: Uuid) -> TopicImage {
+    let mut next = image.clone();
+    let mut delta = MetadataDelta::default();
+    for record in records {
+        next.replay(record, image.offset, &mut delta);
     }
-}
-
-fn config_record(
-    resource_type: i8,
-    resource_name: &str,
-    name: &str,
-    value: Option<&str>,
-) -> MetadataRecord {
-    MetadataRecord::ConfigRecord(ConfigRecord {
-        resource_type,
-        resource_name: resource_name.to_string(),
-        name: name.to_string(),
-        value: value.map(str::to_string),
-    })
+    TopicImage::clone(
+        next.topic_by_id(&id)
+            .expect("the records create or grow this topic"),
+    )
 }
 
 /// The ConfigRecords that turn `old` into `new`.
@@ -152,11 +146,11 @@ fn config_changes(
     let set = new
         .iter()
         .filter(|(k, v)| old.get(*k) != Some(v))
-        .map(|(k, v)| config_record(resource_type, resource_name, k, Some(v)));
+        .map(|(k, v)| ConfigRecord::record(resource_type, resource_name, k, Some(v)));
     let deleted = old
         .keys()
         .filter(|k| !new.contains_key(*k))
-        .map(|k| config_record(resource_type, resource_name, k, None));
+        .map(|k| ConfigRecord::record(resource_type, resource_name, k, None));
     set.chain(deleted).collect()
 }
 
@@ -222,21 +216,10 @@ pub fn create_topic(
         &BTreeMap::new(),
         &topic.configs,
     ));
-    let partitions: Vec<PartitionRecord> = assignments
-        .into_iter()
-        .enumerate()
-        .map(|(i, replicas)| partition_record(topic_id, i as i32, replicas))
-        .collect();
-    let created = TopicImage {
-        name: topic.name,
-        id: topic_id,
-        partitions: partitions.len() as i32,
-        replication_factor: partitions[0].replicas.len() as i16,
-        configs: topic.configs,
-        partition_states: partitions.iter().map(partition_image).collect(),
-    };
-    records.extend(partitions.into_iter().map(MetadataRecord::PartitionRecord));
-    Ok((created, records))
+    records.extend(assignments.into_iter().enumerate().map(|(i, replicas)| {
+        MetadataRecord::PartitionRecord(partition_record(topic_id, i as i32, replicas))
+    }));
+    Ok((preview(image, &records, topic_id), records))
 }
 
 /// Grows a topic to `count` partitions (CreatePartitions); never shrinks one.
@@ -271,12 +254,10 @@ pub fn create_partitions(
                     assignments.len()
                 )));
             }
-            if assignments.iter().any(|a| {
-                let mut sorted = a.clone();
-                sorted.sort_unstable();
-                sorted.dedup();
-                a.is_empty() || sorted.len() != a.len() || a.iter().any(|r| !brokers.contains(r))
-            }) {
+            if !assignments
+                .iter()
+                .all(|a| distinct_and_registered(&brokers, a))
+            {
                 return Err(MetadataError::InvalidReplicaAssignment(
                     "The manual partition assignment includes a broker that is not registered or a repeated broker.".into(),
                 ));
@@ -285,23 +266,18 @@ pub fn create_partitions(
         }
         None => place(&brokers, topic.partitions, added, topic.replication_factor)?,
     };
-    let records: Vec<PartitionRecord> = assignments
+    let records: Vec<MetadataRecord> = assignments
         .into_iter()
         .enumerate()
-        .map(|(i, replicas)| partition_record(topic.id, topic.partitions + i as i32, replicas))
+        .map(|(i, replicas)| {
+            MetadataRecord::PartitionRecord(partition_record(
+                topic.id,
+                topic.partitions + i as i32,
+                replicas,
+            ))
+        })
         .collect();
-    let mut grown = TopicImage::clone(topic);
-    grown.partitions = count;
-    grown
-        .partition_states
-        .extend(records.iter().map(partition_image));
-    Ok((
-        grown,
-        records
-            .into_iter()
-            .map(MetadataRecord::PartitionRecord)
-            .collect(),
-    ))
+    Ok((preview(image, &records, topic.id), records))
 }
 
 /// Deletes a topic with its partitions and configs.

@@ -167,21 +167,11 @@ impl MetadataImage {
                 feature_level: *level,
             }));
         }
-        let mut config = |resource_type, resource_name: &str, configs: &BTreeMap<_, _>| {
-            for (name, value) in configs {
-                records.push(MetadataRecord::ConfigRecord(ConfigRecord {
-                    resource_type,
-                    resource_name: resource_name.to_string(),
-                    name: String::clone(name),
-                    value: Some(String::clone(value)),
-                }));
-            }
-        };
         for (name, configs) in &self.broker_configs {
-            config(resource::BROKER, name, configs);
+            records.extend(ConfigRecord::set_all(resource::BROKER, name, configs));
         }
         for (name, configs) in &self.group_configs {
-            config(resource::GROUP, name, configs);
+            records.extend(ConfigRecord::set_all(resource::GROUP, name, configs));
         }
         for (id, r) in &self.registrations {
             records.push(MetadataRecord::RegisterBrokerRecord(RegisterBrokerRecord {
@@ -199,14 +189,11 @@ impl MetadataImage {
                 name: topic.name.clone(),
                 topic_id: topic.id,
             }));
-            for (name, value) in &topic.configs {
-                records.push(MetadataRecord::ConfigRecord(ConfigRecord {
-                    resource_type: resource::TOPIC,
-                    resource_name: topic.name.clone(),
-                    name: name.clone(),
-                    value: Some(value.clone()),
-                }));
-            }
+            records.extend(ConfigRecord::set_all(
+                resource::TOPIC,
+                &topic.name,
+                &topic.configs,
+            ));
             for (index, p) in topic.partition_states.iter().enumerate() {
                 records.push(MetadataRecord::PartitionRecord(PartitionRecord {
                     partition_id: index as i32,

@@ -13,10 +13,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::records::{
-    resource, ConfigRecord, MetadataRecord, PartitionRecord, ProducerIdsRecord, TopicRecord,
-    LEADER_RECOVERED,
-};
+use super::controller::partition_record;
+use super::records::{resource, ConfigRecord, MetadataRecord, ProducerIdsRecord, TopicRecord};
 use super::{broker_dynamic_type, Controller, MetadataError};
 use crate::meta_store::{MetaStore, StoreError};
 
@@ -33,21 +31,6 @@ struct StoredTopic {
 
 fn damaged(what: &str, e: impl std::fmt::Display) -> MetadataError {
     MetadataError::Store(StoreError(format!("damaged {what}: {e}")))
-}
-
-fn configs(
-    resource_type: i8,
-    resource_name: &str,
-    configs: BTreeMap<String, String>,
-) -> impl Iterator<Item = MetadataRecord> + '_ {
-    configs.into_iter().map(move |(name, value)| {
-        MetadataRecord::ConfigRecord(ConfigRecord {
-            resource_type,
-            resource_name: resource_name.to_string(),
-            name,
-            value: Some(value),
-        })
-    })
 }
 
 pub(super) async fn migrate(
@@ -74,7 +57,7 @@ pub(super) async fn migrate(
             if let Some(group) = key.strip_prefix("group_config/") {
                 let set: BTreeMap<String, String> =
                     serde_json::from_slice(value).map_err(|e| damaged("group configs", e))?;
-                records.extend(configs(resource::GROUP, group, set));
+                records.extend(ConfigRecord::set_all(resource::GROUP, group, &set));
             } else if let Some(scope) = key.strip_prefix("broker_config/") {
                 let resource_name = match scope {
                     "default" => String::new(),
@@ -91,7 +74,11 @@ pub(super) async fn migrate(
                     }
                     dynamic
                 });
-                records.extend(configs(resource::BROKER, &resource_name, set));
+                records.extend(ConfigRecord::set_all(
+                    resource::BROKER,
+                    &resource_name,
+                    &set,
+                ));
             } else if key == "producer_ids/next_block" {
                 let next = <[u8; 8]>::try_from(value.as_slice())
                     .map(i64::from_be_bytes)
@@ -111,22 +98,17 @@ pub(super) async fn migrate(
                     name: topic.name.clone(),
                     topic_id: topic.id,
                 }));
-                records.extend(configs(resource::TOPIC, &topic.name, topic.configs));
+                records.extend(ConfigRecord::set_all(
+                    resource::TOPIC,
+                    &topic.name,
+                    &topic.configs,
+                ));
                 for partition_id in 0..topic.partitions {
-                    records.push(MetadataRecord::PartitionRecord(PartitionRecord {
+                    records.push(MetadataRecord::PartitionRecord(partition_record(
+                        topic.id,
                         partition_id,
-                        topic_id: topic.id,
-                        replicas: vec![node_id],
-                        isr: vec![node_id],
-                        removing_replicas: Vec::new(),
-                        adding_replicas: Vec::new(),
-                        leader: node_id,
-                        leader_recovery_state: LEADER_RECOVERED,
-                        leader_epoch: 0,
-                        partition_epoch: 0,
-                        eligible_leader_replicas: Vec::new(),
-                        last_known_elr: Vec::new(),
-                    }));
+                        vec![node_id],
+                    )));
                 }
             }
         }

@@ -117,6 +117,34 @@ pub struct ConfigRecord {
     pub value: Option<String>,
 }
 
+impl ConfigRecord {
+    /// Sets (Some) or deletes (None) one key of one resource.
+    pub fn record(
+        resource_type: i8,
+        resource_name: &str,
+        name: &str,
+        value: Option<&str>,
+    ) -> MetadataRecord {
+        MetadataRecord::ConfigRecord(ConfigRecord {
+            resource_type,
+            resource_name: resource_name.to_string(),
+            name: name.to_string(),
+            value: value.map(str::to_string),
+        })
+    }
+
+    /// The records that set every key of `configs` on one resource.
+    pub fn set_all<'a>(
+        resource_type: i8,
+        resource_name: &'a str,
+        configs: &'a std::collections::BTreeMap<String, String>,
+    ) -> impl Iterator<Item = MetadataRecord> + 'a {
+        configs
+            .iter()
+            .map(move |(k, v)| ConfigRecord::record(resource_type, resource_name, k, Some(v)))
+    }
+}
+
 /// A block of producer ids is handed to a broker: ids below `next_producer_id` are taken
 /// (Kafka's ProducerIdsRecord, api key 15).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
