@@ -180,20 +180,6 @@ impl Broker {
         });
     }
 
-    /// In a cluster, asks the active controller for a controlled shutdown, while the
-    /// listeners still serve (this node may be that controller). Half a session at most:
-    /// past that the controller fences this broker anyway.
-    pub async fn controlled_shutdown(&self) {
-        let session_ms = self
-            .config
-            .get_i64("broker.session.timeout.ms")
-            .unwrap_or(9_000)
-            .clamp(100, 10_000);
-        self.controller
-            .controlled_shutdown(Duration::from_millis(session_ms as u64 / 2))
-            .await;
-    }
-
     /// Flushes and closes every log, then leaves the clean shutdown marker.
     pub async fn shutdown(&self) {
         self.controller.shutdown().await;

@@ -685,6 +685,13 @@ pub struct Voter {
     pub port: u16,
 }
 
+impl Voter {
+    /// Where its controller listener is reached: `host:port`.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
 /// Parses `controller.quorum.voters`, refusing malformed entries and repeated ids.
 pub fn parse_voters(value: &str) -> Result<Vec<Voter>, ConfigError> {
     let invalid = |reason: String| ConfigError::Invalid {
@@ -850,6 +857,22 @@ pub struct BrokerConfig {
 }
 
 impl BrokerConfig {
+    /// The listeners clients are given (every advertised one but the controller
+    /// listener), with a wildcard or empty host advertised as `localhost`.
+    pub fn client_endpoints(&self) -> impl Iterator<Item = Listener> + '_ {
+        self.advertised_listeners
+            .iter()
+            .filter(|l| Some(&l.name) != self.controller_listener.as_ref())
+            .map(|l| Listener {
+                host: if l.host.is_empty() || l.host == "0.0.0.0" {
+                    "localhost".into()
+                } else {
+                    l.host.clone()
+                },
+                ..l.clone()
+            })
+    }
+
     /// Whether this node is one of several voters: a cluster, not a lone node.
     pub fn is_cluster(&self) -> bool {
         self.voters.iter().any(|v| v.node_id != self.node_id)

@@ -63,7 +63,8 @@ async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down");
-        stopping.controlled_shutdown().await;
+        // While the listeners still serve: this node may be the active controller.
+        stopping.controller.controlled_shutdown().await;
         signals.cancel();
     });
     let health = Arc::clone(broker.replicas.health());

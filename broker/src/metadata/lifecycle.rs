@@ -58,19 +58,11 @@ fn registration(
     cluster_id: &str,
 ) -> RequestKind {
     let listeners = config
-        .advertised_listeners
-        .iter()
-        .filter(|l| Some(&l.name) != config.controller_listener.as_ref())
+        .client_endpoints()
         .map(|l| {
             Listener::default()
-                .with_name(StrBytes::from_string(l.name.clone()))
-                .with_host(StrBytes::from_string(
-                    if l.host.is_empty() || l.host == "0.0.0.0" {
-                        "localhost".to_string()
-                    } else {
-                        l.host.clone()
-                    },
-                ))
+                .with_name(StrBytes::from_string(l.name))
+                .with_host(StrBytes::from_string(l.host))
                 .with_port(l.port)
                 .with_security_protocol(0)
         })
@@ -170,9 +162,11 @@ impl Controller {
         }
     }
 
-    /// Asks the controller for a controlled shutdown and waits, at most `timeout`, for its
-    /// consent.
-    pub async fn controlled_shutdown(&self, timeout: Duration) {
+    /// In a cluster, asks the active controller for a controlled shutdown and waits for
+    /// its consent, half a session at most: past that it fences this broker anyway.
+    pub async fn controlled_shutdown(&self) {
+        let timeout =
+            (self.session_timeout() / 2).clamp(Duration::from_millis(50), Duration::from_secs(5));
         if !self.is_cluster() || self.lifecycle.epoch.load(Ordering::Acquire) < 0 {
             return;
         }

@@ -95,6 +95,15 @@ pub enum MetadataError {
     Log(#[from] LogError),
 }
 
+impl From<QuorumError> for MetadataError {
+    fn from(e: QuorumError) -> MetadataError {
+        match e {
+            QuorumError::NotLeader => MetadataError::NotController,
+            QuorumError::Failed(reason) => MetadataError::Quorum(reason),
+        }
+    }
+}
+
 impl MetadataError {
     pub fn code(&self) -> ErrorCode {
         match self {
@@ -222,27 +231,16 @@ impl Controller {
                 id
             }
         };
-        let brokers = config
-            .advertised_listeners
-            .iter()
-            .filter(|l| Some(&l.name) != config.controller_listener.as_ref())
-            .take(1)
+        let client = config.client_endpoints().next();
+        let listener_name = client.as_ref().map(|l| l.name.clone()).unwrap_or_default();
+        let brokers = client
             .map(|l| BrokerInfo {
                 node_id: config.node_id,
-                host: if l.host.is_empty() || l.host == "0.0.0.0" {
-                    "localhost".into()
-                } else {
-                    l.host.clone()
-                },
+                host: l.host,
                 port: l.port as i32,
             })
+            .into_iter()
             .collect();
-        let listener_name = config
-            .listeners
-            .iter()
-            .map(|l| l.name.clone())
-            .find(|name| Some(name) != config.controller_listener.as_ref())
-            .unwrap_or_default();
         let image = MetadataImage {
             cluster_id: cluster_id.clone(),
             controller_id: config.node_id,
@@ -266,7 +264,7 @@ impl Controller {
             voters: config
                 .voters
                 .iter()
-                .map(|v| (v.node_id, format!("{}:{}", v.host, v.port)))
+                .map(|v| (v.node_id, v.address()))
                 .collect(),
         };
         let quorum = RaftQuorum::start(
@@ -327,10 +325,7 @@ impl Controller {
     async fn begin(&self) -> Result<tokio::sync::MutexGuard<'_, ()>, MetadataError> {
         let guard = self.changes.lock().await;
         if self.config.is_cluster() {
-            self.quorum.linearize().await.map_err(|e| match e {
-                QuorumError::NotLeader => MetadataError::NotController,
-                QuorumError::Failed(reason) => MetadataError::Quorum(reason),
-            })?;
+            self.quorum.linearize().await?;
         }
         Ok(guard)
     }
@@ -363,7 +358,7 @@ impl Controller {
             .voters
             .iter()
             .find(|v| v.node_id == node_id)
-            .map(|v| format!("{}:{}", v.host, v.port))
+            .map(crate::config::Voter::address)
     }
 
     /// Sends a request to the active controller's controller listener and returns its
@@ -474,7 +469,7 @@ impl Controller {
         Ok(outcome)
     }
 
-    fn session_timeout(&self) -> Duration {
+    pub(crate) fn session_timeout(&self) -> Duration {
         Duration::from_millis(
             self.config
                 .get_i64("broker.session.timeout.ms")
@@ -544,10 +539,7 @@ impl Controller {
         if records.is_empty() {
             return Ok(());
         }
-        let index = self.quorum.propose(records).await.map_err(|e| match e {
-            QuorumError::NotLeader => MetadataError::NotController,
-            QuorumError::Failed(reason) => MetadataError::Quorum(reason),
-        })?;
+        let index = self.quorum.propose(records).await?;
         assert!(
             self.image().offset >= index,
             "a committed batch is applied before the quorum answers"
