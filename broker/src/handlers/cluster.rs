@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::{str_bytes, CLUSTER_OPERATIONS_ALL, TOPIC_OPERATIONS_ALL};
 use crate::broker::Broker;
-use crate::metadata::{validate_topic_name, MetadataError, NewTopic, TopicImage};
+use crate::metadata::{validate_topic_name, BrokerInfo, MetadataError, NewTopic, TopicImage};
 use crate::protocol::ErrorCode;
 
 pub async fn metadata(
@@ -77,13 +77,7 @@ pub async fn metadata(
                 .with_node_id(BrokerId(b.node_id))
                 .with_host(str_bytes(b.host.clone()))
                 .with_port(b.port)
-                .with_rack(
-                    image
-                        .registrations
-                        .get(&b.node_id)
-                        .and_then(|r| r.rack.clone())
-                        .map(str_bytes),
-                )
+                .with_rack(b.rack.clone().map(str_bytes))
         })
         .collect();
     let mut response = MetadataResponse::default()
@@ -184,23 +178,17 @@ fn describe_topic(
         .iter()
         .enumerate()
         .map(|(index, p)| {
-            let ids = |list: &[i32]| list.iter().map(|id| BrokerId(*id)).collect::<Vec<_>>();
-            let leader_live = live.contains(&p.leader);
+            let leader = p.live_leader(&live);
             let mut partition = MetadataResponsePartition::default()
                 .with_partition_index(index as i32)
-                .with_leader_id(BrokerId(if leader_live { p.leader } else { -1 }))
+                .with_leader_id(BrokerId(leader.unwrap_or(-1)))
                 .with_leader_epoch(if version >= 7 { p.leader_epoch } else { -1 })
-                .with_replica_nodes(ids(&p.replicas))
-                .with_isr_nodes(ids(&p.isr));
+                .with_replica_nodes(broker_ids(&p.replicas))
+                .with_isr_nodes(broker_ids(&p.isr));
             if version >= 5 {
-                partition.offline_replicas = p
-                    .replicas
-                    .iter()
-                    .filter(|r| !live.contains(r))
-                    .map(|r| BrokerId(*r))
-                    .collect();
+                partition.offline_replicas = broker_ids(&p.offline_replicas(&live));
             }
-            if !leader_live {
+            if leader.is_none() {
                 partition.error_code = ErrorCode::LeaderNotAvailable.code();
             }
             partition
@@ -235,31 +223,22 @@ pub fn describe_cluster(
                 .with_broker_id(BrokerId(b.node_id))
                 .with_host(str_bytes(b.host.clone()))
                 .with_port(b.port)
-                .with_rack(
-                    image
-                        .registrations
-                        .get(&b.node_id)
-                        .and_then(|r| r.rack.clone())
-                        .map(str_bytes),
-                )
+                .with_rack(b.rack.clone().map(str_bytes))
         })
         .collect();
     if version >= 2 && request.include_fenced_brokers {
-        for (id, r) in image.registrations.iter().filter(|(_, r)| r.fenced) {
-            let Some(endpoint) = r
-                .endpoints
-                .iter()
-                .find(|e| e.name == image.listener_name)
-                .or_else(|| r.endpoints.first())
-            else {
-                continue;
-            };
+        let fenced = image
+            .registrations
+            .iter()
+            .filter(|(_, r)| r.fenced)
+            .filter_map(|(id, r)| r.info(*id, &image.listener_name));
+        for b in fenced {
             brokers.push(
                 DescribeClusterBroker::default()
-                    .with_broker_id(BrokerId(*id))
-                    .with_host(str_bytes(endpoint.host.clone()))
-                    .with_port(endpoint.port as i32)
-                    .with_rack(r.rack.clone().map(str_bytes))
+                    .with_broker_id(BrokerId(b.node_id))
+                    .with_host(str_bytes(b.host))
+                    .with_port(b.port)
+                    .with_rack(b.rack.map(str_bytes))
                     .with_is_fenced(true),
             );
         }
@@ -340,24 +319,16 @@ pub fn describe_topic_partitions(
             }
             budget -= 1;
             let p = &record.partition_states[index as usize];
-            let ids = |list: &[i32]| list.iter().map(|id| BrokerId(*id)).collect::<Vec<_>>();
-            let leader_live = live.contains(&p.leader);
             partitions.push(
                 DescribeTopicPartitionsResponsePartition::default()
                     .with_partition_index(index)
-                    .with_leader_id(BrokerId(if leader_live { p.leader } else { -1 }))
+                    .with_leader_id(BrokerId(p.live_leader(&live).unwrap_or(-1)))
                     .with_leader_epoch(p.leader_epoch)
-                    .with_replica_nodes(ids(&p.replicas))
-                    .with_isr_nodes(ids(&p.isr))
-                    .with_offline_replicas(
-                        p.replicas
-                            .iter()
-                            .filter(|r| !live.contains(r))
-                            .map(|r| BrokerId(*r))
-                            .collect(),
-                    )
-                    .with_eligible_leader_replicas(Some(ids(&p.eligible_leader_replicas)))
-                    .with_last_known_elr(Some(ids(&p.last_known_elr))),
+                    .with_replica_nodes(broker_ids(&p.replicas))
+                    .with_isr_nodes(broker_ids(&p.isr))
+                    .with_offline_replicas(broker_ids(&p.offline_replicas(&live)))
+                    .with_eligible_leader_replicas(Some(broker_ids(&p.eligible_leader_replicas)))
+                    .with_last_known_elr(Some(broker_ids(&p.last_known_elr))),
             );
         }
         topics.push(
@@ -386,26 +357,24 @@ pub(crate) fn leader_hint(broker: &Broker, topic: &str, partition: i32) -> Optio
         .topic(topic)?
         .partition_states
         .get(usize::try_from(partition).ok()?)?;
-    image
-        .brokers
-        .iter()
-        .any(|b| b.node_id == p.leader)
-        .then_some((p.leader, p.leader_epoch))
+    let leader = p.live_leader(&image.live_brokers())?;
+    Some((leader, p.leader_epoch))
 }
 
-/// The endpoints of these brokers, for KIP-951's `NodeEndpoints`: (id, host, port, rack).
-pub(crate) fn endpoints(broker: &Broker, ids: &[i32]) -> Vec<(i32, String, i32, Option<String>)> {
-    let image = broker.controller.image();
-    image
+/// The brokers named by leader hints, once each, for KIP-951's `NodeEndpoints`.
+pub(crate) fn hinted_brokers(broker: &Broker, mut ids: Vec<i32>) -> Vec<BrokerInfo> {
+    ids.sort_unstable();
+    ids.dedup();
+    broker
+        .controller
+        .image()
         .brokers
         .iter()
-        .filter(|b| ids.contains(&b.node_id))
-        .map(|b| {
-            let rack = image
-                .registrations
-                .get(&b.node_id)
-                .and_then(|r| r.rack.clone());
-            (b.node_id, b.host.clone(), b.port, rack)
-        })
+        .filter(|b| ids.binary_search(&b.node_id).is_ok())
+        .cloned()
         .collect()
+}
+
+fn broker_ids(ids: &[i32]) -> Vec<BrokerId> {
+    ids.iter().copied().map(BrokerId).collect()
 }

@@ -357,16 +357,14 @@ fn build_response(
         .with_session_id(session_id)
         .with_responses(topics);
     if version >= 16 && !hinted.is_empty() {
-        hinted.sort_unstable();
-        hinted.dedup();
-        response.node_endpoints = super::cluster::endpoints(broker, &hinted)
+        response.node_endpoints = super::cluster::hinted_brokers(broker, hinted)
             .into_iter()
-            .map(|(id, host, port, rack)| {
+            .map(|b| {
                 NodeEndpoint::default()
-                    .with_node_id(BrokerId(id))
-                    .with_host(str_bytes(host))
-                    .with_port(port)
-                    .with_rack(rack.map(str_bytes))
+                    .with_node_id(BrokerId(b.node_id))
+                    .with_host(str_bytes(b.host))
+                    .with_port(b.port)
+                    .with_rack(b.rack.map(str_bytes))
             })
             .collect();
     }

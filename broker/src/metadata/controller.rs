@@ -569,6 +569,7 @@ mod tests {
                     node_id,
                     host: "localhost".into(),
                     port: 9092 + node_id,
+                    rack: None,
                 })
                 .collect(),
             ..MetadataImage::default()

@@ -23,6 +23,7 @@ pub struct BrokerInfo {
     pub node_id: i32,
     pub host: String,
     pub port: i32,
+    pub rack: Option<String>,
 }
 
 /// A registered broker (from RegisterBrokerRecord and its changes).
@@ -34,6 +35,23 @@ pub struct BrokerRegistration {
     pub rack: Option<String>,
     pub fenced: bool,
     pub in_controlled_shutdown: bool,
+}
+
+impl BrokerRegistration {
+    /// The broker as clients see it, at its endpoint for `listener` (else its first).
+    pub fn info(&self, node_id: i32, listener: &str) -> Option<BrokerInfo> {
+        let endpoint = self
+            .endpoints
+            .iter()
+            .find(|e| e.name == listener)
+            .or_else(|| self.endpoints.first())?;
+        Some(BrokerInfo {
+            node_id,
+            host: endpoint.host.clone(),
+            port: endpoint.port as i32,
+            rack: self.rack.clone(),
+        })
+    }
 }
 
 /// One partition's replicas, leader and epochs.
@@ -52,6 +70,20 @@ pub struct PartitionImage {
 }
 
 impl PartitionImage {
+    /// The leader, if it is one of the `live` brokers.
+    pub fn live_leader(&self, live: &[i32]) -> Option<i32> {
+        live.contains(&self.leader).then_some(self.leader)
+    }
+
+    /// The replicas on brokers that are not `live`.
+    pub fn offline_replicas(&self, live: &[i32]) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !live.contains(r))
+            .collect()
+    }
+
     fn from_record(record: &PartitionRecord) -> PartitionImage {
         PartitionImage {
             replicas: record.replicas.clone(),
@@ -418,18 +450,7 @@ impl MetadataImage {
             .registrations
             .iter()
             .filter(|(_, r)| !r.fenced)
-            .filter_map(|(id, r)| {
-                let endpoint = r
-                    .endpoints
-                    .iter()
-                    .find(|e| e.name == self.listener_name)
-                    .or_else(|| r.endpoints.first())?;
-                Some(BrokerInfo {
-                    node_id: *id,
-                    host: endpoint.host.clone(),
-                    port: endpoint.port as i32,
-                })
-            })
+            .filter_map(|(id, r)| r.info(*id, &self.listener_name))
             .collect();
     }
 

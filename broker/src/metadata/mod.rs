@@ -238,6 +238,7 @@ impl Controller {
                 node_id: config.node_id,
                 host: l.host,
                 port: l.port as i32,
+                rack: config.get("broker.rack").map(str::to_string),
             })
             .into_iter()
             .collect();
