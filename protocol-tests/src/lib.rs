@@ -63,23 +63,34 @@ impl Broker {
         let data_dir = data_dir
             .map(Path::to_path_buf)
             .unwrap_or_else(|| temp.as_ref().expect("temp dir").path().to_path_buf());
+        let mut broker = Broker::unstarted(free_port(), overrides, env, data_dir, temp);
+        broker.spawn();
+        broker
+    }
+
+    /// A weir broker not started yet.
+    fn unstarted(
+        port: u16,
+        overrides: &[(&str, &str)],
+        env: &[(&str, &str)],
+        data_dir: PathBuf,
+        temp: Option<Arc<tempfile::TempDir>>,
+    ) -> Broker {
         let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
             list.iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect()
         };
-        let mut broker = Broker {
+        Broker {
             binary: weir_bin(),
             child: None,
-            port: free_port(),
+            port,
             data_dir,
             overrides: pairs(overrides),
             env: pairs(env),
             log: Arc::new(Mutex::new(Vec::new())),
             _temp: temp,
-        };
-        broker.spawn();
-        broker
+        }
     }
 
     /// Starts Apache Kafka itself (`scripts/kafka-as-weir`: a single KRaft node from the
@@ -97,21 +108,11 @@ impl Broker {
             return None;
         }
         let temp = Arc::new(tempfile::tempdir().expect("temp dir"));
-        let mut broker = Broker {
-            binary: scripts.join("kafka-as-weir"),
-            child: None,
-            port: free_port(),
-            // Inside the temporary directory, so that kafka-as-weir's files beside the data
-            // directory go with it.
-            data_dir: temp.path().join("data"),
-            overrides: overrides
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            env: Vec::new(),
-            log: Arc::new(Mutex::new(Vec::new())),
-            _temp: Some(temp),
-        };
+        // Inside the temporary directory, so that kafka-as-weir's files beside the data
+        // directory go with it.
+        let data_dir = temp.path().join("data");
+        let mut broker = Broker::unstarted(free_port(), overrides, &[], data_dir, Some(temp));
+        broker.binary = scripts.join("kafka-as-weir");
         broker.spawn();
         Some(broker)
     }
@@ -128,21 +129,7 @@ impl Broker {
         env: &[(&str, &str)],
         data_dir: &Path,
     ) -> Broker {
-        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
-            list.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
-        let mut broker = Broker {
-            binary: weir_bin(),
-            child: None,
-            port,
-            data_dir: data_dir.to_path_buf(),
-            overrides: pairs(overrides),
-            env: pairs(env),
-            log: Arc::new(Mutex::new(Vec::new())),
-            _temp: None,
-        };
+        let mut broker = Broker::unstarted(port, overrides, env, data_dir.to_path_buf(), None);
         assert!(
             broker.spawn_once(),
             "port {port} was taken:\n{}",

@@ -383,19 +383,21 @@ fn describe_quorum_and_describe_cluster_answer_from_every_node() {
         return;
     }
     let bootstrap = format!("127.0.0.1:{}", ports[1]);
-    // The quickstart's topic commands, against a node that may not be the controller.
-    let topics = |args: &[&str]| {
+    // One of Kafka's tools against a node that may not be the controller: its output.
+    let run = |script: &str, args: &[&str]| {
         let out = std::process::Command::new(&tool)
-            .arg("kafka-topics.sh")
+            .arg(script)
             .args(["--bootstrap-server", &bootstrap])
             .args(args)
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
             + &String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{args:?}: {text}");
+        assert!(out.status.success(), "{script} {args:?}: {text}");
         text
     };
+    // The quickstart's topic commands.
+    let topics = |args: &[&str]| run("kafka-topics.sh", args);
     let created = topics(&[
         "--create",
         "--topic",
@@ -422,15 +424,7 @@ fn describe_quorum_and_describe_cluster_answer_from_every_node() {
         &["describe", "--status"][..],
         &["describe", "--replication"][..],
     ] {
-        let out = std::process::Command::new(&tool)
-            .arg("kafka-metadata-quorum.sh")
-            .args(["--bootstrap-server", &bootstrap])
-            .args(args)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{args:?}: {text}");
+        let text = run("kafka-metadata-quorum.sh", args);
         if args[1] == "--status" {
             assert!(
                 text.contains(&format!("ClusterId:              {}", cluster.cluster_id)),
