@@ -43,7 +43,11 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    if let Err(e) = runtime.block_on(serve(config)) {
+    let served = runtime.block_on(serve(config));
+    // Tasks still holding the metadata store go first, so RocksDB closes before the
+    // process exits (exiting with it open can abort in its destructors).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    if let Err(e) = served {
         // One line naming the cause, not a backtrace: start-up refusals are the user's to act on.
         eprintln!("weir: {e:#}");
         std::process::exit(1);
