@@ -129,13 +129,19 @@ impl Broker {
         env: &[(&str, &str)],
         data_dir: &Path,
     ) -> Broker {
+        Broker::try_start_on(port, overrides, env, data_dir)
+            .unwrap_or_else(|| panic!("port {port} was taken"))
+    }
+
+    /// As [`Broker::start_on`]; None if one of its ports was taken meanwhile.
+    pub fn try_start_on(
+        port: u16,
+        overrides: &[(&str, &str)],
+        env: &[(&str, &str)],
+        data_dir: &Path,
+    ) -> Option<Broker> {
         let mut broker = Broker::unstarted(port, overrides, env, data_dir.to_path_buf(), None);
-        assert!(
-            broker.spawn_once(),
-            "port {port} was taken:\n{}",
-            broker.log_text()
-        );
-        broker
+        broker.spawn_once().then_some(broker)
     }
 
     /// Starts the process; if its port was taken meanwhile, on another free port.
@@ -339,24 +345,51 @@ impl Cluster {
             .output()
             .unwrap();
         let cluster_id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        // Free ports can be taken by a test running beside this one before the nodes
+        // bind them: then the whole cluster starts again on other ports.
+        let mut attempt = 0;
+        loop {
+            let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+            let dir = temp.path().join(format!("attempt{attempt}"));
+            if let Some(nodes) = Cluster::try_start(&ports, &dir, &cluster_id, overrides) {
+                return Cluster {
+                    nodes,
+                    controller_ports: ports.iter().map(|(_, c)| *c).collect(),
+                    cluster_id,
+                    _temp: temp,
+                };
+            }
+            attempt += 1;
+            assert!(
+                attempt < 5,
+                "no free ports for a cluster after {attempt} attempts"
+            );
+        }
+    }
+
+    /// Starts one node per (client port, controller port), together, as a cluster's first
+    /// start is: each waits for the quorum. None if a port was taken.
+    fn try_start(
+        ports: &[(u16, u16)],
+        dir: &Path,
+        cluster_id: &str,
+        overrides: &[(&str, &str)],
+    ) -> Option<Vec<Broker>> {
         let voters = ports
             .iter()
             .enumerate()
             .map(|(i, (_, c))| format!("{}@127.0.0.1:{c}", i + 1))
             .collect::<Vec<_>>()
             .join(",");
-        // Started together, as a cluster's first start is: each waits for the quorum.
         let handles: Vec<_> = ports
             .iter()
             .enumerate()
             .map(|(i, (p, c))| {
                 let (p, c) = (*p, *c);
-                let dir = temp.path().join(format!("node{}", i + 1));
-                let id = (i + 1).to_string();
+                let dir = dir.join(format!("node{}", i + 1));
                 let listeners = format!("PLAINTEXT://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c}");
                 let mut settings: Vec<(String, String)> = vec![
-                    ("node.id".into(), id),
+                    ("node.id".into(), (i + 1).to_string()),
                     ("listeners".into(), listeners),
                     ("controller.listener.names".into(), "CONTROLLER".into()),
                     ("controller.quorum.voters".into(), voters.clone()),
@@ -364,23 +397,19 @@ impl Cluster {
                 for (k, v) in Cluster::TEST_SETTINGS.iter().chain(overrides) {
                     settings.push((k.to_string(), v.to_string()));
                 }
-                let cluster_id = cluster_id.clone();
+                let cluster_id = cluster_id.to_string();
                 std::thread::spawn(move || {
                     let settings: Vec<(&str, &str)> = settings
                         .iter()
                         .map(|(k, v)| (k.as_str(), v.as_str()))
                         .collect();
-                    Broker::start_on(p, &settings, &[("CLUSTER_ID", &cluster_id)], &dir)
+                    Broker::try_start_on(p, &settings, &[("CLUSTER_ID", &cluster_id)], &dir)
                 })
             })
             .collect();
-        let nodes = handles.into_iter().map(|h| h.join().unwrap()).collect();
-        Cluster {
-            nodes,
-            controller_ports: ports.iter().map(|(_, c)| *c).collect(),
-            cluster_id,
-            _temp: temp,
-        }
+        // Every node started is stopped (dropped) if another could not bind.
+        let started: Vec<Option<Broker>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        started.into_iter().collect()
     }
 
     /// The node with this id (1-based).
