@@ -5,7 +5,7 @@
 //! the records to the quorum, and the change takes effect when they are committed and
 //! replayed on every node.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
@@ -21,29 +21,61 @@ use super::{
 use crate::config::BrokerConfig;
 use crate::log::TopicConfig;
 
-/// The node ids of the brokers new replicas may be placed on, in id order: the unfenced
-/// brokers that are not shutting down.
-fn usable_brokers(image: &MetadataImage) -> Vec<i32> {
-    let mut ids: Vec<i32> = image
+/// The brokers new replicas may be placed on, with their racks, in id order: the
+/// unfenced ones not in controlled shutdown.
+fn usable_brokers(image: &MetadataImage) -> Vec<(i32, Option<String>)> {
+    let mut brokers: Vec<(i32, Option<String>)> = image
         .brokers
         .iter()
-        .map(|b| b.node_id)
-        .filter(|id| {
+        .filter(|b| {
             image
                 .registrations
-                .get(id)
+                .get(&b.node_id)
                 .is_none_or(|r| !r.in_controlled_shutdown)
         })
+        .map(|b| (b.node_id, b.rack.clone()))
         .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids
+    brokers.sort_unstable();
+    brokers.dedup_by_key(|b| b.0);
+    brokers
 }
 
-/// Replicas for `count` new partitions starting at index `first`, striped across the
-/// brokers so that consecutive partitions lead on consecutive brokers.
+fn broker_ids(brokers: &[(i32, Option<String>)]) -> Vec<i32> {
+    brokers.iter().map(|b| b.0).collect()
+}
+
+/// The brokers ordered for placement. Without racks: by id. With racks (`broker.rack`;
+/// a broker without one counts as a rack of its own): alternating between the racks in
+/// name order, taking each rack's brokers in id order, so neighbours sit on other racks.
+fn arrange(brokers: &[(i32, Option<String>)]) -> Vec<(i32, Option<String>)> {
+    if brokers.iter().all(|b| b.1.is_none()) {
+        return brokers.to_vec();
+    }
+    let mut by_rack: BTreeMap<Option<&str>, std::collections::VecDeque<i32>> = BTreeMap::new();
+    for (id, rack) in brokers {
+        by_rack.entry(rack.as_deref()).or_default().push_back(*id);
+    }
+    let mut arranged = Vec::with_capacity(brokers.len());
+    while arranged.len() < brokers.len() {
+        for (rack, ids) in by_rack.iter_mut() {
+            if let Some(id) = ids.pop_front() {
+                arranged.push((id, rack.map(str::to_string)));
+            }
+        }
+    }
+    arranged
+}
+
+/// Replicas for `count` new partitions starting at index `first`, as Kafka's assignment
+/// places them: leaders striped over the arranged brokers from a start index, followers
+/// at a shift from their leader that grows each time the partitions wrap around the
+/// brokers, and, with racks, no rack holding a second replica of a partition before every
+/// rack holds one. Kafka draws the start index and first shift at random; here the
+/// topic's (random) id picks them, so leaders of different topics spread over the brokers
+/// and new partitions of a topic continue its stripe.
 fn place(
-    brokers: &[i32],
+    brokers: &[(i32, Option<String>)],
+    topic_id: Uuid,
     first: i32,
     count: i32,
     replication_factor: i16,
@@ -55,13 +87,46 @@ fn place(
             brokers.len()
         )));
     }
-    Ok((first..first + count)
-        .map(|p| {
-            (0..factor)
-                .map(|i| brokers[(p as usize + i) % brokers.len()])
-                .collect()
-        })
-        .collect())
+    let arranged = arrange(brokers);
+    let n = arranged.len();
+    let racks = arranged
+        .iter()
+        .map(|b| b.1.as_deref())
+        .collect::<BTreeSet<_>>()
+        .len();
+    let rack_aware = arranged.iter().any(|b| b.1.is_some());
+    let (high, low) = topic_id.as_u64_pair();
+    let start = (high % n as u64) as usize;
+    let mut shift = (low % n as u64) as usize;
+    // The broker `j` steps after the leader at index `leader`, for a follower shift.
+    let follower = |leader: usize, shift: usize, j: usize| (leader + 1 + (shift + j) % (n - 1)) % n;
+    let mut placed = Vec::with_capacity(count.max(0) as usize);
+    for partition in first..first + count {
+        let partition = partition as usize;
+        if partition > 0 && partition.is_multiple_of(n) {
+            shift += 1;
+        }
+        let leader = (partition + start) % n;
+        let mut replicas = vec![arranged[leader].0];
+        let mut racks_used = BTreeSet::from([arranged[leader].1.as_deref()]);
+        let mut k = 0;
+        while replicas.len() < factor {
+            let candidate = if rack_aware {
+                &arranged[follower(leader, shift * racks, k)]
+            } else {
+                &arranged[follower(leader, shift, k)]
+            };
+            k += 1;
+            let rack = candidate.1.as_deref();
+            let rack_ok = !rack_aware || !racks_used.contains(&rack) || racks_used.len() == racks;
+            if rack_ok && !replicas.contains(&candidate.0) {
+                replicas.push(candidate.0);
+                racks_used.insert(rack);
+            }
+        }
+        placed.push(replicas);
+    }
+    Ok(placed)
 }
 
 /// Whether a replica list is non-empty, without repeats, and names registered brokers.
@@ -187,7 +252,7 @@ pub fn create_topic(
                 "Replication factor must be larger than 0.".into(),
             ));
         }
-        place(&brokers, 0, partitions, replication_factor)?
+        place(&brokers, topic_id, 0, partitions, replication_factor)?
     } else {
         if topic.partitions != -1 || topic.replication_factor != -1 {
             return Err(MetadataError::InvalidRequest(
@@ -200,7 +265,7 @@ pub fn create_topic(
                 "Partitions should be a consecutive 0-based integer sequence".into(),
             ));
         }
-        check_assignments(&brokers, topic.assignments.values())?;
+        check_assignments(&broker_ids(&brokers), topic.assignments.values())?;
         topic.assignments.into_values().collect()
     };
     for (key, value) in &topic.configs {
@@ -256,7 +321,7 @@ pub fn create_partitions(
             }
             if !assignments
                 .iter()
-                .all(|a| distinct_and_registered(&brokers, a))
+                .all(|a| distinct_and_registered(&broker_ids(&brokers), a))
             {
                 return Err(MetadataError::InvalidReplicaAssignment(
                     "The manual partition assignment includes a broker that is not registered or a repeated broker.".into(),
@@ -264,7 +329,13 @@ pub fn create_partitions(
             }
             assignments
         }
-        None => place(&brokers, topic.partitions, added, topic.replication_factor)?,
+        None => place(
+            &brokers,
+            topic.id,
+            topic.partitions,
+            added,
+            topic.replication_factor,
+        )?,
     };
     let records: Vec<MetadataRecord> = assignments
         .into_iter()
@@ -605,7 +676,8 @@ mod tests {
             .iter()
             .map(|p| p.replicas.clone())
             .collect();
-        assert_eq!(replicas, vec![vec![1, 2], vec![2, 3], vec![3, 1]]);
+        // Id 1: start index 0, follower shift 1.
+        assert_eq!(replicas, vec![vec![1, 3], vec![2, 1], vec![3, 2]]);
         assert!(topic
             .partition_states
             .iter()
@@ -632,6 +704,76 @@ mod tests {
         assert_eq!(grown.partition_states[3].replicas, vec![1, 2]);
         commit(&mut image, &records);
         assert_eq!(image.topic("t").unwrap().partitions, 5);
+    }
+
+    fn racked(brokers: &[(i32, &str)]) -> Vec<(i32, Option<String>)> {
+        brokers
+            .iter()
+            .map(|(id, rack)| (*id, Some(rack.to_string())))
+            .collect()
+    }
+
+    #[test]
+    fn leaders_spread_and_followers_shift_as_partitions_wrap() {
+        let brokers: Vec<(i32, Option<String>)> = (0..5).map(|id| (id, None)).collect();
+        // Kafka's documented example: five brokers, start index 0, shift 0.
+        let placed = place(&brokers, Uuid::from_u128(0), 0, 10, 3).unwrap();
+        assert_eq!(
+            placed,
+            vec![
+                vec![0, 1, 2],
+                vec![1, 2, 3],
+                vec![2, 3, 4],
+                vec![3, 4, 0],
+                vec![4, 0, 1],
+                vec![0, 2, 3],
+                vec![1, 3, 4],
+                vec![2, 4, 0],
+                vec![3, 0, 1],
+                vec![4, 1, 2],
+            ]
+        );
+        // Added partitions continue the stripe.
+        assert_eq!(
+            place(&brokers, Uuid::from_u128(0), 5, 5, 3).unwrap(),
+            placed[5..].to_vec()
+        );
+        // Each topic's id picks its own start, so partition 0 does not always lead on
+        // the same broker.
+        let starts: BTreeSet<i32> = (0..20u128)
+            .map(|i| place(&brokers, Uuid::from_u128(i << 64), 0, 1, 1).unwrap()[0][0])
+            .collect();
+        assert_eq!(starts.len(), 5);
+    }
+
+    #[test]
+    fn with_racks_every_partition_spans_as_many_racks_as_it_can() {
+        let brokers = racked(&[(1, "a"), (2, "a"), (3, "b"), (4, "b"), (5, "c"), (6, "c")]);
+        assert_eq!(
+            arrange(&brokers).iter().map(|b| b.0).collect::<Vec<_>>(),
+            vec![1, 3, 5, 2, 4, 6],
+            "racks alternate"
+        );
+        let rack = |id: i32| brokers.iter().find(|b| b.0 == id).unwrap().1.clone();
+        for seed in 0..12u128 {
+            let id = Uuid::from_u128((seed << 64) | (seed * 7));
+            for replicas in place(&brokers, id, 0, 12, 3).unwrap() {
+                let racks: BTreeSet<_> = replicas.iter().map(|&r| rack(r)).collect();
+                assert_eq!(racks.len(), 3, "{replicas:?}: one replica per rack");
+            }
+            for replicas in place(&brokers, id, 0, 12, 4).unwrap() {
+                let racks: BTreeSet<_> = replicas.iter().map(|&r| rack(r)).collect();
+                let distinct: BTreeSet<_> = replicas.iter().collect();
+                assert_eq!((racks.len(), distinct.len()), (3, 4), "{replicas:?}");
+            }
+        }
+        // Uneven racks: two brokers in one, one in the other; two replicas always span both.
+        let uneven = racked(&[(1, "a"), (2, "a"), (3, "b")]);
+        for seed in 0..6u128 {
+            for replicas in place(&uneven, Uuid::from_u128((seed << 64) | seed), 0, 9, 2).unwrap() {
+                assert!(replicas.contains(&3), "{replicas:?} spans racks a and b");
+            }
+        }
     }
 
     #[test]
