@@ -104,6 +104,7 @@ impl Broker {
             clock.clone(),
             store,
             Arc::clone(&replicas),
+            controller.view(),
         )
         .map_err(|e| anyhow::anyhow!("cannot load consumer groups: {e}"))?;
         assert_eq!(

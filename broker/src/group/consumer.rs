@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use super::records::{self, ConsumerMemberValue, CurrentAssignmentValue, RecordKey};
 use super::GroupError;
-use crate::replication::ReplicaManager;
+use std::sync::Arc;
 
 /// Partitions by topic id.
 pub type Assignment = BTreeMap<Uuid, BTreeSet<i32>>;
@@ -47,6 +47,15 @@ pub fn assignor_name(configured: &str) -> &str {
     }
 }
 
+/// The topics that exist: the committed metadata, whichever node hosts their partitions.
+pub trait TopicCatalog: Send + Sync {
+    /// Every topic's name, id and partition count.
+    fn topics(&self) -> Vec<(Arc<str>, Uuid, i32)>;
+
+    /// A topic's partition count, if it exists.
+    fn partition_count(&self, topic: &str) -> Option<i32>;
+}
+
 /// The topics that exist, as the assignor sees them.
 #[derive(Debug, Default)]
 pub struct TopicView {
@@ -55,9 +64,9 @@ pub struct TopicView {
 }
 
 impl TopicView {
-    pub fn from_replicas(replicas: &ReplicaManager) -> TopicView {
+    pub fn from_catalog(catalog: &dyn TopicCatalog) -> TopicView {
         let mut view = TopicView::default();
-        for (name, id, count) in replicas.topic_summaries() {
+        for (name, id, count) in catalog.topics() {
             view.by_id.insert(id, name.to_string());
             view.by_name.insert(name.to_string(), (id, count));
         }

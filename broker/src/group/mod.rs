@@ -400,6 +400,7 @@ pub struct GroupCoordinator {
     clock: Clock,
     store: Arc<dyn MetaStore>,
     replicas: Arc<ReplicaManager>,
+    catalog: Arc<dyn consumer::TopicCatalog>,
     shard: Mutex<Shard>,
     /// Woken after every operation, which may have set an earlier deadline.
     deadline_changed: tokio::sync::Notify,
@@ -412,6 +413,7 @@ impl GroupCoordinator {
         clock: Clock,
         store: Arc<dyn MetaStore>,
         replicas: Arc<ReplicaManager>,
+        catalog: Arc<dyn consumer::TopicCatalog>,
     ) -> Result<Arc<GroupCoordinator>, GroupError> {
         let coordinator = Arc::new(GroupCoordinator {
             shard: Mutex::new(Shard::empty(&config, &clock)),
@@ -419,6 +421,7 @@ impl GroupCoordinator {
             clock,
             store,
             replicas,
+            catalog,
             deadline_changed: tokio::sync::Notify::new(),
         });
         if let Some(partitions) = coordinator.replicas.topic(OFFSETS_TOPIC) {
@@ -596,7 +599,7 @@ impl GroupCoordinator {
                 Group::Classic(ClassicGroup::restore(&group, &value, now_ms)),
             );
         }
-        let topics = consumer::TopicView::from_replicas(&self.replicas);
+        let topics = consumer::TopicView::from_catalog(self.catalog.as_ref());
         for (group, stored) in consumer_groups {
             if stored.group_epoch.is_none() {
                 continue;
@@ -920,7 +923,7 @@ impl GroupCoordinator {
         }
         let now_ms = self.clock.now_ms();
         let mut shard = self.lock_loaded()?;
-        let topics = consumer::TopicView::from_replicas(&self.replicas);
+        let topics = consumer::TopicView::from_catalog(self.catalog.as_ref());
         let mut conversion = Vec::new();
         match shard.groups.get(group_id) {
             // An empty classic group (offsets only) becomes a consumer group, as Kafka
@@ -980,7 +983,7 @@ impl GroupCoordinator {
         Result<consumer::ConsumerGroupDescription, GroupError>,
     )> {
         let shard = self.lock();
-        let topics = consumer::TopicView::from_replicas(&self.replicas);
+        let topics = consumer::TopicView::from_catalog(self.catalog.as_ref());
         group_ids
             .iter()
             .map(|id| {
@@ -1062,7 +1065,7 @@ impl GroupCoordinator {
         topics
             .iter()
             .map(|(topic, partitions)| {
-                let count = self.replicas.topic(topic).map(|p| p.len() as i32);
+                let count = self.catalog.partition_count(topic);
                 let results = partitions
                     .iter()
                     .map(|p| {
@@ -1287,8 +1290,9 @@ impl GroupCoordinator {
                     }
                 }
                 Group::Consumer(g) => {
-                    let topics = topics
-                        .get_or_insert_with(|| consumer::TopicView::from_replicas(&self.replicas));
+                    let topics = topics.get_or_insert_with(|| {
+                        consumer::TopicView::from_catalog(self.catalog.as_ref())
+                    });
                     if g.tick(now_ms, &self.config.consumer, topics) {
                         changed.push((id.clone(), g.take_changes()));
                     }
@@ -1442,9 +1446,14 @@ mod tests {
         )
         .await
         .unwrap();
-        let groups =
-            GroupCoordinator::start(GroupConfig::from_broker(&config), Clock, store, replicas)
-                .unwrap();
+        let groups = GroupCoordinator::start(
+            GroupConfig::from_broker(&config),
+            Clock,
+            store,
+            replicas,
+            controller.view(),
+        )
+        .unwrap();
         (controller, groups)
     }
 

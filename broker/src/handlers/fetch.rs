@@ -49,10 +49,14 @@ pub(crate) fn leader_for(
     partition: i32,
     client_epoch: i32,
 ) -> Result<Arc<Partition>, ErrorCode> {
-    let partition = broker
-        .replicas
-        .partition(topic, partition)
-        .ok_or(ErrorCode::UnknownTopicOrPartition)?;
+    let Some(partition) = broker.replicas.partition(topic, partition) else {
+        // A partition hosted elsewhere: the client's metadata is stale.
+        return Err(if broker.controller.has_partition(topic, partition) {
+            ErrorCode::NotLeaderOrFollower
+        } else {
+            ErrorCode::UnknownTopicOrPartition
+        });
+    };
     if !broker.controller.leads(topic, partition.index) {
         return Err(ErrorCode::NotLeaderOrFollower);
     }

@@ -58,26 +58,30 @@ pub fn produce(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> R
                 .with_index(data.index)
                 .with_base_offset(-1)
                 .with_log_start_offset(-1);
-            let target = name
-                .as_deref()
-                .and_then(|n| broker.replicas.partition(n, data.index));
-            let has_records = data.records.is_some();
-            let (Some(target), Some(records)) = (target, data.records) else {
-                let code = if has_records {
-                    unknown
-                } else {
-                    ErrorCode::InvalidRecord
-                };
-                first_error.get_or_insert_with(|| format!("{code:?}"));
-                partitions.push(response.with_error_code(code.code()));
+            let Some(records) = data.records else {
+                first_error.get_or_insert_with(|| format!("{:?}", ErrorCode::InvalidRecord));
+                partitions.push(response.with_error_code(ErrorCode::InvalidRecord.code()));
                 continue;
             };
-            if !broker.controller.leads(&target.topic, target.index) {
+            let Some(topic_name) = name.as_deref().filter(|n| {
+                image
+                    .topic(n)
+                    .is_some_and(|t| (0..t.partitions).contains(&data.index))
+            }) else {
+                first_error.get_or_insert_with(|| format!("{unknown:?}"));
+                partitions.push(response.with_error_code(unknown.code()));
+                continue;
+            };
+            let target = broker
+                .replicas
+                .partition(topic_name, data.index)
+                .filter(|p| broker.controller.leads(&p.topic, p.index));
+            let Some(target) = target else {
                 first_error.get_or_insert_with(|| "not the leader".into());
                 let mut response = response.with_error_code(ErrorCode::NotLeaderOrFollower.code());
                 if version >= 10 {
                     if let Some((leader, epoch)) =
-                        super::cluster::leader_hint(broker, &target.topic, target.index)
+                        super::cluster::leader_hint(broker, topic_name, data.index)
                     {
                         response.current_leader = LeaderIdAndEpoch::default()
                             .with_leader_id(BrokerId(leader))
@@ -87,7 +91,7 @@ pub fn produce(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> R
                 }
                 partitions.push(response);
                 continue;
-            }
+            };
             if target.topic.as_ref() == crate::group::OFFSETS_TOPIC {
                 // Only the group coordinator writes there, as Kafka refuses clients.
                 first_error.get_or_insert_with(|| "produce to an internal topic".into());

@@ -348,6 +348,13 @@ impl Controller {
             .is_some_and(|p| p.leader == self.config.node_id)
     }
 
+    /// Whether the committed metadata has this partition, wherever it is hosted.
+    pub fn has_partition(&self, topic: &str, partition: i32) -> bool {
+        self.image()
+            .topic(topic)
+            .is_some_and(|t| (0..t.partitions).contains(&partition))
+    }
+
     /// Whether this node is the active controller.
     pub fn is_leader(&self) -> bool {
         self.quorum_state().leader == Some(self.config.node_id)
@@ -546,6 +553,11 @@ impl Controller {
             "a committed batch is applied before the quorum answers"
         );
         Ok(())
+    }
+
+    /// The committed metadata as this node has applied it.
+    pub fn view(&self) -> Arc<MetadataView> {
+        Arc::clone(&self.view)
     }
 
     /// The current image.

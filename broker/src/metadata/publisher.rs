@@ -99,6 +99,20 @@ impl MetadataView {
         )
     }
 
+    /// The partitions of a topic this node holds a replica of. A lone node holds all: its
+    /// records may name another node id only if they came from an older store.
+    fn hosted_indexes(&self, topic: &TopicImage) -> Vec<i32> {
+        (0..topic.partitions)
+            .filter(|&i| {
+                !self.config.is_cluster()
+                    || topic
+                        .partition_states
+                        .get(i as usize)
+                        .is_some_and(|p| p.replicas.contains(&self.node_id))
+            })
+            .collect()
+    }
+
     fn publish(&self, next: MetadataImage, delta: MetadataDelta) {
         if delta.broker_configs {
             *self.effective.write_or_recover() = Arc::new(self.effective_for(&next));
@@ -117,20 +131,29 @@ impl MetadataView {
         let mut created = std::collections::BTreeSet::new();
         for id in &delta.grown {
             let topic = next.topic_by_id(id).expect("grown topics are in the image");
-            let hosted = self.replicas.topic(&topic.name).map_or(0, |p| p.len());
-            if let Err(e) =
-                self.replicas
-                    .host_topic(&topic.name, topic.id, topic.partitions, &resolve(topic))
+            let indexes = self.hosted_indexes(topic);
+            let before = self.replicas.topic(&topic.name).map_or(0, |p| p.len());
+            match self
+                .replicas
+                .host_topic(&topic.name, topic.id, &indexes, &resolve(topic))
             {
+                Ok(opened) => {
+                    if before == 0 {
+                        created.insert(*id);
+                    }
+                    if opened > 0 {
+                        let what = if before == 0 {
+                            "created topic"
+                        } else {
+                            "added partitions"
+                        };
+                        tracing::info!(topic = %topic.name, partitions = topic.partitions, hosted = ?indexes, "{what}");
+                    }
+                }
                 // The metadata is committed; this node cannot serve the partitions.
-                tracing::error!(topic = %topic.name, error = %e, "cannot open the partitions of a topic");
-                continue;
-            }
-            if hosted == 0 {
-                created.insert(*id);
-                tracing::info!(topic = %topic.name, partitions = topic.partitions, "created topic");
-            } else if (hosted as i32) < topic.partitions {
-                tracing::info!(topic = %topic.name, partitions = topic.partitions, "added partitions");
+                Err(e) => {
+                    tracing::error!(topic = %topic.name, error = %e, "cannot open the partitions of a topic")
+                }
             }
         }
         if delta.broker_configs {
@@ -194,5 +217,19 @@ impl Applier for MetadataView {
 
     fn snapshot(&self) -> Vec<MetadataRecord> {
         self.image().to_records()
+    }
+}
+
+impl crate::group::consumer::TopicCatalog for MetadataView {
+    fn topics(&self) -> Vec<(Arc<str>, uuid::Uuid, i32)> {
+        self.image()
+            .topics
+            .values()
+            .map(|t| (Arc::from(t.name.as_str()), t.id, t.partitions))
+            .collect()
+    }
+
+    fn partition_count(&self, topic: &str) -> Option<i32> {
+        self.image().topic(topic).map(|t| t.partitions)
     }
 }

@@ -14,7 +14,7 @@
 pub mod fetch_session;
 pub mod log_dir;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -370,12 +370,20 @@ impl Partition {
 /// Identifies a partition by topic name and index.
 pub type TopicPartition = (Arc<str>, i32);
 
-/// All partitions hosted here.
+/// The partitions of one topic that this node holds a replica of.
+#[derive(Clone)]
+struct HostedTopic {
+    id: Uuid,
+    partitions: BTreeMap<i32, Arc<Partition>>,
+}
+
+/// All partitions hosted here: in a cluster, the replicas the metadata assigns to this
+/// node; on a lone node, every partition.
 pub struct ReplicaManager {
     log_dir: PathBuf,
     store: Arc<dyn MetaStore>,
     clock: crate::Clock,
-    partitions: RwLock<HashMap<Arc<str>, Vec<Arc<Partition>>>>,
+    partitions: RwLock<HashMap<Arc<str>, HostedTopic>>,
     health: Arc<LogDirHealth>,
     clean_shutdown: bool,
     /// Recorded log start offsets, as read at start-up (`log-start-offset-checkpoint`).
@@ -470,51 +478,38 @@ impl ReplicaManager {
         &self.health
     }
 
-    /// The partitions of a topic, if it is hosted here.
+    /// The partitions of a topic hosted here, by index, if any is.
     pub fn topic(&self, topic: &str) -> Option<Vec<Arc<Partition>>> {
-        self.partitions.read_or_recover().get(topic).cloned()
+        let hosted = self.partitions.read_or_recover();
+        Some(hosted.get(topic)?.partitions.values().cloned().collect())
     }
 
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
-        let partitions = self.partitions.read_or_recover();
-        partitions
-            .get(topic)?
-            .get(usize::try_from(index).ok()?)
-            .cloned()
-    }
-
-    /// Each hosted topic's name, id and partition count, without touching its partitions.
-    pub fn topic_summaries(&self) -> Vec<(Arc<str>, Uuid, i32)> {
-        self.partitions
-            .read_or_recover()
-            .iter()
-            .filter_map(|(name, partitions)| {
-                let first = partitions.first()?;
-                Some((Arc::clone(name), first.topic_id, partitions.len() as i32))
-            })
-            .collect()
+        let hosted = self.partitions.read_or_recover();
+        hosted.get(topic)?.partitions.get(&index).cloned()
     }
 
     pub fn all(&self) -> Vec<Arc<Partition>> {
         self.partitions
             .read_or_recover()
             .values()
-            .flatten()
+            .flat_map(|t| t.partitions.values())
             .cloned()
             .collect()
     }
 
-    /// Opens (creating if needed) partitions `0..count` of a topic.
+    /// Opens (creating if needed) the given partitions of a topic, those not open yet.
+    /// Returns how many were opened.
     pub fn host_topic(
         &self,
         topic: &str,
         topic_id: Uuid,
-        count: i32,
+        indexes: &[i32],
         config: &TopicConfig,
-    ) -> Result<(), LogError> {
+    ) -> Result<usize, LogError> {
         let name: Arc<str> = Arc::from(topic);
-        let mut opened = self.topic(topic).unwrap_or_default();
-        if let Some(other) = opened.first().filter(|p| p.topic_id != topic_id) {
+        let mut hosted = self.partitions.read_or_recover().get(topic).cloned();
+        if let Some(other) = hosted.as_ref().filter(|t| t.id != topic_id) {
             return Err(LogError::InconsistentTopicId {
                 path: self
                     .log_dir
@@ -522,14 +517,39 @@ impl ReplicaManager {
                     .display()
                     .to_string(),
                 expected: topic_id.to_string(),
-                found: other.topic_id.to_string(),
+                found: other.id.to_string(),
             });
         }
-        for index in opened.len() as i32..count {
-            opened.push(self.open_partition(&name, topic_id, index, config)?);
+        let hosted = hosted.get_or_insert_with(|| HostedTopic {
+            id: topic_id,
+            partitions: BTreeMap::new(),
+        });
+        let mut opened = 0;
+        let mut failed = None;
+        for &index in indexes {
+            if hosted.partitions.contains_key(&index) {
+                continue;
+            }
+            match self.open_partition(&name, topic_id, index, config) {
+                Ok(partition) => {
+                    hosted.partitions.insert(index, partition);
+                    opened += 1;
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
         }
-        self.partitions.write_or_recover().insert(name, opened);
-        Ok(())
+        if !hosted.partitions.is_empty() {
+            self.partitions
+                .write_or_recover()
+                .insert(name, hosted.clone());
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(opened),
+        }
     }
 
     fn open_partition(
@@ -601,16 +621,14 @@ impl ReplicaManager {
         let partitions = {
             let mut hosted = self.partitions.write_or_recover();
             match hosted.get(topic) {
-                Some(p) if p.first().is_some_and(|p| p.topic_id == topic_id) => {
-                    hosted.remove(topic)
-                }
+                Some(t) if t.id == topic_id => hosted.remove(topic),
                 _ => None,
             }
         };
         let Some(partitions) = partitions else {
             return;
         };
-        for partition in partitions {
+        for partition in partitions.partitions.into_values() {
             partition.deleted.store(true, Ordering::Release);
             partition.flush_requested.notify_one();
             partition.appended.notify_waiters();
