@@ -575,6 +575,18 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Directory of the metadata log.",
     ),
     def(
+        "metadata.log.max.record.bytes.between.snapshots",
+        Long,
+        Some("20971520"),
+        "Bytes of metadata records after which a node writes a snapshot of the metadata image.",
+    ),
+    def(
+        "metadata.log.max.snapshot.interval.ms",
+        Long,
+        Some("3600000"),
+        "Longest time between metadata snapshots while records are committed; 0: no limit.",
+    ),
+    def(
         "ssl.keystore.password",
         Password,
         None,

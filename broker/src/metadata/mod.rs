@@ -262,6 +262,14 @@ impl Controller {
                 .get_i64("controller.quorum.election.timeout.ms")
                 .unwrap_or(1000)
                 .max(1) as u64,
+            snapshot_max_bytes: config
+                .get_i64("metadata.log.max.record.bytes.between.snapshots")
+                .unwrap_or(20 * 1024 * 1024)
+                .max(1) as u64,
+            snapshot_interval_ms: config
+                .get_i64("metadata.log.max.snapshot.interval.ms")
+                .unwrap_or(3_600_000)
+                .max(0) as u64,
             voters: config
                 .voters
                 .iter()

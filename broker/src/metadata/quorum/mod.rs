@@ -91,6 +91,10 @@ pub struct QuorumSettings {
     pub cluster_id: String,
     /// `controller.quorum.election.timeout.ms`.
     pub election_timeout_ms: u64,
+    /// `metadata.log.max.record.bytes.between.snapshots`.
+    pub snapshot_max_bytes: u64,
+    /// `metadata.log.max.snapshot.interval.ms` (0: none).
+    pub snapshot_interval_ms: u64,
     /// `controller.quorum.voters` as node ids and controller listener addresses; empty
     /// for a lone node, which is the only voter.
     pub voters: Vec<(i32, String)>,
@@ -153,9 +157,11 @@ impl RaftQuorum {
             election_timeout_min: (election / 2).max(2),
             election_timeout_max: election,
             heartbeat_interval: (election / 10).max(1),
-            // A snapshot every 10,000 batches, and the log after it kept generously, so
-            // that purging never races applying (openraft#2116).
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(10_000),
+            // Snapshots are taken by Kafka's rules (`spawn_snapshot_policy`); after one,
+            // the log before it is purged but for 1,000 batches, kept generously so that
+            // purging never races applying (openraft#2116) and a voter a little behind
+            // catches up from the log rather than from a whole snapshot.
+            snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: 1_000,
             ..Config::default()
         }
@@ -163,7 +169,8 @@ impl RaftQuorum {
         .map_err(|e| anyhow::anyhow!("metadata quorum settings: {e}"))?;
         let node_id = settings.node_id as u64;
         let log = store::LogStore::new(Arc::clone(&store));
-        let machine = store::StateMachine::open(store, applier)?;
+        let since_snapshot = Arc::new(store::SinceSnapshot::new(settings.snapshot_max_bytes));
+        let machine = store::StateMachine::open(store, applier, Arc::clone(&since_snapshot))?;
         let network = network::Network {
             cluster_id: settings.cluster_id.clone(),
             voters: settings.voters_text(),
@@ -225,8 +232,50 @@ impl RaftQuorum {
             quorum.wait_ready().await;
         }
         watch_for_fatal_errors(&quorum.raft);
+        spawn_snapshot_policy(
+            quorum.raft.clone(),
+            since_snapshot,
+            settings.snapshot_interval_ms,
+        );
         Ok(quorum)
     }
+}
+
+/// Kafka's snapshot rules: every node snapshots its image on its own once
+/// `metadata.log.max.record.bytes.between.snapshots` bytes of records were committed
+/// since its last snapshot, or once `metadata.log.max.snapshot.interval.ms` passed with
+/// any committed.
+fn spawn_snapshot_policy(
+    raft: Raft<TypeConfig>,
+    since: Arc<store::SinceSnapshot>,
+    interval_ms: u64,
+) {
+    tokio::spawn(async move {
+        let interval = (interval_ms > 0).then(|| Duration::from_millis(interval_ms));
+        let mut last = tokio::time::Instant::now();
+        loop {
+            let timer = async {
+                match interval {
+                    Some(i) => tokio::time::sleep_until(last + i).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = since.due.notified() => {}
+                _ = timer => {}
+            }
+            let bytes = since.bytes();
+            let overdue = interval.is_some_and(|i| last.elapsed() >= i);
+            if bytes >= since.max_bytes || (overdue && bytes > 0) {
+                if raft.trigger().snapshot().await.is_err() {
+                    break; // the quorum stopped
+                }
+                last = tokio::time::Instant::now();
+            } else if overdue {
+                last = tokio::time::Instant::now();
+            }
+        }
+    });
 }
 
 /// Logs each change of leader, and stops the process when the consensus core fails: a
@@ -582,6 +631,8 @@ mod tests {
             node_id: 1,
             cluster_id: "test".into(),
             election_timeout_ms: 100,
+            snapshot_max_bytes: 20 * 1024 * 1024,
+            snapshot_interval_ms: 0,
             voters: Vec::new(),
         }
     }

@@ -16,6 +16,7 @@
 use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, RaftLogStorage, RaftStateMachine};
@@ -209,7 +210,43 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .write_batch_synced(&[(PURGED_KEY.to_string(), Some(json(&Some(log_id))))])
             .map_err(|e| StorageIOError::write_logs(io_error(e)))?;
         self.delete_range(LOG_PREFIX, &log_key(log_id.index + 1))
-            .map_err(|e| StorageIOError::write_logs(io_error(e)).into())
+            .map_err(|e| StorageIOError::write_logs(io_error(e)))?;
+        tracing::info!(up_to = log_id.index, "metadata log purged");
+        Ok(())
+    }
+}
+
+/// Bytes of records committed since this node's last snapshot, for the snapshot policy.
+pub struct SinceSnapshot {
+    bytes: AtomicU64,
+    /// `metadata.log.max.record.bytes.between.snapshots`.
+    pub max_bytes: u64,
+    /// Woken when `bytes` reaches `max_bytes`.
+    pub due: tokio::sync::Notify,
+}
+
+impl SinceSnapshot {
+    pub fn new(max_bytes: u64) -> SinceSnapshot {
+        SinceSnapshot {
+            bytes: AtomicU64::new(0),
+            max_bytes,
+            due: tokio::sync::Notify::new(),
+        }
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Acquire)
+    }
+
+    fn add(&self, bytes: u64) {
+        let total = self.bytes.fetch_add(bytes, Ordering::AcqRel) + bytes;
+        if total >= self.max_bytes {
+            self.due.notify_one();
+        }
+    }
+
+    fn reset(&self) {
+        self.bytes.store(0, Ordering::Release);
     }
 }
 
@@ -220,6 +257,7 @@ pub struct StateMachine {
     applier: Arc<dyn Applier>,
     last_applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, BasicNode>,
+    since_snapshot: Arc<SinceSnapshot>,
 }
 
 type Meta = SnapshotMeta<NodeId, BasicNode>;
@@ -229,12 +267,14 @@ impl StateMachine {
     pub fn open(
         store: Arc<dyn MetaStore>,
         applier: Arc<dyn Applier>,
+        since_snapshot: Arc<SinceSnapshot>,
     ) -> std::result::Result<StateMachine, StoreError> {
         let mut machine = StateMachine {
             store,
             applier,
             last_applied: None,
             membership: StoredMembership::default(),
+            since_snapshot,
         };
         if let Some((meta, records)) = machine.read_snapshot()? {
             machine
@@ -317,7 +357,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             match &entry.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(batch) => {
-                    self.applier.apply(entry.log_id.index, &batch.records)
+                    self.applier.apply(entry.log_id.index, &batch.records);
+                    self.since_snapshot.add(json(batch).len() as u64);
                 }
                 EntryPayload::Membership(membership) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), membership.clone());
@@ -330,6 +371,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.since_snapshot.reset();
         SnapshotBuilder {
             store: Arc::clone(&self.store),
             records: self.applier.snapshot(),
@@ -355,6 +397,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .install(meta.last_log_id.map_or(0, |id| id.index), &records);
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
+        self.since_snapshot.reset();
         tracing::info!(index = ?meta.last_log_id.map(|id| id.index), "installed a metadata snapshot");
         Ok(())
     }
