@@ -339,6 +339,15 @@ impl Cluster {
     ];
 
     pub fn start(n: usize, overrides: &[(&str, &str)]) -> Cluster {
+        Cluster::start_each(n, overrides, &[])
+    }
+
+    /// As [`Cluster::start`], with settings for single nodes: `per_node[i]` for node `i + 1`.
+    pub fn start_each(
+        n: usize,
+        overrides: &[(&str, &str)],
+        per_node: &[&[(&str, &str)]],
+    ) -> Cluster {
         let temp = tempfile::tempdir().expect("temp dir");
         let out = Command::new(weir_bin())
             .arg("random-uuid")
@@ -351,7 +360,8 @@ impl Cluster {
         loop {
             let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
             let dir = temp.path().join(format!("attempt{attempt}"));
-            if let Some(nodes) = Cluster::try_start(&ports, &dir, &cluster_id, overrides) {
+            if let Some(nodes) = Cluster::try_start(&ports, &dir, &cluster_id, overrides, per_node)
+            {
                 return Cluster {
                     nodes,
                     controller_ports: ports.iter().map(|(_, c)| *c).collect(),
@@ -374,6 +384,7 @@ impl Cluster {
         dir: &Path,
         cluster_id: &str,
         overrides: &[(&str, &str)],
+        per_node: &[&[(&str, &str)]],
     ) -> Option<Vec<Broker>> {
         let voters = ports
             .iter()
@@ -394,7 +405,8 @@ impl Cluster {
                     ("controller.listener.names".into(), "CONTROLLER".into()),
                     ("controller.quorum.voters".into(), voters.clone()),
                 ];
-                for (k, v) in Cluster::TEST_SETTINGS.iter().chain(overrides) {
+                let own = per_node.get(i).copied().unwrap_or_default();
+                for (k, v) in Cluster::TEST_SETTINGS.iter().chain(overrides).chain(own) {
                     settings.push((k.to_string(), v.to_string()));
                 }
                 let cluster_id = cluster_id.to_string();

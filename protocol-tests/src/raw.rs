@@ -242,6 +242,21 @@ pub fn create_topics(
     r
 }
 
+/// Deletes one topic by name (DeleteTopics v6); returns the error code.
+pub fn delete_topic(client: &mut Client, topic: &str) -> i16 {
+    use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+    use kafka_protocol::messages::DeleteTopicsRequest;
+    let request = DeleteTopicsRequest::default().with_topics(vec![
+        DeleteTopicState::default().with_name(Some(topic_name(topic)))
+    ]);
+    let ResponseKind::DeleteTopics(r) =
+        client.call(ApiKey::DeleteTopics, 6, &RequestKind::DeleteTopics(request))
+    else {
+        panic!("DeleteTopics answer expected");
+    };
+    r.responses[0].error_code
+}
+
 /// Creates one topic (replication factor 1) and checks that it was created.
 pub fn create_topic(client: &mut Client, name: &str, partitions: i32, configs: &[(&str, &str)]) {
     let r = create_topics(client, vec![new_topic(name, partitions, configs)]);

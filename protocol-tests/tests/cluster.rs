@@ -5,10 +5,15 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::{
-    ApiKey, DescribeClusterRequest, DescribeQuorumRequest, MetadataRequest, RequestKind,
-    ResponseKind,
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
 };
+use kafka_protocol::messages::{
+    ApiKey, DescribeClusterRequest, DescribeConfigsRequest, DescribeQuorumRequest,
+    IncrementalAlterConfigsRequest, MetadataRequest, RequestKind, ResponseKind,
+};
+use kafka_protocol::protocol::StrBytes;
 use protocol_tests::raw::{self, Client};
 use protocol_tests::{free_port, Broker, Cluster};
 
@@ -244,6 +249,118 @@ fn three_nodes_form_one_cluster_and_every_node_tells_the_same_story() {
     assert_eq!(deleted.results[0].error_code, 16, "NOT_COORDINATOR");
 }
 
+/// The partition directories of `topic` in a node's data directory.
+fn hosted(data_dir: &std::path::Path, topic: &str) -> Vec<i32> {
+    let mut found: Vec<i32> = std::fs::read_dir(data_dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let (t, index) = name.rsplit_once('-')?;
+            (t == topic).then(|| index.parse().ok()).flatten()
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn replicas_live_only_on_their_brokers_and_span_racks() {
+    // Racks a, a, b: a partition with two replicas has one on each rack, so every one
+    // has a replica on node 3.
+    let mut cluster = Cluster::start_each(
+        3,
+        &[],
+        &[
+            &[("broker.rack", "a")],
+            &[("broker.rack", "a")],
+            &[("broker.rack", "b")],
+        ],
+    );
+    let ports = ports(&cluster);
+    eventually(
+        "three brokers registered",
+        Duration::from_secs(15),
+        || view(ports[0]).brokers.len(),
+        |n| *n == 3,
+    );
+    assert_eq!(create(ports[1], "spread", 6, 2), (0, None));
+    assert_eq!(create(ports[1], "single", 3, 1), (0, None));
+    let settled = eventually(
+        "every node sees both topics",
+        Duration::from_secs(10),
+        || ports.iter().map(|p| view(*p)).collect::<Vec<_>>(),
+        |views| views.iter().all(|v| v.partitions.len() == 9),
+    );
+    let placement = &settled[0].partitions;
+    for ((topic, partition), (_, replicas, _)) in placement {
+        if topic == "spread" {
+            assert!(
+                replicas.contains(&3),
+                "{topic}-{partition}: {replicas:?} spans racks a and b"
+            );
+        }
+    }
+    // Each node holds a log for the partitions it is a replica of, and no other.
+    for id in 1..=3 {
+        let dir = cluster.node(id).data_dir.clone();
+        for topic in ["spread", "single"] {
+            let expected: Vec<i32> = placement
+                .iter()
+                .filter(|((t, _), (_, replicas, _))| t == topic && replicas.contains(&id))
+                .map(|((_, p), _)| *p)
+                .collect();
+            assert_eq!(
+                hosted(&dir, topic),
+                expected,
+                "node {id}'s replicas of {topic}"
+            );
+        }
+    }
+    // Metadata reports each broker's rack.
+    let mut client = Client::connect_port(ports[0]);
+    let ResponseKind::Metadata(m) = client.call(
+        ApiKey::Metadata,
+        12,
+        &RequestKind::Metadata(MetadataRequest::default().with_topics(Some(vec![]))),
+    ) else {
+        panic!("Metadata answer expected");
+    };
+    let mut racks: Vec<(i32, String)> = m
+        .brokers
+        .iter()
+        .map(|b| {
+            (
+                b.node_id.0,
+                b.rack.as_ref().map(|r| r.to_string()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    racks.sort();
+    assert_eq!(
+        racks,
+        vec![(1, "a".into()), (2, "a".into()), (3, "b".into())]
+    );
+
+    // A partition asked of a broker that holds no replica of it answers
+    // NOT_LEADER_OR_FOLLOWER, not UNKNOWN_TOPIC_OR_PARTITION: the client's metadata is
+    // stale, the topic exists.
+    let ((_, partition), (_, replicas, _)) =
+        placement.iter().find(|((t, _), _)| t == "single").unwrap();
+    let outsider = (1..=3).find(|id| !replicas.contains(id)).unwrap();
+    let mut client = Client::connect_port(ports[outsider as usize - 1]);
+    let answer = raw::produce(
+        &mut client,
+        raw::produce_request("single", *partition, 1, raw::batch(&[b"x"], 0).freeze()),
+    );
+    assert_eq!(answer.error_code, 6, "NOT_LEADER_OR_FOLLOWER");
+    let answer = raw::produce(
+        &mut client,
+        raw::produce_request("single", 7, 1, raw::batch(&[b"x"], 0).freeze()),
+    );
+    assert_eq!(answer.error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+}
+
 #[test]
 fn killing_the_active_controller_elects_another_and_admin_requests_resume() {
     let mut cluster = Cluster::start(3, &[]);
@@ -413,13 +530,34 @@ fn describe_quorum_and_describe_cluster_answer_from_every_node() {
         described.contains("PartitionCount: 3\tReplicationFactor: 3"),
         "{described}"
     );
-    for (partition, replicas) in [(0, "1,2,3"), (1, "2,3,1"), (2, "3,1,2")] {
-        let leader = &replicas[..1];
-        let line = format!(
-            "Partition: {partition}\tLeader: {leader}\tReplicas: {replicas}\tIsr: {leader}"
+    // Placement starts at a broker the topic id picks; then leaders follow the stripe.
+    let mut leaders = Vec::new();
+    for partition in 0..3 {
+        let prefix = format!("Partition: {partition}\tLeader: ");
+        let line = described
+            .lines()
+            .find_map(|l| l.split_once(&prefix).map(|(_, rest)| rest))
+            .unwrap_or_else(|| panic!("partition {partition} in {described}"));
+        let fields: Vec<&str> = line.split('\t').collect();
+        let leader = fields[0];
+        let replicas = fields[1].strip_prefix("Replicas: ").unwrap();
+        let mut distinct: Vec<&str> = replicas.split(',').collect();
+        distinct.sort();
+        assert_eq!(distinct, ["1", "2", "3"], "{line}");
+        assert!(
+            replicas.starts_with(leader),
+            "{line}: the first replica leads"
         );
-        assert!(described.contains(&line), "{line} in {described}");
+        assert_eq!(fields[2], format!("Isr: {leader}"), "{line}");
+        leaders.push(leader.parse::<i32>().unwrap());
     }
+    assert_eq!(
+        leaders,
+        (0..3)
+            .map(|i| (leaders[0] - 1 + i) % 3 + 1)
+            .collect::<Vec<_>>(),
+        "striped leaders"
+    );
     for args in [
         &["describe", "--status"][..],
         &["describe", "--replication"][..],
@@ -522,9 +660,56 @@ fn nodes_that_do_not_belong_are_refused() {
     );
 }
 
+/// Sets a topic config on any node (forwarded to the active controller): one metadata commit.
+fn set_topic_config(port: u16, topic: &str, key: &str, value: &str) -> i16 {
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_string(topic.to_string()))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(StrBytes::from_string(key.to_string()))
+                .with_config_operation(0)
+                .with_value(Some(StrBytes::from_string(value.to_string())))]),
+    ]);
+    let ResponseKind::IncrementalAlterConfigs(r) = Client::connect_port(port).call(
+        ApiKey::IncrementalAlterConfigs,
+        1,
+        &RequestKind::IncrementalAlterConfigs(request),
+    ) else {
+        panic!("IncrementalAlterConfigs answer expected");
+    };
+    r.responses[0].error_code
+}
+
+/// A topic config as one node describes it.
+fn topic_config(port: u16, topic: &str, key: &str) -> Option<String> {
+    let request =
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_string(topic.to_string()))
+            .with_configuration_keys(Some(vec![StrBytes::from_string(key.to_string())]))]);
+    let ResponseKind::DescribeConfigs(d) = Client::connect_port(port).call(
+        ApiKey::DescribeConfigs,
+        4,
+        &RequestKind::DescribeConfigs(request),
+    ) else {
+        panic!("DescribeConfigs answer expected");
+    };
+    d.results[0]
+        .configs
+        .iter()
+        .find(|c| c.name.as_str() == key)
+        .and_then(|c| c.value.as_ref().map(|v| v.to_string()))
+}
+
 #[test]
-fn a_controller_cut_off_from_its_quorum_decides_nothing() {
-    let mut cluster = Cluster::start(3, &[]);
+fn a_node_that_missed_more_than_the_kept_log_catches_up_from_a_snapshot() {
+    // Snapshots every 8 KiB of records; after each, the log before it is purged but for
+    // 1,000 batches. A node down for more than that must be sent a snapshot.
+    let mut cluster = Cluster::start(
+        3,
+        &[("metadata.log.max.record.bytes.between.snapshots", "8192")],
+    );
     let ports = ports(&cluster);
     let before = eventually(
         "a controller and three brokers",
@@ -532,14 +717,121 @@ fn a_controller_cut_off_from_its_quorum_decides_nothing() {
         || view(ports[0]),
         |v| v.controller > 0 && v.brokers.len() == 3,
     );
+    let down = (1..=3).find(|id| *id != before.controller).unwrap();
+    let up = (1..=3).find(|id| *id != down).unwrap();
+    let port_up = ports[up as usize - 1];
+    assert_eq!(create(port_up, "kept", 1, 1), (0, None));
+    assert_eq!(create(port_up, "deleted-while-down", 1, 1), (0, None));
+    eventually(
+        "the node to stop has both topics",
+        Duration::from_secs(10),
+        || view(ports[down as usize - 1]).partitions.len(),
+        |n| *n == 2,
+    );
+    cluster.node(down).stop();
+
+    let started = Instant::now();
+    let commits = 1_200;
+    for i in 0..commits {
+        assert_eq!(
+            set_topic_config(
+                port_up,
+                "kept",
+                "retention.ms",
+                &(1_000_000 + i).to_string()
+            ),
+            0
+        );
+    }
+    println!("{commits} metadata commits in {:?}", started.elapsed());
+    // The leader purges what a replication to the stopped node may still be sending only
+    // once that attempt has failed: commit on until it has purged past what that node has.
     let leader = before.controller;
+    let purged_past = |log: &str, index: u64| {
+        log.lines()
+            .filter_map(|l| l.split("up_to=").nth(1))
+            .filter_map(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .any(|up_to| up_to > index)
+    };
+    let mut i = commits;
+    eventually(
+        "the leader purged its log past the stopped node",
+        Duration::from_secs(20),
+        || {
+            i += 1;
+            set_topic_config(
+                port_up,
+                "kept",
+                "retention.ms",
+                &(1_000_000 + i).to_string(),
+            );
+            std::thread::sleep(Duration::from_millis(20));
+            purged_past(&cluster.node(leader).log_text(), 100)
+        },
+        |purged| *purged,
+    );
+    let last = 1_000_000 + i;
+    assert_eq!(create(port_up, "created-while-down", 2, 1), (0, None));
+    let mut client = Client::connect_port(port_up);
+    assert_eq!(raw::delete_topic(&mut client, "deleted-while-down"), 0);
+    let expected = eventually(
+        "the live nodes settle",
+        Duration::from_secs(10),
+        || view(port_up),
+        |v| v.partitions.len() == 3,
+    );
+
+    cluster.node(down).restart();
+    let port_down = ports[down as usize - 1];
+    eventually(
+        "the restarted node has caught up",
+        Duration::from_secs(20),
+        || {
+            (
+                view(port_down).partitions,
+                topic_config(port_down, "kept", "retention.ms"),
+            )
+        },
+        |(partitions, retention)| {
+            *partitions == expected.partitions
+                && retention.as_deref() == Some(&last.to_string()[..])
+        },
+    );
+    let log = cluster.node(down).log_text();
+    assert!(
+        log.contains("installed a metadata snapshot"),
+        "caught up from a snapshot:\n{log}"
+    );
+}
+
+#[test]
+fn a_controller_cut_off_from_its_quorum_decides_nothing() {
+    let mut cluster = Cluster::start(3, &[]);
+    let ports = ports(&cluster);
+    // Every node names the same active controller: it is the leader, not a stale view.
+    let views = eventually(
+        "three brokers and one controller every node names",
+        Duration::from_secs(15),
+        || ports.iter().map(|p| view(*p)).collect::<Vec<_>>(),
+        |v| {
+            v.iter().all(|v| v.controller > 0 && v.brokers.len() == 3)
+                && v.windows(2).all(|w| w[0].controller == w[1].controller)
+        },
+    );
+    let leader = views[0].controller;
     // The two other voters stop answering (SIGSTOP): the old leader is alone.
     let others: Vec<i32> = (1..=3).filter(|id| *id != leader).collect();
     for id in &others {
         cluster.node(*id).signal("STOP");
     }
-    let (code, _) = create(ports[leader as usize - 1], "while-alone", 1, 1);
-    assert_eq!(code, 41, "NOT_CONTROLLER, not a decision without a quorum");
+    let port = ports[leader as usize - 1];
+    let answer = std::panic::catch_unwind(|| create(port, "while-alone", 1, 1));
+    if !matches!(answer, Ok((41, _))) {
+        for id in 1..=3 {
+            eprintln!("---- node {id}\n{}", cluster.node(id).log_text());
+        }
+        panic!("NOT_CONTROLLER expected, not a decision without a quorum: {answer:?}");
+    }
     for id in &others {
         cluster.node(*id).signal("CONT");
     }

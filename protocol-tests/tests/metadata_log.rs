@@ -263,20 +263,6 @@ fn a_data_directory_from_before_the_metadata_log_upgrades_in_place() {
         .contains("moved the metadata store's topics and configs into the metadata log"));
 }
 
-fn delete_topic(client: &mut Client, topic: &str) {
-    use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
-    use kafka_protocol::messages::DeleteTopicsRequest;
-    let request = DeleteTopicsRequest::default().with_topics(vec![
-        DeleteTopicState::default().with_name(Some(raw::topic_name(topic)))
-    ]);
-    let ResponseKind::DeleteTopics(r) =
-        client.call(ApiKey::DeleteTopics, 6, &RequestKind::DeleteTopics(request))
-    else {
-        panic!("DeleteTopics answer expected");
-    };
-    assert_eq!(r.responses[0].error_code, 0);
-}
-
 /// The log's history (create, delete, create again under the same name) is replayed on
 /// every start; it must rebuild the view, not redo the deletion against today's data.
 #[test]
@@ -285,7 +271,7 @@ fn a_topic_deleted_and_created_again_keeps_its_data_across_restarts() {
     let mut client = Client::connect(&broker);
     raw::create_topic(&mut client, "again", 1, &[]);
     produce_values(&mut client, "again", 0, &[b"old"]);
-    delete_topic(&mut client, "again");
+    assert_eq!(raw::delete_topic(&mut client, "again"), 0);
     raw::create_topic(&mut client, "again", 1, &[]);
     let (id, _) = topic_id_and_partitions(&mut client, "again");
     produce_values(&mut client, "again", 0, &[b"new-1", b"new-2"]);
