@@ -45,8 +45,8 @@ fn broker_ids(brokers: &[(i32, Option<String>)]) -> Vec<i32> {
 }
 
 /// The brokers ordered for placement. Without racks: by id. With racks (`broker.rack`;
-/// a broker without one counts as a rack of its own): alternating between the racks in
-/// name order, taking each rack's brokers in id order, so neighbours sit on other racks.
+/// the brokers without one count as one more rack, first): alternating between the racks
+/// in name order, taking each rack's brokers in id order, so neighbours sit on other racks.
 fn arrange(brokers: &[(i32, Option<String>)]) -> Vec<(i32, Option<String>)> {
     if brokers.iter().all(|b| b.1.is_none()) {
         return brokers.to_vec();
@@ -97,15 +97,14 @@ fn place(
     let rack_aware = arranged.iter().any(|b| b.1.is_some());
     let (high, low) = topic_id.as_u64_pair();
     let start = (high % n as u64) as usize;
-    let mut shift = (low % n as u64) as usize;
+    let first_shift = (low % n as u64) as usize;
     // The broker `j` steps after the leader at index `leader`, for a follower shift.
     let follower = |leader: usize, shift: usize, j: usize| (leader + 1 + (shift + j) % (n - 1)) % n;
     let mut placed = Vec::with_capacity(count.max(0) as usize);
     for partition in first..first + count {
         let partition = partition as usize;
-        if partition > 0 && partition.is_multiple_of(n) {
-            shift += 1;
-        }
+        // One more each time the partitions wrap around the brokers.
+        let shift = first_shift + partition / n;
         let leader = (partition + start) % n;
         let mut replicas = vec![arranged[leader].0];
         let mut racks_used = BTreeSet::from([arranged[leader].1.as_deref()]);
@@ -733,11 +732,13 @@ mod tests {
                 vec![4, 1, 2],
             ]
         );
-        // Added partitions continue the stripe.
-        assert_eq!(
-            place(&brokers, Uuid::from_u128(0), 5, 5, 3).unwrap(),
-            placed[5..].to_vec()
-        );
+        // Added partitions continue the stripe, wherever they start.
+        for first in [3, 5, 7] {
+            assert_eq!(
+                place(&brokers, Uuid::from_u128(0), first, 10 - first, 3).unwrap(),
+                placed[first as usize..].to_vec()
+            );
+        }
         // Each topic's id picks its own start, so partition 0 does not always lead on
         // the same broker.
         let starts: BTreeSet<i32> = (0..20u128)
