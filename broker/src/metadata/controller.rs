@@ -12,8 +12,8 @@ use uuid::Uuid;
 use super::image::{MetadataDelta, MetadataImage, TopicImage};
 use super::records::{
     resource, BrokerEndpoint, BrokerRegistrationChangeRecord, ConfigRecord, MetadataRecord,
-    PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord, RemoveTopicRecord, TopicRecord,
-    LEADER_RECOVERED,
+    PartitionChangeRecord, PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord,
+    RemoveTopicRecord, TopicRecord, LEADER_RECOVERED, NO_LEADER, NO_LEADER_CHANGE,
 };
 use super::{
     apply_op, broker_dynamic_type, validate_topic_name, ConfigOp, MetadataError, NewTopic,
@@ -511,7 +511,7 @@ pub fn register_broker(
     input: BrokerRegistrationInput,
     epoch: i64,
     session_live: bool,
-) -> Result<MetadataRecord, MetadataError> {
+) -> Result<Vec<MetadataRecord>, MetadataError> {
     if let Some(current) = image.registrations.get(&input.broker_id) {
         // A new incarnation of a live broker is a second process with the same id, unless
         // it presents the epoch the registered one shut down cleanly with (KIP-966).
@@ -527,15 +527,118 @@ pub fn register_broker(
             )));
         }
     }
-    Ok(MetadataRecord::RegisterBrokerRecord(RegisterBrokerRecord {
-        broker_id: input.broker_id,
+    // A registration starts fenced: the previous incarnation's leaderships go first.
+    let broker_id = input.broker_id;
+    let mut records = vec![MetadataRecord::RegisterBrokerRecord(RegisterBrokerRecord {
+        broker_id,
         incarnation_id: input.incarnation_id,
         broker_epoch: epoch,
         end_points: input.endpoints,
         rack: input.rack,
         fenced: true,
         in_controlled_shutdown: false,
-    }))
+    })];
+    records.extend(leave_partitions(image, broker_id));
+    Ok(records)
+}
+
+/// Whether a broker may lead or join an ISR: registered, unfenced, not shutting down.
+fn is_active(image: &MetadataImage, broker_id: i32) -> bool {
+    image
+        .registrations
+        .get(&broker_id)
+        .is_some_and(|r| !r.fenced && !r.in_controlled_shutdown)
+}
+
+/// The leader Kafka's controller elects from an ISR: the first replica, in replica
+/// order, that is in the ISR and acceptable; none (-1) if there is none. Unclean
+/// election (a replica outside the ISR) comes with replication.
+fn elect(replicas: &[i32], isr: &[i32], acceptable: impl Fn(i32) -> bool) -> i32 {
+    replicas
+        .iter()
+        .copied()
+        .find(|r| isr.contains(r) && acceptable(*r))
+        .unwrap_or(NO_LEADER)
+}
+
+/// The changes when a broker stops serving (fenced, in controlled shutdown, or
+/// registering again), as Kafka's controller makes them: it leaves every ISR it is in,
+/// except that an ISR is never emptied (its last member keeps the partition's data, and
+/// leads again when it returns); where it led, the first active replica of the new ISR
+/// leads, or no one.
+pub fn leave_partitions(image: &MetadataImage, leaving: i32) -> Vec<MetadataRecord> {
+    let acceptable = |r: i32| r != leaving && is_active(image, r);
+    let mut records = Vec::new();
+    for topic in image.topics.values() {
+        for (index, p) in topic.partition_states.iter().enumerate() {
+            if !p.isr.contains(&leaving) && p.leader != leaving {
+                continue;
+            }
+            let mut isr: Vec<i32> = p.isr.iter().copied().filter(|r| *r != leaving).collect();
+            if isr.is_empty() {
+                isr = p.isr.clone();
+            }
+            let leader = if p.leader == leaving || p.leader == NO_LEADER {
+                elect(&p.replicas, &isr, acceptable)
+            } else {
+                p.leader
+            };
+            if let Some(change) = partition_change(topic.id, index as i32, p, isr, leader) {
+                records.push(change);
+            }
+        }
+    }
+    records
+}
+
+/// The changes when a broker becomes active again (unfenced): partitions with no leader
+/// elect one from their ISR, the returning broker included.
+pub fn elect_leaderless(image: &MetadataImage, joining: i32) -> Vec<MetadataRecord> {
+    let acceptable = |r: i32| r == joining || is_active(image, r);
+    let mut records = Vec::new();
+    for topic in image.topics.values() {
+        for (index, p) in topic.partition_states.iter().enumerate() {
+            if p.leader != NO_LEADER {
+                continue;
+            }
+            let leader = elect(&p.replicas, &p.isr, acceptable);
+            if let Some(change) = partition_change(topic.id, index as i32, p, p.isr.clone(), leader)
+            {
+                records.push(change);
+            }
+        }
+    }
+    records
+}
+
+/// A PartitionChangeRecord from a partition's state to a new ISR and leader, if either
+/// differs (a new leader bumps the leader epoch when replayed).
+fn partition_change(
+    topic_id: Uuid,
+    partition_id: i32,
+    from: &super::image::PartitionImage,
+    isr: Vec<i32>,
+    leader: i32,
+) -> Option<MetadataRecord> {
+    if isr == from.isr && leader == from.leader {
+        return None;
+    }
+    Some(MetadataRecord::PartitionChangeRecord(
+        PartitionChangeRecord {
+            partition_id,
+            topic_id,
+            isr: (isr != from.isr).then_some(isr),
+            leader: if leader == from.leader {
+                NO_LEADER_CHANGE
+            } else {
+                leader
+            },
+            replicas: None,
+            removing_replicas: None,
+            adding_replicas: None,
+            leader_recovery_state: None,
+        },
+    ))
 }
 
 /// What a heartbeat decided: the records (unfencing, or entering controlled shutdown) and
@@ -583,10 +686,11 @@ pub fn broker_heartbeat(
         })
     };
     if want_shut_down {
-        // Leaderships would move away first (with replication); then the broker is
-        // fenced, so that it may register again as soon as it restarts.
+        // Its leaderships move to other in-sync replicas, and it is fenced, so that it
+        // may register again as soon as it restarts.
         if !registration.fenced || !registration.in_controlled_shutdown {
             outcome.records.push(change(1, 1));
+            outcome.records.extend(leave_partitions(image, broker_id));
         }
         outcome.is_fenced = true;
         outcome.should_shut_down = true;
@@ -596,25 +700,34 @@ pub fn broker_heartbeat(
         && !registration.in_controlled_shutdown
     {
         outcome.records.push(change(-1, 0));
+        outcome.records.extend(elect_leaderless(image, broker_id));
         outcome.is_fenced = false;
     } else if !registration.fenced && want_fence {
         outcome.records.push(change(1, 0));
+        outcome.records.extend(leave_partitions(image, broker_id));
         outcome.is_fenced = true;
     }
     Ok(outcome)
 }
 
 /// Fences a broker whose session expired, if it is registered and not fenced yet.
-pub fn fence_broker(image: &MetadataImage, broker_id: i32) -> Option<MetadataRecord> {
-    let registration = image.registrations.get(&broker_id)?;
-    (!registration.fenced).then_some(MetadataRecord::BrokerRegistrationChangeRecord(
+pub fn fence_broker(image: &MetadataImage, broker_id: i32) -> Vec<MetadataRecord> {
+    let Some(registration) = image.registrations.get(&broker_id) else {
+        return Vec::new();
+    };
+    if registration.fenced {
+        return Vec::new();
+    }
+    let mut records = vec![MetadataRecord::BrokerRegistrationChangeRecord(
         BrokerRegistrationChangeRecord {
             broker_id,
             broker_epoch: registration.epoch,
             fenced: 1,
             in_controlled_shutdown: 0,
         },
-    ))
+    )];
+    records.extend(leave_partitions(image, broker_id));
+    records
 }
 
 /// The next block of `size` producer ids, handed to `broker_id`.
@@ -827,8 +940,8 @@ mod tests {
             }],
             rack: Some("r1".into()),
         };
-        let record = register_broker(&image, input(1), 5, false).unwrap();
-        commit(&mut image, &[record]);
+        let records = register_broker(&image, input(1), 5, false).unwrap();
+        commit(&mut image, &records);
         assert!(image.brokers.is_empty(), "registered fenced");
         assert!(matches!(
             broker_heartbeat(&image, 2, 4, 10, false, false),
@@ -849,17 +962,17 @@ mod tests {
             ),
             "another incarnation while the session lives"
         );
-        let fenced = fence_broker(&image, 2).unwrap();
-        commit(&mut image, &[fenced]);
+        let fenced = fence_broker(&image, 2);
+        commit(&mut image, &fenced);
         assert!(image.live_brokers().is_empty());
-        assert!(fence_broker(&image, 2).is_none(), "fenced once");
+        assert!(fence_broker(&image, 2).is_empty(), "fenced once");
         assert!(
             register_broker(&image, input(9), 7, true).is_ok(),
             "a fenced broker may come back as another incarnation"
         );
 
-        let record = register_broker(&image, input(9), 7, false).unwrap();
-        commit(&mut image, &[record]);
+        let records = register_broker(&image, input(9), 7, false).unwrap();
+        commit(&mut image, &records);
         let unfence = broker_heartbeat(&image, 2, 7, 9, false, false).unwrap();
         commit(&mut image, &unfence.records);
         assert_eq!(image.live_brokers(), vec![2]);
@@ -871,5 +984,113 @@ mod tests {
             image.live_brokers().is_empty(),
             "a broker that shut down is fenced"
         );
+    }
+
+    /// Registers and unfences brokers `ids` (epoch = 10 + id).
+    fn live_cluster(ids: &[i32]) -> MetadataImage {
+        let mut image = MetadataImage {
+            listener_name: "PLAINTEXT".into(),
+            ..MetadataImage::default()
+        };
+        for &id in ids {
+            let input = BrokerRegistrationInput {
+                broker_id: id,
+                incarnation_id: Uuid::from_u128(id as u128),
+                previous_epoch: -1,
+                endpoints: vec![BrokerEndpoint {
+                    name: "PLAINTEXT".into(),
+                    host: "h".into(),
+                    port: 9090 + id as u16,
+                    security_protocol: 0,
+                }],
+                rack: None,
+            };
+            let epoch = 10 + id as i64;
+            let records = register_broker(&image, input, epoch, false).unwrap();
+            commit(&mut image, &records);
+            let up = broker_heartbeat(&image, id, epoch, i64::MAX, false, false).unwrap();
+            commit(&mut image, &up.records);
+        }
+        image
+    }
+
+    /// Each partition of "t" as (leader, leader epoch, ISR).
+    fn leaders(image: &MetadataImage) -> Vec<(i32, i32, Vec<i32>)> {
+        image
+            .topic("t")
+            .unwrap()
+            .partition_states
+            .iter()
+            .map(|p| (p.leader, p.leader_epoch, p.isr.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_fenced_broker_leaves_its_isrs_and_leads_again_when_it_returns() {
+        let config = BrokerConfig::load_from(&[], &[]).unwrap();
+        let mut image = live_cluster(&[1, 2, 3]);
+        let mut topic = new_topic("t", 0, -1);
+        topic.partitions = -1;
+        topic.replication_factor = -1;
+        topic.assignments = BTreeMap::from([(0, vec![2, 1]), (1, vec![1, 2]), (2, vec![3, 1])]);
+        let (_, records) = create_topic(&image, &config, topic, Uuid::from_u128(7)).unwrap();
+        commit(&mut image, &records);
+        // Make partition 0's ISR {2, 1}, as replication will.
+        let first = image.topic("t").unwrap().partition_states[0].clone();
+        let grown = partition_change(Uuid::from_u128(7), 0, &first, vec![2, 1], 2).unwrap();
+        commit(&mut image, &[grown]);
+        assert_eq!(
+            leaders(&image),
+            vec![(2, 0, vec![2, 1]), (1, 0, vec![1]), (3, 0, vec![3])]
+        );
+
+        // Broker 2 is fenced: partition 0 moves to 1 (epoch bump), and 2 leaves its ISR.
+        let fenced = fence_broker(&image, 2);
+        commit(&mut image, &fenced);
+        assert_eq!(
+            leaders(&image),
+            vec![(1, 1, vec![1]), (1, 0, vec![1]), (3, 0, vec![3])]
+        );
+        // Broker 1 shuts down: no other in-sync replica, so no leader; the ISR keeps its
+        // last member, which holds the data.
+        let shutdown = broker_heartbeat(&image, 1, 11, i64::MAX, false, true).unwrap();
+        commit(&mut image, &shutdown.records);
+        assert_eq!(
+            leaders(&image),
+            vec![(-1, 2, vec![1]), (-1, 1, vec![1]), (3, 0, vec![3])]
+        );
+        assert!(
+            fence_broker(&image, 1).is_empty(),
+            "a broker in controlled shutdown is fenced already"
+        );
+        // Broker 1 registers again and is unfenced: it leads what it is the ISR of.
+        let input = BrokerRegistrationInput {
+            broker_id: 1,
+            incarnation_id: Uuid::from_u128(100),
+            previous_epoch: 11,
+            endpoints: vec![],
+            rack: None,
+        };
+        let records = register_broker(&image, input, 50, false).unwrap();
+        assert_eq!(records.len(), 1, "nothing to leave: {records:?}");
+        commit(&mut image, &records);
+        let up = broker_heartbeat(&image, 1, 50, i64::MAX, false, false).unwrap();
+        commit(&mut image, &up.records);
+        assert_eq!(
+            leaders(&image),
+            vec![(1, 3, vec![1]), (1, 2, vec![1]), (3, 0, vec![3])]
+        );
+        // A broker that registers again while it leads (a crash and a quick restart)
+        // gives up its leaderships first.
+        let input = BrokerRegistrationInput {
+            broker_id: 3,
+            incarnation_id: Uuid::from_u128(300),
+            previous_epoch: -1,
+            endpoints: vec![],
+            rack: None,
+        };
+        let records = register_broker(&image, input, 60, false).unwrap();
+        commit(&mut image, &records);
+        assert_eq!(leaders(&image)[2], (-1, 1, vec![3]));
     }
 }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::records::{
     resource, BrokerEndpoint, ConfigRecord, FeatureLevelRecord, MetadataRecord,
     PartitionChangeRecord, PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord, TopicRecord,
-    NO_LEADER_CHANGE,
+    NO_LEADER, NO_LEADER_CHANGE,
 };
 
 /// A broker as clients see it.
@@ -122,6 +122,24 @@ impl PartitionImage {
             self.leader_epoch += 1;
         }
         self.partition_epoch += 1;
+        self.check();
+    }
+
+    /// What every committed partition state satisfies: a non-empty ISR of replicas, and a
+    /// leader, if any, from the ISR.
+    fn check(&self) {
+        assert!(
+            !self.isr.is_empty() && self.isr.iter().all(|r| self.replicas.contains(r)),
+            "ISR {:?} is not a non-empty subset of replicas {:?}",
+            self.isr,
+            self.replicas
+        );
+        assert!(
+            self.leader == NO_LEADER || self.isr.contains(&self.leader),
+            "leader {} is not in ISR {:?}",
+            self.leader,
+            self.isr
+        );
     }
 }
 
@@ -310,7 +328,9 @@ impl MetadataImage {
                     "partitions of {} are created densely, in order",
                     topic.name
                 );
-                topic.partition_states.push(PartitionImage::from_record(r));
+                let partition = PartitionImage::from_record(r);
+                partition.check();
+                topic.partition_states.push(partition);
                 topic.partitions = topic.partition_states.len() as i32;
                 topic.replication_factor = topic.partition_states[0].replicas.len() as i16;
                 delta.grown.insert(r.topic_id);

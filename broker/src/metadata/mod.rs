@@ -430,8 +430,8 @@ impl Controller {
             .is_some_and(|t| t.elapsed() < session);
         let epoch = image.offset as i64 + 1;
         let broker_id = input.broker_id;
-        let record = controller::register_broker(&image, input, epoch, live)?;
-        self.commit(vec![record]).await?;
+        let records = controller::register_broker(&image, input, epoch, live)?;
+        self.commit(records).await?;
         self.contacts
             .lock_or_recover()
             .insert(broker_id, Instant::now());
@@ -538,8 +538,9 @@ impl Controller {
         if !still_stale {
             return;
         }
-        if let Some(record) = controller::fence_broker(&self.image(), broker_id) {
-            match self.commit(vec![record]).await {
+        let records = controller::fence_broker(&self.image(), broker_id);
+        if !records.is_empty() {
+            match self.commit(records).await {
                 Ok(()) => tracing::info!(
                     broker_id,
                     session_ms = session.as_millis() as u64,
