@@ -17,13 +17,13 @@
 //! timeout, or does not revoke within its rebalance timeout, is removed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use uuid::Uuid;
 
 use super::records::{self, ConsumerMemberValue, CurrentAssignmentValue, RecordKey};
 use super::GroupError;
-use std::sync::Arc;
 
 /// Partitions by topic id.
 pub type Assignment = BTreeMap<Uuid, BTreeSet<i32>>;

@@ -339,7 +339,9 @@ pub type FlushOwed = Option<(Arc<Partition>, i64)>;
 type TopicOffsets = BTreeMap<(String, i32), OffsetCommitValue>;
 
 struct Shard {
-    partitions: Vec<Arc<Partition>>,
+    /// The `__consumer_offsets` partitions this node holds, by partition index: all of
+    /// them on a lone node, its replicas in a cluster.
+    partitions: BTreeMap<i32, Arc<Partition>>,
     groups: BTreeMap<String, Group>,
     offsets: BTreeMap<String, TopicOffsets>,
     next_retention_check_ms: i64,
@@ -348,7 +350,7 @@ struct Shard {
 impl Shard {
     fn empty(config: &GroupConfig, clock: &Clock) -> Shard {
         Shard {
-            partitions: Vec::new(),
+            partitions: BTreeMap::new(),
             groups: BTreeMap::new(),
             offsets: BTreeMap::new(),
             next_retention_check_ms: clock.now_ms() + config.offsets_retention_check_interval_ms,
@@ -424,7 +426,7 @@ impl GroupCoordinator {
             catalog,
             deadline_changed: tokio::sync::Notify::new(),
         });
-        if let Some(partitions) = coordinator.replicas.topic(OFFSETS_TOPIC) {
+        if let Some(partitions) = coordinator.held_offsets_partitions() {
             let mut shard = coordinator.lock();
             coordinator.load(&mut shard, partitions)?;
         }
@@ -528,15 +530,24 @@ impl GroupCoordinator {
                 }
             }
         }
+        if controller.is_cluster() {
+            // This node may hold no replica of it: the coordinators are elsewhere.
+            return self.load_if_hosted();
+        }
         let partitions = self
-            .replicas
-            .topic(OFFSETS_TOPIC)
+            .held_offsets_partitions()
             .ok_or(GroupError::CoordinatorNotAvailable)?;
         let mut shard = self.lock();
         if shard.partitions.is_empty() {
             self.load(&mut shard, partitions)?;
         }
         Ok(())
+    }
+
+    /// The `__consumer_offsets` partitions this node holds, by index, if any.
+    fn held_offsets_partitions(&self) -> Option<BTreeMap<i32, Arc<Partition>>> {
+        let held = self.replicas.topic(OFFSETS_TOPIC)?;
+        Some(held.into_iter().map(|p| (p.index, p)).collect())
     }
 
     /// Loads `__consumer_offsets` if this node hosts it and has not loaded it yet: in a
@@ -546,7 +557,7 @@ impl GroupCoordinator {
         if !self.lock().partitions.is_empty() {
             return Ok(());
         }
-        let Some(partitions) = self.replicas.topic(OFFSETS_TOPIC) else {
+        let Some(partitions) = self.held_offsets_partitions() else {
             return Ok(());
         };
         let mut shard = self.lock();
@@ -558,8 +569,12 @@ impl GroupCoordinator {
 
     // ---- Loading ----
 
-    fn load(&self, shard: &mut Shard, partitions: Vec<Arc<Partition>>) -> Result<(), GroupError> {
-        for partition in &partitions {
+    fn load(
+        &self,
+        shard: &mut Shard,
+        partitions: BTreeMap<i32, Arc<Partition>>,
+    ) -> Result<(), GroupError> {
+        for partition in partitions.values() {
             self.replay(partition)?;
         }
         let now_ms = self.clock.now_ms();
@@ -726,11 +741,15 @@ impl GroupCoordinator {
         if records.is_empty() {
             return Ok(None);
         }
-        let index = partition_for(group_id, shard.partitions.len() as i32) as usize;
+        // The partition by the topic's partition count, not by how many are held here.
+        let count = self
+            .catalog
+            .partition_count(OFFSETS_TOPIC)
+            .ok_or(GroupError::CoordinatorNotAvailable)?;
         let partition = shard
             .partitions
-            .get(index)
-            .ok_or(GroupError::CoordinatorNotAvailable)?;
+            .get(&partition_for(group_id, count))
+            .ok_or(GroupError::NotCoordinator)?;
         let keys: Vec<Bytes> = records.iter().map(|(k, _)| k.encode()).collect();
         let entries: Vec<KeyValue> = keys
             .iter()
