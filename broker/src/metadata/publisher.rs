@@ -70,6 +70,8 @@ impl MetadataView {
     /// Sets aside partition directories no topic of the image owns. Only once the image
     /// is complete: after the start-up replay and any migration of an older store.
     pub fn set_aside_strays(&self) {
+        // Not while a batch opens partitions: a directory being created is not a stray.
+        let _applying = self.applying.lock_or_recover();
         assert!(
             self.is_published(),
             "strays are judged against the published image"
@@ -138,6 +140,7 @@ impl MetadataView {
                 .host_topic(&topic.name, topic.id, &indexes, &resolve(topic))
             {
                 Ok(opened) => {
+                    // A topic new to this node gets its configs as it opens.
                     if before == 0 {
                         created.insert(*id);
                     }

@@ -459,7 +459,7 @@ impl ReplicaManager {
             match std::fs::rename(entry.path(), &stray) {
                 Ok(()) => {
                     let _ = self.store.delete(&producer_state_key(topic, index));
-                    tracing::warn!(dir = %name, renamed = %stray.display(), "a partition directory no topic owns was set aside");
+                    tracing::warn!(dir = %name, renamed = %stray.display(), "a partition directory this node holds no replica of was set aside");
                 }
                 Err(e) => {
                     tracing::warn!(dir = %name, error = %e, "could not set aside a stray partition directory")
@@ -541,7 +541,9 @@ impl ReplicaManager {
                 }
             }
         }
-        if !hosted.partitions.is_empty() {
+        // Callers are serialized (the metadata publisher), so nothing changed the map
+        // since it was read.
+        if opened > 0 {
             self.partitions
                 .write_or_recover()
                 .insert(name, hosted.clone());
@@ -562,22 +564,45 @@ impl ReplicaManager {
         let dir = self
             .log_dir
             .join(crate::log::partition_dir_name(topic, index));
+        let set_aside = match check_partition_metadata(&dir, topic_id) {
+            Ok(()) => false,
+            Err(LogError::InconsistentTopicId { found, .. }) => {
+                // The directory of a topic of the same name that was deleted while this
+                // node was away (the metadata names one topic per name): set aside, as
+                // Kafka does with stray logs, and the partition starts empty, with none
+                // of the old topic's offsets or producer state.
+                let stray = self.log_dir.join(format!(
+                    "{}.{}-stray",
+                    crate::log::partition_dir_name(topic, index),
+                    Uuid::new_v4().simple()
+                ));
+                std::fs::rename(&dir, &stray).map_err(|source| LogError::Io {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+                let _ = self.store.delete(&producer_state_key(topic, index));
+                tracing::warn!(dir = %dir.display(), renamed = %stray.display(), found, "a partition directory of another topic id was set aside");
+                true
+            }
+            Err(e) => return Err(e),
+        };
         let checkpoint = self
             .store
             .get(&producer_state_key(topic, index))
             .ok()
             .flatten()
             .and_then(|bytes| decode_checkpoint(&bytes));
+        let key = (topic.to_string(), index);
         let recovery_point = self
             .recovery_points
-            .get(&(topic.to_string(), index))
-            .copied();
-        check_partition_metadata(&dir, topic_id)?;
+            .get(&key)
+            .copied()
+            .filter(|_| !set_aside);
         let options = LogOptions {
             config: config.clone(),
             clean_shutdown: self.clean_shutdown,
             leader_epoch: 0,
-            log_start_offset: self.log_starts.get(&(topic.to_string(), index)).copied(),
+            log_start_offset: self.log_starts.get(&key).copied().filter(|_| !set_aside),
             recovery_point,
         };
         let log = PartitionLog::open(&dir, options, checkpoint, self.clock.now_ms())?;
