@@ -46,7 +46,9 @@ pub fn produce(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> R
         } else {
             Some(topic.name.0.to_string())
         };
-        let unknown = if version >= 13 {
+        // An unknown topic id (v13+) is UNKNOWN_TOPIC_ID; a known topic without the
+        // partition, or an unknown name, UNKNOWN_TOPIC_OR_PARTITION.
+        let unknown = if name.is_none() {
             ErrorCode::UnknownTopicId
         } else {
             ErrorCode::UnknownTopicOrPartition
@@ -72,6 +74,12 @@ pub fn produce(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> R
                 partitions.push(response.with_error_code(unknown.code()));
                 continue;
             };
+            if topic_name == crate::group::OFFSETS_TOPIC {
+                // Only the group coordinator writes there, as Kafka refuses clients.
+                first_error.get_or_insert_with(|| "produce to an internal topic".into());
+                partitions.push(response.with_error_code(ErrorCode::InvalidTopicException.code()));
+                continue;
+            }
             let target = broker
                 .replicas
                 .partition(topic_name, data.index)
@@ -92,12 +100,6 @@ pub fn produce(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> R
                 partitions.push(response);
                 continue;
             };
-            if target.topic.as_ref() == crate::group::OFFSETS_TOPIC {
-                // Only the group coordinator writes there, as Kafka refuses clients.
-                first_error.get_or_insert_with(|| "produce to an internal topic".into());
-                partitions.push(response.with_error_code(ErrorCode::InvalidTopicException.code()));
-                continue;
-            }
             if request.transactional_id.is_some() {
                 first_error.get_or_insert_with(|| "transactional produce".into());
                 partitions.push(response.with_error_code(ErrorCode::InvalidRequest.code()));
