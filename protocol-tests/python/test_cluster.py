@@ -25,7 +25,7 @@ TEST_SETTINGS = {
 
 
 class Cluster:
-    def __init__(self, size=3):
+    def __init__(self, size=3, extra=None):
         self.dir = tempfile.mkdtemp()
         self.cluster_id = subprocess.run([weir_bin(), "random-uuid"], capture_output=True,
                                          text=True, check=True).stdout.strip()
@@ -33,7 +33,7 @@ class Cluster:
         voters = ",".join(f"{i + 1}@127.0.0.1:{c}" for i, (_, c) in enumerate(self.ports))
         self.procs = []
         for i, (port, controller) in enumerate(self.ports):
-            settings = dict(TEST_SETTINGS, **{
+            settings = dict(TEST_SETTINGS, **(extra or {}), **{
                 "node.id": str(i + 1),
                 "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
                 "controller.listener.names": "CONTROLLER",
@@ -136,6 +136,85 @@ def test_confluent_kafka_produces_to_leaders_and_a_group_commits(cluster):
     committed = consumer.committed([TopicPartition("orders", p) for p in range(3)], timeout=10)
     assert sum(tp.offset for tp in committed) == 60
     consumer.close()
+
+
+def java_hash(text: str) -> int:
+    """Java's String.hashCode, as Kafka uses it to place a group."""
+    h = 0
+    for unit in text.encode("utf-16-be").hex(" ", 2).split():
+        h = (31 * h + int(unit, 16)) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def offsets_partition(group: str, partitions: int) -> int:
+    return abs(java_hash(group)) % partitions
+
+
+@pytest.mark.parametrize("offsets_partitions", [2, 4])
+def test_groups_work_when_each_node_holds_only_some_offsets_partitions(offsets_partitions):
+    """With offsets.topic.replication.factor=1 each node holds some of __consumer_offsets
+    (with 2 partitions, one node holds none; with 4, one holds two): a group's records go
+    to its own partition, on the node that leads it, and every node answers
+    FindCoordinator."""
+    c = Cluster(extra={"offsets.topic.replication.factor": "1",
+                       "offsets.topic.num.partitions": str(offsets_partitions),
+                       "group.initial.rebalance.delay.ms": "0"})
+    try:
+        admin = c.admin(0)
+        for future in admin.create_topics([NewTopic("events", 3, 1)]).values():
+            future.result(timeout=15)
+        producer = Producer({"bootstrap.servers": c.bootstrap(1)})
+        for i in range(30):
+            producer.produce("events", value=f"e{i}".encode(), partition=i % 3)
+        assert producer.flush(20) == 0
+        for g in range(6):
+            group = f"reader-{g}"
+            # Bootstrapping from one node at a time: each must find the coordinator.
+            consumer = Consumer({"bootstrap.servers": c.bootstrap(g % 3), "group.id": group,
+                                 "auto.offset.reset": "earliest",
+                                 "enable.auto.commit": False})
+            consumer.subscribe(["events"])
+            seen = 0
+            deadline = time.time() + 30
+            while seen < 30 and time.time() < deadline:
+                message = consumer.poll(0.5)
+                if message is not None and not message.error():
+                    seen += 1
+            assert seen == 30, f"{group} read {seen}"
+            consumer.commit(asynchronous=False)
+            consumer.close()
+        for g in range(6):
+            reader = Consumer({"bootstrap.servers": c.bootstrap(), "group.id": f"reader-{g}"})
+            committed = reader.committed([TopicPartition("events", p) for p in range(3)],
+                                         timeout=10)
+            assert [tp.offset for tp in committed] == [10, 10, 10], f"reader-{g}"
+            reader.close()
+        # Each group's records are in the partition Kafka's hash names.
+        reader = Consumer({"bootstrap.servers": c.bootstrap(), "group.id": "inspector",
+                           "enable.auto.commit": False, "enable.partition.eof": True})
+        reader.assign([TopicPartition("__consumer_offsets", p, 0)
+                       for p in range(offsets_partitions)])
+        found, ended = {}, set()
+        deadline = time.time() + 20
+        while len(ended) < offsets_partitions and time.time() < deadline:
+            message = reader.poll(0.5)
+            if message is None:
+                continue
+            if message.error():
+                ended.add(message.partition())
+                continue
+            key = message.key()
+            group = key[4:4 + int.from_bytes(key[2:4], "big")].decode()
+            found.setdefault(group, set()).add(message.partition())
+        reader.close()
+        for g in range(6):
+            group = f"reader-{g}"
+            assert found.get(group) == {offsets_partition(group, offsets_partitions)}, found
+    except Exception:
+        print(c.logs())
+        raise
+    finally:
+        c.stop()
 
 
 def test_kafka_python_describes_the_cluster_and_round_trips(cluster):

@@ -361,6 +361,118 @@ fn replicas_live_only_on_their_brokers_and_span_racks() {
     assert_eq!(answer.error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
 }
 
+/// Each partition of a topic as one node reports it: (leader, leader epoch, offline replicas).
+fn leaderships(port: u16, topic: &str) -> Vec<(i32, i32, Vec<i32>)> {
+    let mut client = Client::connect_port(port);
+    let request = MetadataRequest::default().with_topics(Some(vec![
+        kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+            .with_name(Some(raw::topic_name(topic))),
+    ]));
+    let ResponseKind::Metadata(m) =
+        client.call(ApiKey::Metadata, 12, &RequestKind::Metadata(request))
+    else {
+        panic!("Metadata answer expected");
+    };
+    let mut partitions: Vec<_> = m.topics[0]
+        .partitions
+        .iter()
+        .map(|p| {
+            (
+                p.partition_index,
+                (
+                    p.leader_id.0,
+                    p.leader_epoch,
+                    p.offline_replicas.iter().map(|b| b.0).collect(),
+                ),
+            )
+        })
+        .collect();
+    partitions.sort_by_key(|(i, _)| *i);
+    partitions.into_iter().map(|(_, p)| p).collect()
+}
+
+#[test]
+fn a_broker_that_stops_gives_up_its_leaderships_and_takes_them_back() {
+    let mut cluster = Cluster::start(3, &[]);
+    let ports = ports(&cluster);
+    let settled = eventually(
+        "three brokers and one controller every node names",
+        Duration::from_secs(15),
+        || ports.iter().map(|p| view(*p)).collect::<Vec<_>>(),
+        |v| {
+            v.iter().all(|v| v.controller > 0 && v.brokers.len() == 3)
+                && v.windows(2).all(|w| w[0].controller == w[1].controller)
+        },
+    );
+    let controller = settled[0].controller;
+    let controller_port = ports[controller as usize - 1];
+    // Three partitions on three brokers: each broker leads one.
+    assert_eq!(create(controller_port, "led", 3, 1), (0, None));
+    let start = eventually(
+        "every node has the topic",
+        Duration::from_secs(10),
+        || leaderships(controller_port, "led"),
+        |p| p.len() == 3 && p.iter().all(|(l, e, _)| *l > 0 && *e == 0),
+    );
+    let index_of = |broker: i32| start.iter().position(|(l, _, _)| *l == broker).unwrap();
+    let others: Vec<i32> = (1..=3).filter(|id| *id != controller).collect();
+
+    // SIGTERM: a controlled shutdown. The controller moves the broker's leaderships (no
+    // other replica: no leader, the epoch bumped) before the broker exits, so the change
+    // is there the moment it has exited, long before a session would time out.
+    let stopped = others[0];
+    let i = index_of(stopped);
+    assert_eq!(cluster.node(stopped).stop(), Some(0));
+    assert_eq!(
+        leaderships(controller_port, "led")[i],
+        (-1, 1, vec![stopped]),
+        "{stopped}'s partition right after its controlled shutdown"
+    );
+    assert!(cluster
+        .node(stopped)
+        .log_text()
+        .contains("the controller agreed to a controlled shutdown"));
+    cluster.node(stopped).restart();
+    eventually(
+        "the restarted broker leads its partition again, in a new epoch",
+        Duration::from_secs(20),
+        || leaderships(controller_port, "led")[i].clone(),
+        |p| *p == (stopped, 2, vec![]),
+    );
+
+    // kill -9: fenced after the session timeout, then the same.
+    let killed = others[1];
+    let k = index_of(killed);
+    cluster.node(killed).kill9();
+    eventually(
+        "the killed broker's partition goes offline once it is fenced",
+        Duration::from_secs(10),
+        || leaderships(controller_port, "led")[k].clone(),
+        |p| *p == (-1, 1, vec![killed]),
+    );
+    // Every node tells the same story.
+    for port in [ports[controller as usize - 1], ports[stopped as usize - 1]] {
+        eventually(
+            "every node sees the partition offline",
+            Duration::from_secs(10),
+            || leaderships(port, "led")[k].clone(),
+            |p| *p == (-1, 1, vec![killed]),
+        );
+    }
+    cluster.node(killed).restart();
+    eventually(
+        "the killed broker leads its partition again",
+        Duration::from_secs(20),
+        || leaderships(controller_port, "led")[k].clone(),
+        |p| *p == (killed, 2, vec![]),
+    );
+    // The controller's own partition was never touched.
+    assert_eq!(
+        leaderships(controller_port, "led")[index_of(controller)],
+        (controller, 0, vec![])
+    );
+}
+
 #[test]
 fn killing_the_active_controller_elects_another_and_admin_requests_resume() {
     let mut cluster = Cluster::start(3, &[]);
@@ -759,12 +871,8 @@ fn a_node_that_missed_more_than_the_kept_log_catches_up_from_a_snapshot() {
         Duration::from_secs(20),
         || {
             i += 1;
-            set_topic_config(
-                port_up,
-                "kept",
-                "retention.ms",
-                &(1_000_000 + i).to_string(),
-            );
+            let value = (1_000_000 + i).to_string();
+            assert_eq!(set_topic_config(port_up, "kept", "retention.ms", &value), 0);
             std::thread::sleep(Duration::from_millis(20));
             purged_past(&cluster.node(leader).log_text(), 100)
         },
