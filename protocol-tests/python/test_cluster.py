@@ -29,32 +29,51 @@ class Cluster:
         self.dir = tempfile.mkdtemp()
         self.cluster_id = subprocess.run([weir_bin(), "random-uuid"], capture_output=True,
                                          text=True, check=True).stdout.strip()
+        # A free port can be taken by a parallel test before a node binds it: then the
+        # whole cluster starts again on other ports, in a fresh directory.
+        for attempt in range(5):
+            self.start(size, extra or {}, f"{self.dir}/attempt{attempt}")
+            if self.wait_formed(size):
+                return
+            bind_failed = "cannot bind listener" in self.logs()
+            self.stop(remove=False)
+            if not bind_failed:
+                break
+        raise RuntimeError("the cluster did not form:\n" + self.logs())
+
+    def start(self, size, extra, base):
+        self.base = base
+        os.makedirs(base)
         self.ports = [(free_port(), free_port()) for _ in range(size)]
         voters = ",".join(f"{i + 1}@127.0.0.1:{c}" for i, (_, c) in enumerate(self.ports))
         self.procs = []
         for i, (port, controller) in enumerate(self.ports):
-            settings = dict(TEST_SETTINGS, **(extra or {}), **{
+            settings = dict(TEST_SETTINGS, **extra, **{
                 "node.id": str(i + 1),
                 "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
                 "controller.listener.names": "CONTROLLER",
                 "controller.quorum.voters": voters,
-                "log.dirs": f"{self.dir}/node{i + 1}",
+                "log.dirs": f"{base}/node{i + 1}",
             })
             args = [weir_bin()]
             for key, value in settings.items():
                 args += ["--override", f"{key}={value}"]
-            log = open(f"{self.dir}/node{i + 1}.log", "wb")
+            log = open(f"{base}/node{i + 1}.log", "wb")
             self.procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log,
                                                env=dict(os.environ, CLUSTER_ID=self.cluster_id)))
+
+    def wait_formed(self, size) -> bool:
         deadline = time.time() + 20
         while time.time() < deadline:
+            if any(proc.poll() is not None for proc in self.procs):
+                return False
             try:
                 if len(self.admin(0).list_topics(timeout=2).brokers) == size:
-                    return
+                    return True
             except KafkaException:  # not listening yet
                 pass
             time.sleep(0.1)
-        raise RuntimeError("the cluster did not form:\n" + self.logs())
+        return False
 
     def bootstrap(self, node=None) -> str:
         chosen = self.ports if node is None else [self.ports[node]]
@@ -64,10 +83,10 @@ class Cluster:
         return AdminClient({"bootstrap.servers": self.bootstrap(node)})
 
     def logs(self) -> str:
-        return "\n".join(Path(f"{self.dir}/node{i + 1}.log").read_text(errors="replace")
+        return "\n".join(Path(f"{self.base}/node{i + 1}.log").read_text(errors="replace")
                          for i in range(len(self.procs)))
 
-    def stop(self):
+    def stop(self, remove=True):
         for proc in self.procs:
             proc.terminate()
         for proc in self.procs:
@@ -76,7 +95,8 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if remove:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
