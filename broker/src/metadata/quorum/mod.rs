@@ -58,6 +58,9 @@ pub enum QuorumError {
     /// This node is not the active controller (Kafka's NOT_CONTROLLER).
     #[error("this node is not the active controller")]
     NotLeader,
+    /// Proposed, and not committed in time (a quorum out of reach): it may still be.
+    #[error("the metadata quorum did not commit in time")]
+    TimedOut,
     #[error("metadata quorum: {0}")]
     Failed(String),
 }
@@ -135,6 +138,7 @@ pub struct RaftQuorum {
     raft: Raft<TypeConfig>,
     cluster_id: String,
     voters: String,
+    voter_count: usize,
     election_ms: u64,
 }
 
@@ -225,6 +229,7 @@ impl RaftQuorum {
         let quorum = RaftQuorum {
             raft,
             voters: settings.voters_text(),
+            voter_count: settings.voters.len().max(1),
             cluster_id: settings.cluster_id.clone(),
             election_ms: election,
         };
@@ -321,12 +326,18 @@ fn watch_for_fatal_errors(raft: &Raft<TypeConfig>) {
 impl Quorum for RaftQuorum {
     fn propose(&self, records: Vec<MetadataRecord>) -> BoxFuture<'_, Result<u64, QuorumError>> {
         Box::pin(async move {
-            match self.raft.client_write(MetadataBatch { records }).await {
-                Ok(response) => Ok(response.log_id.index),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+            // A leader cut off from its quorum never commits; openraft does not step it
+            // down, so the wait is bounded here.
+            let bound = Duration::from_millis(self.election_ms * 5);
+            match tokio::time::timeout(bound, self.raft.client_write(MetadataBatch { records }))
+                .await
+            {
+                Err(_) => Err(QuorumError::TimedOut),
+                Ok(Ok(response)) => Ok(response.log_id.index),
+                Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
                     Err(QuorumError::NotLeader)
                 }
-                Err(e) => Err(QuorumError::Failed(e.to_string())),
+                Ok(Err(e)) => Err(QuorumError::Failed(e.to_string())),
             }
         })
     }
@@ -351,8 +362,18 @@ impl Quorum for RaftQuorum {
     fn state(&self) -> QuorumState {
         let metrics = self.raft.metrics().borrow().clone();
         let matched = metrics.replication.as_ref();
+        // Kafka's check-quorum: a leader that has not heard from a quorum of voters for
+        // 1.5 election timeouts no longer counts itself (or is reported) as the leader.
+        let cut_off = metrics.current_leader == Some(metrics.id)
+            && self.voter_count > 1
+            && metrics
+                .millis_since_quorum_ack
+                .is_some_and(|ms| ms > self.election_ms * 3 / 2);
         QuorumState {
-            leader: metrics.current_leader.map(|id| id as i32),
+            leader: metrics
+                .current_leader
+                .map(|id| id as i32)
+                .filter(|_| !cut_off),
             term: metrics.current_term,
             high_watermark: metrics.last_applied.map_or(0, |id| id.index + 1),
             log_end: metrics.last_log_index.map_or(0, |i| i + 1),
@@ -570,7 +591,7 @@ mod network {
             rpc: AppendEntriesRequest<TypeConfig>,
             option: RPCOption,
         ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-            self.send(Call::AppendEntries(rpc), option.hard_ttl()).await
+            self.send(Call::AppendEntries(rpc), option.soft_ttl()).await
         }
 
         async fn install_snapshot(
@@ -581,7 +602,7 @@ mod network {
             InstallSnapshotResponse<u64>,
             RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>,
         > {
-            self.send(Call::InstallSnapshot(rpc), option.hard_ttl())
+            self.send(Call::InstallSnapshot(rpc), option.soft_ttl())
                 .await
         }
 
@@ -590,7 +611,7 @@ mod network {
             rpc: VoteRequest<u64>,
             option: RPCOption,
         ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-            self.send(Call::Vote(rpc), option.hard_ttl()).await
+            self.send(Call::Vote(rpc), option.soft_ttl()).await
         }
     }
 }
