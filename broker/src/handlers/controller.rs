@@ -147,20 +147,119 @@ pub fn describe_quorum(broker: &Arc<Broker>, version: i16) -> DescribeQuorumResp
     response
 }
 
-/// Sends a request this node cannot decide to the active controller and relays its answer;
-/// an error answer of the request's own shape when no controller can be reached.
+/// Sends a request this node cannot decide to the active controller and relays its answer,
+/// once: without a controller to send it to, NOT_CONTROLLER; sent and not answered in
+/// time, REQUEST_TIMED_OUT (the controller may still act on it, so it is not sent again).
 pub async fn forward(
     broker: &Arc<Broker>,
     key: ApiKey,
     version: i16,
     request: RequestKind,
-) -> Option<ResponseKind> {
+) -> ResponseKind {
     match broker
         .controller
         .call_controller(key, version, &request)
         .await
     {
-        Ok(response) => Some(response),
-        Err(MetadataError::NotController) | Err(_) => None,
+        Ok(response) => response,
+        Err(e) => refuse(request, &e),
+    }
+}
+
+/// The answer to a controller request that was not decided: `error` for every item.
+pub fn refuse(request: RequestKind, error: &MetadataError) -> ResponseKind {
+    use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+    use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+    use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+    use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+    use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse as IncrementalResult;
+    use kafka_protocol::messages::{
+        AlterConfigsResponse, CreatePartitionsResponse, CreateTopicsResponse, DeleteTopicsResponse,
+        IncrementalAlterConfigsResponse,
+    };
+    let code = error.code().code();
+    let message = Some(str_bytes(error.to_string()));
+    match request {
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(
+            CreateTopicsResponse::default().with_topics(
+                r.topics
+                    .into_iter()
+                    .map(|t| {
+                        CreatableTopicResult::default()
+                            .with_name(t.name)
+                            .with_error_code(code)
+                            .with_error_message(message.clone())
+                            .with_num_partitions(-1)
+                            .with_replication_factor(-1)
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::DeleteTopics(r) => {
+            let named = r
+                .topic_names
+                .into_iter()
+                .map(|name| DeletableTopicResult::default().with_name(Some(name)));
+            let by_state = r.topics.into_iter().map(|t| {
+                DeletableTopicResult::default()
+                    .with_name(t.name)
+                    .with_topic_id(t.topic_id)
+            });
+            ResponseKind::DeleteTopics(
+                DeleteTopicsResponse::default().with_responses(
+                    named
+                        .chain(by_state)
+                        .map(|t| t.with_error_code(code).with_error_message(message.clone()))
+                        .collect(),
+                ),
+            )
+        }
+        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(
+            CreatePartitionsResponse::default().with_results(
+                r.topics
+                    .into_iter()
+                    .map(|t| {
+                        CreatePartitionsTopicResult::default()
+                            .with_name(t.name)
+                            .with_error_code(code)
+                            .with_error_message(message.clone())
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(
+            AlterConfigsResponse::default().with_responses(
+                r.resources
+                    .into_iter()
+                    .map(|c| {
+                        AlterConfigsResourceResponse::default()
+                            .with_resource_type(c.resource_type)
+                            .with_resource_name(c.resource_name)
+                            .with_error_code(code)
+                            .with_error_message(message.clone())
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
+            IncrementalAlterConfigsResponse::default().with_responses(
+                r.resources
+                    .into_iter()
+                    .map(|c| {
+                        IncrementalResult::default()
+                            .with_resource_type(c.resource_type)
+                            .with_resource_name(c.resource_name)
+                            .with_error_code(code)
+                            .with_error_message(message.clone())
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::DescribeQuorum(_) => ResponseKind::DescribeQuorum(
+            DescribeQuorumResponse::default()
+                .with_error_code(code)
+                .with_error_message(message),
+        ),
+        other => unreachable!("not a controller request: {other:?}"),
     }
 }

@@ -65,12 +65,19 @@ pub fn handle(
     {
         let key = ApiKey::try_from(header.request_api_key).expect("a served api key");
         return ordered(broker, move |b| async move {
-            match controller::forward(&b, key, version, request.clone()).await {
-                Some(response) => response,
-                // No controller reachable: answered here, which says NOT_CONTROLLER.
-                None => decide_here(&b, version, request).await,
-            }
+            controller::forward(&b, key, version, request).await
         });
+    }
+    if is_forwarded(&request)
+        && !matches!(request, RequestKind::DescribeQuorum(_))
+        && controller_listener
+        && !broker.controller.is_leader()
+    {
+        // Forwarded to a node that is no longer the controller: never forwarded again.
+        return ready(controller::refuse(
+            request,
+            &crate::metadata::MetadataError::NotController,
+        ));
     }
     if is_group_request(&request) {
         if let Err(e) = broker.groups.load_if_hosted() {

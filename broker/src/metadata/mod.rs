@@ -81,6 +81,10 @@ pub enum MetadataError {
     GrowthOverflow,
     #[error("This is not the correct controller for this cluster.")]
     NotController,
+    /// Sent to the controller, or proposed to the quorum, without an answer in time: the
+    /// change may still be made (Kafka's REQUEST_TIMED_OUT).
+    #[error("The request timed out.")]
+    RequestTimedOut,
     #[error("{0}")]
     StaleBrokerEpoch(String),
     #[error("{0}")]
@@ -99,6 +103,7 @@ impl From<QuorumError> for MetadataError {
     fn from(e: QuorumError) -> MetadataError {
         match e {
             QuorumError::NotLeader => MetadataError::NotController,
+            QuorumError::TimedOut => MetadataError::RequestTimedOut,
             QuorumError::Failed(reason) => MetadataError::Quorum(reason),
         }
     }
@@ -121,6 +126,7 @@ impl MetadataError {
             MetadataError::ExcessivelyManyPartitions => ErrorCode::PolicyViolation,
             MetadataError::GrowthOverflow => ErrorCode::UnknownServerError,
             MetadataError::NotController => ErrorCode::NotController,
+            MetadataError::RequestTimedOut => ErrorCode::RequestTimedOut,
             MetadataError::StaleBrokerEpoch(_) => ErrorCode::StaleBrokerEpoch,
             MetadataError::BrokerIdNotRegistered(_) => ErrorCode::BrokerIdNotRegistered,
             MetadataError::DuplicateBrokerRegistration(_) => ErrorCode::DuplicateBrokerRegistration,
@@ -404,7 +410,11 @@ impl Controller {
             .await
             .map_err(|e: ChannelError| {
                 tracing::debug!(leader, error = %e, "cannot reach the active controller");
-                MetadataError::NotController
+                match e {
+                    // Sent, and no answer: the controller may still act on it.
+                    ChannelError::Timeout { .. } => MetadataError::RequestTimedOut,
+                    _ => MetadataError::NotController,
+                }
             })?;
         self.channels
             .lock_or_recover()
