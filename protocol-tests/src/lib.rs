@@ -193,15 +193,26 @@ impl Broker {
         // A JVM (the reference Kafka) takes seconds where weir takes milliseconds.
         let deadline = Instant::now() + Duration::from_secs(60);
         let listening = format!("127.0.0.1:{}", self.port);
+        // Every listener is bound before any serves; a node with a controller listener
+        // has started only once that one is bound too.
+        let listeners = self
+            .overrides
+            .iter()
+            .find(|(k, _)| k == "listeners")
+            .map_or(1, |(_, v)| v.split(',').count());
         while Instant::now() < deadline {
-            let ours = self
-                .log
-                .lock()
-                .unwrap()
-                .iter()
-                .skip(first_line)
-                .any(|l| l.contains("listening") && l.contains(&listening));
-            if ours {
+            let (ours, bound) = {
+                let log = self.log.lock().unwrap();
+                let lines = || log.iter().skip(first_line);
+                (
+                    lines().any(|l| l.contains("listening") && l.contains(&listening)),
+                    lines()
+                        .filter(|l| l.contains("listening listener="))
+                        .count(),
+                )
+            };
+            // (The reference Kafka logs its listeners another way: bound stays 0.)
+            if ours && (bound == 0 || bound >= listeners) {
                 return true;
             }
             if let Some(status) = self
@@ -289,13 +300,34 @@ impl Broker {
         panic!("broker did not stop within 20s of SIGTERM");
     }
 
-    /// Sends a signal by name (STOP, CONT, ...) to the running process.
+    /// Sends a signal by name (STOP, CONT, ...) to the running process; for STOP and
+    /// CONT, returns once the process is stopped or running again.
     pub fn signal(&mut self, name: &str) {
-        if let Some(child) = &self.child {
-            let _ = Command::new("kill")
-                .arg(format!("-{name}"))
-                .arg(child.id().to_string())
-                .status();
+        let Some(child) = &self.child else {
+            return;
+        };
+        let pid = child.id();
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{name} {pid} failed");
+        let stopped = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| Some(s.rsplit_once(')')?.1.split_whitespace().next()? == "T"))
+                .unwrap_or(false)
+        };
+        let want = match name {
+            "STOP" => true,
+            "CONT" => false,
+            _ => return,
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while stopped() != want {
+            assert!(Instant::now() < deadline, "{pid} did not take SIG{name}");
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 

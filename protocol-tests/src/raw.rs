@@ -46,7 +46,8 @@ impl Client {
     pub fn connect_port(port: u16) -> Client {
         let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
         stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
+            // Longer than a broker's own bound on forwarding to the controller (10 s).
+            .set_read_timeout(Some(Duration::from_secs(15)))
             .unwrap();
         Client {
             stream,
