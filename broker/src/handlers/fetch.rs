@@ -61,8 +61,8 @@ pub(crate) fn leader_for(
         return Err(ErrorCode::NotLeaderOrFollower);
     }
     match client_epoch {
-        e if e < 0 || e == partition.leader_epoch => Ok(partition),
-        e if e > partition.leader_epoch => Err(ErrorCode::UnknownLeaderEpoch),
+        e if e < 0 || e == partition.leader_epoch() => Ok(partition),
+        e if e > partition.leader_epoch() => Err(ErrorCode::UnknownLeaderEpoch),
         _ => Err(ErrorCode::FencedLeaderEpoch),
     }
 }
@@ -456,7 +456,7 @@ pub fn list_offsets(
                             .with_offset(offset)
                             // No offset found (a time after the last record): no epoch.
                             .with_leader_epoch(if version >= 4 && offset >= 0 {
-                                partition.leader_epoch
+                                partition.leader_epoch()
                             } else {
                                 -1
                             }),
@@ -522,10 +522,12 @@ pub fn offset_for_leader_epoch(
                         Ok(partition) => partition,
                         Err(code) => return response.with_error_code(code.code()),
                     };
-                    // One epoch so far, starting at offset 0: it ends at the log end offset.
-                    if p.leader_epoch == partition.leader_epoch {
+                    // A log is never truncated yet (a partition has one replica in its
+                    // ISR), so every epoch up to the current one ends at the log end
+                    // offset: no client ever has to truncate. A later epoch is unknown.
+                    if p.leader_epoch <= partition.leader_epoch() {
                         response
-                            .with_leader_epoch(partition.leader_epoch)
+                            .with_leader_epoch(p.leader_epoch)
                             .with_end_offset(partition.log_end_offset())
                     } else {
                         response.with_leader_epoch(-1).with_end_offset(-1)

@@ -159,6 +159,18 @@ impl MetadataView {
                 }
             }
         }
+        // Leader epochs move with leadership changes (PartitionChangeRecord marks the
+        // topic grown); the partitions check clients' epochs against them.
+        for id in &delta.grown {
+            let Some(topic) = next.topic_by_id(id) else {
+                continue;
+            };
+            for partition in self.replicas.topic(&topic.name).unwrap_or_default() {
+                if let Some(state) = topic.partition_states.get(partition.index as usize) {
+                    partition.set_leader_epoch(state.leader_epoch);
+                }
+            }
+        }
         if delta.broker_configs {
             for topic in next.topics.values() {
                 self.replicas.reconfigure(&topic.name, &resolve(topic));

@@ -16,7 +16,7 @@ pub mod log_dir;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -63,7 +63,8 @@ pub struct Partition {
     pub topic: Arc<str>,
     pub topic_id: Uuid,
     pub index: i32,
-    pub leader_epoch: i32,
+    /// The partition's leader epoch in the metadata image (set by the publisher).
+    leader_epoch: AtomicI32,
     log: Mutex<PartitionLog>,
     high_watermark: AtomicI64,
     log_start_offset: AtomicI64,
@@ -77,6 +78,15 @@ pub struct Partition {
 }
 
 impl Partition {
+    /// The current leader epoch, which clients' epochs are checked against.
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Acquire)
+    }
+
+    pub fn set_leader_epoch(&self, epoch: i32) {
+        self.leader_epoch.store(epoch, Ordering::Release);
+    }
+
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark.load(Ordering::Acquire)
     }
@@ -566,7 +576,8 @@ impl ReplicaManager {
             .join(crate::log::partition_dir_name(topic, index));
         let set_aside = match check_partition_metadata(&dir, topic_id) {
             Ok(()) => false,
-            Err(LogError::InconsistentTopicId { found, .. }) => {
+            // (Only for another valid id: an unreadable file is refused as before.)
+            Err(LogError::InconsistentTopicId { found, .. }) if !found.is_empty() => {
                 // The directory of a topic of the same name that was deleted while this
                 // node was away (the metadata names one topic per name): set aside, as
                 // Kafka does with stray logs, and the partition starts empty, with none
@@ -622,7 +633,7 @@ impl ReplicaManager {
             topic: Arc::clone(topic),
             topic_id,
             index,
-            leader_epoch: 0,
+            leader_epoch: AtomicI32::new(0),
             high_watermark: AtomicI64::new(leo),
             log_start_offset: AtomicI64::new(log.log_start_offset()),
             log: Mutex::new(log),
