@@ -339,9 +339,9 @@ impl Controller {
     /// active controller, with every earlier decision applied here.
     async fn begin(&self) -> Result<tokio::sync::MutexGuard<'_, ()>, MetadataError> {
         let guard = self.changes.lock().await;
-        if self.config.is_cluster() {
-            self.quorum.linearize().await?;
-        }
+        // In a cluster: still the leader, with everything committed applied. Alone too:
+        // a proposal that timed out (a stalled disk) is applied before the next decision.
+        self.quorum.linearize().await?;
         Ok(guard)
     }
 

@@ -394,14 +394,23 @@ impl Quorum for RaftQuorum {
 
     fn linearize(&self) -> BoxFuture<'_, Result<(), QuorumError>> {
         Box::pin(async move {
-            match tokio::time::timeout(
-                Duration::from_millis(self.election_ms * 2),
-                self.raft.ensure_linearizable(),
-            )
-            .await
-            {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(RaftError::APIError(_))) | Err(_) => Err(QuorumError::NotLeader),
+            let settle = async {
+                self.raft.ensure_linearizable().await?;
+                // Also everything in this leader's log: a proposal that timed out may
+                // still commit, and the next decision must be made on top of it.
+                let last = self.raft.metrics().borrow().last_log_index;
+                let applied = self
+                    .raft
+                    .wait(None)
+                    .applied_index_at_least(last, "settle before a decision")
+                    .await;
+                Ok::<_, RaftError<u64, _>>(applied.is_ok())
+            };
+            match tokio::time::timeout(Duration::from_millis(self.election_ms * 2), settle).await {
+                Ok(Ok(true)) => Ok(()),
+                Ok(Ok(false)) | Ok(Err(RaftError::APIError(_))) | Err(_) => {
+                    Err(QuorumError::NotLeader)
+                }
                 Ok(Err(e)) => Err(QuorumError::Failed(e.to_string())),
             }
         })
