@@ -578,7 +578,9 @@ pub fn leave_partitions(image: &MetadataImage, leaving: i32) -> Vec<MetadataReco
             if isr.is_empty() {
                 isr = p.isr.clone();
             }
-            let leader = if p.leader == leaving || p.leader == NO_LEADER {
+            // The leaving broker's partitions elect, and so does any whose leader is
+            // not active either (as Kafka's controller re-elects an unacceptable leader).
+            let leader = if p.leader == NO_LEADER || !acceptable(p.leader) {
                 elect(&p.replicas, &isr, acceptable)
             } else {
                 p.leader
@@ -652,8 +654,8 @@ pub struct HeartbeatOutcome {
 }
 
 /// A broker's heartbeat: a fenced broker that has caught up (its metadata offset reached
-/// its registration) and does not want to stay fenced is unfenced; one that wants to shut
-/// down is marked so (its leaderships move with replication, issue 11) and may go.
+/// its registration) and does not want to stay fenced is unfenced, and leads again where
+/// it can; one that wants to shut down gives up its leaderships, is fenced, and may go.
 pub fn broker_heartbeat(
     image: &MetadataImage,
     broker_id: i32,
