@@ -24,8 +24,13 @@ pub enum ChannelError {
         addr: String,
         source: std::io::Error,
     },
+    /// `sent`: the request was written (the peer may act on it) before time ran out.
     #[error("{addr}: no answer within {timeout:?}")]
-    Timeout { addr: String, timeout: Duration },
+    Timeout {
+        addr: String,
+        timeout: Duration,
+        sent: bool,
+    },
     #[error("{addr}: {reason}")]
     Protocol { addr: String, reason: String },
 }
@@ -119,6 +124,7 @@ impl Channel {
     ) -> Result<Bytes, ChannelError> {
         let size = (frame.len() - 4) as i32;
         frame[..4].copy_from_slice(&size.to_be_bytes());
+        let mut sent = false;
         let result = tokio::time::timeout(timeout, async {
             if self.stream.is_none() {
                 let stream = TcpStream::connect(&self.addr).await?;
@@ -127,6 +133,7 @@ impl Channel {
             }
             let stream = self.stream.as_mut().expect("connected above");
             stream.write_all(&frame).await?;
+            sent = true;
             let size = stream.read_i32().await?;
             if size < 0 || size as usize > MAX_RESPONSE_BYTES {
                 return Err(std::io::Error::new(
@@ -153,6 +160,7 @@ impl Channel {
                 Err(ChannelError::Timeout {
                     addr: self.addr.clone(),
                     timeout,
+                    sent,
                 })
             }
         }

@@ -211,10 +211,13 @@ pub struct Controller {
     /// When each broker was last heard from (register or heartbeat), on the leader.
     contacts: std::sync::Mutex<HashMap<i32, Instant>>,
     /// Idle connections to other nodes' controller listeners, by node id.
-    channels: std::sync::Mutex<HashMap<i32, Vec<Channel>>>,
+    channels: std::sync::Mutex<HashMap<i32, Vec<(Channel, Instant)>>>,
     /// This broker's registration with the active controller (a cluster only).
     lifecycle: lifecycle::Lifecycle,
 }
+
+/// How long a pooled connection to the controller may sit idle and still be used.
+const POOLED_CHANNEL_MAX_IDLE: Duration = Duration::from_secs(60);
 
 /// How long a forwarded request or a broker's call to the controller may take.
 const CONTROLLER_CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -399,11 +402,14 @@ impl Controller {
         let address = self
             .voter_address(leader)
             .ok_or(MetadataError::NotController)?;
-        let pooled = self
-            .channels
-            .lock_or_recover()
-            .get_mut(&leader)
-            .and_then(Vec::pop);
+        // A connection idle for long may have been closed by the controller
+        // (`connections.max.idle.ms`): only recently used ones are taken again.
+        let pooled = {
+            let mut channels = self.channels.lock_or_recover();
+            let idle = channels.entry(leader).or_default();
+            idle.retain(|(_, used)| used.elapsed() < POOLED_CHANNEL_MAX_IDLE);
+            idle.pop().map(|(channel, _)| channel)
+        };
         let mut channel = pooled.unwrap_or_else(|| Channel::new(address, "weir-controller-client"));
         let answer = channel
             .call(key, version, request, CONTROLLER_CALL_TIMEOUT)
@@ -412,7 +418,7 @@ impl Controller {
                 tracing::debug!(leader, error = %e, "cannot reach the active controller");
                 match e {
                     // Sent, and no answer: the controller may still act on it.
-                    ChannelError::Timeout { .. } => MetadataError::RequestTimedOut,
+                    ChannelError::Timeout { sent: true, .. } => MetadataError::RequestTimedOut,
                     _ => MetadataError::NotController,
                 }
             })?;
@@ -420,7 +426,7 @@ impl Controller {
             .lock_or_recover()
             .entry(leader)
             .or_default()
-            .push(channel);
+            .push((channel, Instant::now()));
         Ok(answer)
     }
 

@@ -572,10 +572,12 @@ mod network {
                 .call_raw(RAFT_API_KEY, 0, &body, timeout)
                 .await
                 .map_err(|e| match e {
-                    ChannelError::Io { .. } | ChannelError::Timeout { .. } => {
-                        RPCError::Unreachable(Unreachable::new(&e))
+                    // No connection: openraft backs off before trying again.
+                    ChannelError::Io { .. } => RPCError::Unreachable(Unreachable::new(&e)),
+                    // Slow (a large batch, a busy disk): retried without that back-off.
+                    ChannelError::Timeout { .. } | ChannelError::Protocol { .. } => {
+                        RPCError::Network(NetworkError::new(&e))
                     }
-                    ChannelError::Protocol { .. } => RPCError::Network(NetworkError::new(&e)),
                 })?;
             let reply: Reply<T, RaftError<u64, E>> =
                 serde_json::from_slice(&answer).map_err(|e| {
