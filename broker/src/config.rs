@@ -734,9 +734,10 @@ pub fn parse_voters(value: &str) -> Result<Vec<Voter>, ConfigError> {
     Ok(voters)
 }
 
-/// Checks `process.roles` and the quorum settings as Kafka 4.1 does. Every node is a
-/// combined broker and controller: a node with one role, or a dynamic quorum, is refused,
-/// naming what was asked.
+/// Checks `process.roles` and the quorum settings as Kafka 4.1 does: a controller is a
+/// voter and a broker-only node is not; a controller-only node listens on controller
+/// listeners only, a broker-only node on none. A dynamic quorum is refused, naming what
+/// was asked.
 fn check_quorum(node_id: i32, get: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
     let roles_value = get("process.roles").unwrap_or_default();
     let mut roles: Vec<&str> = Vec::new();
@@ -789,19 +790,54 @@ fn check_quorum(node_id: i32, get: &dyn Fn(&str) -> Option<String>) -> Result<()
         .split(',')
         .filter(|e| !e.trim().is_empty())
         .count();
-    let not_yet = |key: &str, value: String, what: &str| {
-        ConfigError::Invalid {
+    let not_yet = |key: &str, value: String, what: &str| ConfigError::Invalid {
         key: key.into(),
         value,
-        reason: format!("{what} is not supported yet: every weir node is a combined broker and controller (process.roles=broker,controller) listed in controller.quorum.voters"),
-    }
+        reason: format!(
+            "{what} is not supported yet: the voters are listed in controller.quorum.voters"
+        ),
     };
-    if roles != ["broker", "controller"] && roles != ["controller", "broker"] {
-        return Err(not_yet(
-            "process.roles",
-            roles_value,
-            "a node with one role",
-        ));
+    if roles.is_empty() {
+        return Err(ConfigError::Invalid {
+            key: "process.roles".into(),
+            value: roles_value,
+            reason: "process.roles must be set: broker, controller, or both".into(),
+        });
+    }
+    let names: Vec<String> = get("controller.listener.names")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .collect();
+    let bound: Vec<String> = parse_listeners("listeners", &get("listeners").unwrap_or_default())
+        .map(|l| l.into_iter().map(|l| l.name).collect())
+        .unwrap_or_default();
+    if roles == ["broker"] {
+        if voters.is_empty() {
+            return Err(not_yet(
+                "controller.quorum.voters",
+                voters_value,
+                "a broker without controller.quorum.voters",
+            ));
+        }
+        if let Some(name) = bound.iter().find(|b| names.contains(b)) {
+            return Err(ConfigError::Invalid {
+                key: "listeners".into(),
+                value: get("listeners").unwrap_or_default(),
+                reason: format!("controller.listener.names must not contain a value appearing in the 'listeners' configuration when running KRaft with just the broker role: {name}"),
+            });
+        }
+    }
+    if roles == ["controller"] {
+        if let Some(name) = bound.iter().find(|b| !names.contains(b)) {
+            return Err(ConfigError::Invalid {
+                key: "listeners".into(),
+                value: get("listeners").unwrap_or_default(),
+                reason: format!("The listeners config must only contain KRaft controller listeners from controller.listener.names when process.roles=controller: {name} is not one"),
+            });
+        }
     }
     if voters.is_empty() && bootstrap_count > 1 {
         return Err(not_yet(
@@ -810,17 +846,14 @@ fn check_quorum(node_id: i32, get: &dyn Fn(&str) -> Option<String>) -> Result<()
             "a dynamic quorum (KIP-853)",
         ));
     }
-    if voters.len() > 1 {
-        let names = get("controller.listener.names").unwrap_or_default();
-        let listeners = get("listeners").unwrap_or_default();
-        let bound: Vec<String> = parse_listeners("listeners", &listeners)
-            .map(|l| l.into_iter().map(|l| l.name).collect())
-            .unwrap_or_default();
-        let first = names.split(',').map(str::trim).find(|n| !n.is_empty());
+    // A voter of several, or one that serves brokers of their own, is reached on its
+    // controller listener.
+    if is_controller && (voters.len() > 1 || roles == ["controller"]) {
+        let first = names.first();
         if !first.is_some_and(|n| bound.iter().any(|b| b == n)) {
             return Err(ConfigError::Invalid {
                 key: "controller.listener.names".into(),
-                value: names,
+                value: names.join(","),
                 reason: "controller.listener.names must contain at least one value appearing in the 'listeners' configuration when running the KRaft controller role".into(),
             });
         }
@@ -864,6 +897,10 @@ pub struct BrokerConfig {
     pub voters: Vec<Voter>,
     /// The listener of `controller.listener.names` that is bound, when there is one.
     pub controller_listener: Option<String>,
+    /// `process.roles` has `broker`: the node registers, holds partitions and serves clients.
+    pub is_broker: bool,
+    /// `process.roles` has `controller`: the node is a voter of the metadata quorum.
+    pub is_controller: bool,
     pub socket_send_buffer_bytes: i32,
     pub socket_receive_buffer_bytes: i32,
 }
@@ -885,9 +922,10 @@ impl BrokerConfig {
             })
     }
 
-    /// Whether this node is one of several voters: a cluster, not a lone node.
+    /// Whether this node is part of a cluster, not a lone node: one of several voters, a
+    /// broker of other voters, or a controller of other brokers.
     pub fn is_cluster(&self) -> bool {
-        self.voters.iter().any(|v| v.node_id != self.node_id)
+        self.voters.iter().any(|v| v.node_id != self.node_id) || !self.is_broker
     }
 
     /// Loads the config from `weir [server.properties] [--override key=value ...]` and
@@ -1045,6 +1083,11 @@ impl BrokerConfig {
         }
         let (node_id, id_source) = node_id(&values, &num)?;
         check_quorum(node_id, &get)?;
+        let roles: Vec<String> = get("process.roles")
+            .unwrap_or_default()
+            .split(',')
+            .map(|r| r.trim().to_string())
+            .collect();
         let voters = parse_voters(&get("controller.quorum.voters").unwrap_or_default())?;
         let controller_listener = get("controller.listener.names")
             .unwrap_or_default()
@@ -1081,6 +1124,8 @@ impl BrokerConfig {
             socket_receive_buffer_bytes: num("socket.receive.buffer.bytes")? as i32,
             voters,
             controller_listener,
+            is_broker: roles.iter().any(|r| r == "broker"),
+            is_controller: roles.iter().any(|r| r == "controller"),
             values,
         };
         // Synonyms: both report the node id in force, as Kafka 4.1's DescribeConfigs does.
