@@ -37,6 +37,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::broker::Broker;
 use crate::handlers::{self, Reply, ResponseFuture};
+use crate::metadata::quorum::observer::OBSERVER_FETCH_API_KEY;
 use crate::metadata::quorum::RAFT_API_KEY;
 use crate::protocol::api::{self, FrameError};
 use crate::sync::MutexExt;
@@ -264,8 +265,12 @@ fn take_request(
     peer: SocketAddr,
     controller: bool,
 ) -> Result<Option<Outgoing>, String> {
-    if controller && frame.len() >= 2 && i16::from_be_bytes([frame[0], frame[1]]) == RAFT_API_KEY {
-        return quorum_message(broker, frame).map(Some);
+    let private_key = (frame.len() >= 2).then(|| i16::from_be_bytes([frame[0], frame[1]]));
+    if controller && private_key == Some(RAFT_API_KEY) {
+        return quorum_message(broker, frame, false).map(Some);
+    }
+    if controller && private_key == Some(OBSERVER_FETCH_API_KEY) {
+        return quorum_message(broker, frame, true).map(Some);
     }
     let (key, version) = api::peek_key_version(&frame).map_err(|e| e.to_string())?;
     if let Err(e) = api::check_version_on(key, version, controller) {
@@ -304,7 +309,12 @@ fn take_request(
 
 /// A metadata quorum message from another voter: header v1 (key, version, correlation id,
 /// client id), then the quorum's own body; answered with the correlation id and its reply.
-fn quorum_message(broker: &Arc<Broker>, mut frame: Bytes) -> Result<Outgoing, String> {
+/// A voter's message (`observer`: a broker-only node's fetch of the metadata log).
+fn quorum_message(
+    broker: &Arc<Broker>,
+    mut frame: Bytes,
+    observer: bool,
+) -> Result<Outgoing, String> {
     use bytes::Buf;
     if frame.len() < 10 {
         return Err("truncated quorum message".into());
@@ -318,7 +328,11 @@ fn quorum_message(broker: &Arc<Broker>, mut frame: Bytes) -> Result<Outgoing, St
     frame.advance(client_id_len);
     let broker = Arc::clone(broker);
     Ok(Outgoing::Raw(Box::pin(async move {
-        let reply = broker.controller.quorum_rpc(frame).await;
+        let reply = if observer {
+            broker.controller.serve_observer(frame).await
+        } else {
+            broker.controller.quorum_rpc(frame).await
+        };
         let mut out = bytes::BytesMut::with_capacity(reply.len() + 8);
         out.extend_from_slice(&((reply.len() + 4) as i32).to_be_bytes());
         out.extend_from_slice(&correlation_id.to_be_bytes());

@@ -285,13 +285,21 @@ impl Controller {
                 .map(|v| (v.node_id, v.address()))
                 .collect(),
         };
-        let quorum = RaftQuorum::start(
-            &settings,
-            Arc::clone(&store),
-            Arc::clone(&view) as Arc<dyn quorum::Applier>,
-        )
-        .await
-        .map_err(|e| MetadataError::Quorum(format!("{e:#}")))?;
+        let applier = Arc::clone(&view) as Arc<dyn quorum::Applier>;
+        let quorum: Box<dyn Quorum> = if config.is_controller {
+            Box::new(
+                RaftQuorum::start(&settings, Arc::clone(&store), applier)
+                    .await
+                    .map_err(|e| MetadataError::Quorum(format!("{e:#}")))?,
+            )
+        } else {
+            // A broker-only node follows the log the voters commit.
+            Box::new(quorum::observer::ObserverQuorum::start(
+                settings.cluster_id.clone(),
+                settings.voters.clone(),
+                applier,
+            ))
+        };
         if !config.is_cluster() {
             // A lone voter leads at once, with everything it holds applied.
             view.finish_replay();
@@ -299,7 +307,7 @@ impl Controller {
         let controller = Controller {
             config,
             view,
-            quorum: Box::new(quorum),
+            quorum,
             changes: tokio::sync::Mutex::new(()),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
             contacts: std::sync::Mutex::new(HashMap::new()),
@@ -331,6 +339,61 @@ impl Controller {
     /// Answers a quorum message from another voter.
     pub async fn quorum_rpc(&self, body: bytes::Bytes) -> Vec<u8> {
         self.quorum.handle_rpc(body).await
+    }
+
+    /// Serves a broker-only node's fetch of the metadata log (a body of an
+    /// [`quorum::observer::OBSERVER_FETCH_API_KEY`] frame): the committed batches after
+    /// what it has, held for a moment when there are none, or this node's image when its
+    /// log no longer reaches back that far.
+    pub async fn serve_observer(&self, body: bytes::Bytes) -> Vec<u8> {
+        use quorum::observer::{FetchRequest, FetchResponse, LONG_POLL, MAX_BATCHES};
+        let answer = |response: &FetchResponse| {
+            serde_json::to_vec(response).expect("fetch answers serialize")
+        };
+        let request: FetchRequest = match serde_json::from_slice(&body) {
+            Ok(request) => request,
+            Err(e) => {
+                return answer(&FetchResponse {
+                    refused: Some(format!("unreadable fetch: {e}")),
+                    ..FetchResponse::default()
+                })
+            }
+        };
+        let cluster_id = self.image().cluster_id.clone();
+        if request.cluster_id != cluster_id {
+            tracing::warn!(theirs = %request.cluster_id, ours = %cluster_id, "refusing a metadata fetch from another cluster");
+            return answer(&FetchResponse {
+                refused: Some(format!(
+                    "this node belongs to cluster {cluster_id}, not {}",
+                    request.cluster_id
+                )),
+                ..FetchResponse::default()
+            });
+        }
+        let deadline = Instant::now() + LONG_POLL;
+        loop {
+            let leader = self.quorum_state().leader;
+            match self.quorum.committed_since(request.from, MAX_BATCHES).await {
+                Some((applied, batches)) if !batches.is_empty() || Instant::now() >= deadline => {
+                    return answer(&FetchResponse {
+                        leader,
+                        applied,
+                        batches,
+                        ..FetchResponse::default()
+                    });
+                }
+                Some(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                None => {
+                    let image = self.image();
+                    return answer(&FetchResponse {
+                        leader,
+                        applied: image.offset,
+                        snapshot: Some((image.offset, image.to_records())),
+                        ..FetchResponse::default()
+                    });
+                }
+            }
+        }
     }
 
     /// The quorum's leader, term and progress as this node sees them.

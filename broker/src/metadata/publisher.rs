@@ -196,7 +196,9 @@ impl Applier for MetadataView {
         for record in records {
             next.replay(record, index, &mut delta);
         }
-        if self.replaying.load(Ordering::Acquire) {
+        assert!(index >= next.offset, "batches apply in log order");
+        next.offset = index;
+        if self.replaying.load(Ordering::Acquire) || records.is_empty() {
             *self.image.write_or_recover() = Arc::new(next);
             return;
         }

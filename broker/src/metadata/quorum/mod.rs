@@ -6,6 +6,7 @@
 //! RocksDB metadata store ([`store`]). A single node is a quorum of one voter, which
 //! elects itself at once and needs no network.
 
+pub mod observer;
 pub mod store;
 
 use std::collections::BTreeMap;
@@ -81,7 +82,16 @@ pub trait Quorum: Send + Sync {
     /// Confirms this node leads and has applied everything committed before now, so a
     /// decision made next sees every earlier one (NotLeader otherwise).
     fn linearize(&self) -> BoxFuture<'_, Result<(), QuorumError>>;
+    /// For observers: the index of the last batch applied here, and the committed
+    /// batches from `from` on (at most `max`), as far as applied; None when `from` is no
+    /// longer in this node's log. Only voters serve this.
+    fn committed_since(&self, _from: u64, _max: usize) -> BoxFuture<'_, Option<CommittedSince>> {
+        Box::pin(async { None })
+    }
 }
+
+/// Committed batches by log index, with the index of the last one applied (for observers).
+pub type CommittedSince = (u64, Vec<(u64, Vec<MetadataRecord>)>);
 
 /// The request api key of quorum messages between voters, on the controller listener.
 /// It is not a Kafka api key, is never advertised, and is refused on other listeners.
@@ -136,6 +146,8 @@ pub struct QuorumState {
 /// The openraft implementation of [`Quorum`].
 pub struct RaftQuorum {
     raft: Raft<TypeConfig>,
+    /// The log, read for observers.
+    log: store::LogStore,
     cluster_id: String,
     voters: String,
     voter_count: usize,
@@ -173,6 +185,7 @@ impl RaftQuorum {
         .map_err(|e| anyhow::anyhow!("metadata quorum settings: {e}"))?;
         let node_id = settings.node_id as u64;
         let log = store::LogStore::new(Arc::clone(&store));
+        let log_reader = log.clone();
         let since_snapshot = Arc::new(store::SinceSnapshot::new(settings.snapshot_max_bytes));
         let machine = store::StateMachine::open(store, applier, Arc::clone(&since_snapshot))?;
         let network = network::Network {
@@ -228,6 +241,7 @@ impl RaftQuorum {
         }
         let quorum = RaftQuorum {
             raft,
+            log: log_reader,
             voters: settings.voters_text(),
             voter_count: settings.voters.len().max(1),
             cluster_id: settings.cluster_id.clone(),
@@ -390,6 +404,38 @@ impl Quorum for RaftQuorum {
                 .collect(),
             millis_since_quorum_ack: metrics.millis_since_quorum_ack,
         }
+    }
+
+    fn committed_since(&self, from: u64, max: usize) -> BoxFuture<'_, Option<CommittedSince>> {
+        Box::pin(async move {
+            use openraft::storage::RaftLogReader;
+            let applied = self
+                .raft
+                .metrics()
+                .borrow()
+                .last_applied
+                .map(|id| id.index)?;
+            if from > applied {
+                return Some((applied, Vec::new()));
+            }
+            let to = applied.min(from + max.max(1) as u64 - 1);
+            let entries = self.log.clone().try_get_log_entries(from..=to).await.ok()?;
+            // Purged below `from`: the caller sends a snapshot instead.
+            if entries.first().map(|e| e.log_id.index) != Some(from) {
+                return None;
+            }
+            let batches = entries
+                .into_iter()
+                .map(|entry| {
+                    let records = match entry.payload {
+                        openraft::EntryPayload::Normal(batch) => batch.records,
+                        _ => Vec::new(),
+                    };
+                    (entry.log_id.index, records)
+                })
+                .collect();
+            Some((applied, batches))
+        })
     }
 
     fn linearize(&self) -> BoxFuture<'_, Result<(), QuorumError>> {

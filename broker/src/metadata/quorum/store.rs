@@ -354,13 +354,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let mut responses = Vec::new();
         for entry in entries {
+            // Every entry moves the image's offset, the quorum's own (blank, membership)
+            // too: a snapshot of the image is then exactly the log up to its offset.
             match &entry.payload {
-                EntryPayload::Blank => {}
+                EntryPayload::Blank => self.applier.apply(entry.log_id.index, &[]),
                 EntryPayload::Normal(batch) => {
                     self.applier.apply(entry.log_id.index, &batch.records);
                     self.since_snapshot.add(json(batch).len() as u64);
                 }
                 EntryPayload::Membership(membership) => {
+                    self.applier.apply(entry.log_id.index, &[]);
                     self.membership = StoredMembership::new(Some(entry.log_id), membership.clone());
                 }
             }
