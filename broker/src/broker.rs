@@ -124,7 +124,8 @@ impl Broker {
             _lock: lock,
         });
         broker.spawn_flush_scheduler();
-        if broker.config.is_cluster() {
+        // A controller-only node does not register: it is not a broker.
+        if broker.config.is_cluster() && broker.config.is_broker {
             crate::metadata::lifecycle::spawn(Arc::downgrade(&broker));
         }
         let retention_check_ms = broker

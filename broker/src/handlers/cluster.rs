@@ -147,13 +147,24 @@ async fn lookup_by_name(
     }
 }
 
-/// The controller id clients are given: the active controller (every node is a broker
-/// too), or -1 while there is none; a lone node is its own.
+/// The controller id clients are given: the active controller when it is a broker too, or
+/// -1 while there is none; a lone node is its own.
 fn controller_id(broker: &Broker) -> i32 {
-    if broker.controller.is_cluster() {
-        broker.controller.quorum_state().leader.unwrap_or(-1)
+    if !broker.controller.is_cluster() {
+        return broker.controller.image().controller_id;
+    }
+    let Some(leader) = broker.controller.quorum_state().leader else {
+        return -1;
+    };
+    // Clients reach brokers only: with a controller that is not one, Kafka names a live
+    // broker, which forwards admin requests.
+    let live = broker.controller.image().live_brokers();
+    if live.contains(&leader) {
+        leader
+    } else if live.contains(&broker.config.node_id) {
+        broker.config.node_id
     } else {
-        broker.controller.image().controller_id
+        live.first().copied().unwrap_or(-1)
     }
 }
 
