@@ -352,9 +352,17 @@ impl Drop for Broker {
     }
 }
 
-/// Several weir nodes forming one cluster on loopback: node ids 1..=n, each a combined
-/// broker and controller with a client port and a controller port, one cluster id, data in
-/// one temporary directory per node.
+/// What a node of a test cluster is (`process.roles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Combined,
+    Controller,
+    Broker,
+}
+
+/// Several weir nodes forming one cluster on loopback: node ids 1..=n, by default each a
+/// combined broker and controller with a client port and a controller port, one cluster
+/// id, data in one temporary directory per node.
 pub struct Cluster {
     pub nodes: Vec<Broker>,
     pub controller_ports: Vec<u16>,
@@ -374,12 +382,35 @@ impl Cluster {
         Cluster::start_each(n, overrides, &[])
     }
 
+    /// Kafka's isolated mode: nodes 1..=controllers are controller-only voters, the next
+    /// `brokers` nodes broker-only. A controller-only node's `port` is its controller port.
+    pub fn start_isolated(
+        controllers: usize,
+        brokers: usize,
+        overrides: &[(&str, &str)],
+    ) -> Cluster {
+        let roles: Vec<Role> = (0..controllers)
+            .map(|_| Role::Controller)
+            .chain((0..brokers).map(|_| Role::Broker))
+            .collect();
+        Cluster::start_roles(&roles, overrides, &[])
+    }
+
     /// As [`Cluster::start`], with settings for single nodes: `per_node[i]` for node `i + 1`.
     pub fn start_each(
         n: usize,
         overrides: &[(&str, &str)],
         per_node: &[&[(&str, &str)]],
     ) -> Cluster {
+        Cluster::start_roles(&vec![Role::Combined; n], overrides, per_node)
+    }
+
+    fn start_roles(
+        roles: &[Role],
+        overrides: &[(&str, &str)],
+        per_node: &[&[(&str, &str)]],
+    ) -> Cluster {
+        let n = roles.len();
         let temp = tempfile::tempdir().expect("temp dir");
         let out = Command::new(weir_bin())
             .arg("random-uuid")
@@ -392,7 +423,8 @@ impl Cluster {
         loop {
             let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
             let dir = temp.path().join(format!("attempt{attempt}"));
-            if let Some(nodes) = Cluster::try_start(&ports, &dir, &cluster_id, overrides, per_node)
+            if let Some(nodes) =
+                Cluster::try_start(&ports, roles, &dir, &cluster_id, overrides, per_node)
             {
                 return Cluster {
                     nodes,
@@ -413,6 +445,7 @@ impl Cluster {
     /// start is: each waits for the quorum. None if a port was taken.
     fn try_start(
         ports: &[(u16, u16)],
+        roles: &[Role],
         dir: &Path,
         cluster_id: &str,
         overrides: &[(&str, &str)],
@@ -420,19 +453,31 @@ impl Cluster {
     ) -> Option<Vec<Broker>> {
         let voters = ports
             .iter()
+            .zip(roles)
             .enumerate()
-            .map(|(i, (_, c))| format!("{}@127.0.0.1:{c}", i + 1))
+            .filter(|(_, (_, role))| **role != Role::Broker)
+            .map(|(i, ((_, c), _))| format!("{}@127.0.0.1:{c}", i + 1))
             .collect::<Vec<_>>()
             .join(",");
         let handles: Vec<_> = ports
             .iter()
+            .zip(roles)
             .enumerate()
-            .map(|(i, (p, c))| {
-                let (p, c) = (*p, *c);
+            .map(|(i, ((p, c), role))| {
                 let dir = dir.join(format!("node{}", i + 1));
-                let listeners = format!("PLAINTEXT://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c}");
+                let (port, listeners, process_roles) = match role {
+                    Role::Combined => (
+                        *p,
+                        format!("PLAINTEXT://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c}"),
+                        "broker,controller",
+                    ),
+                    Role::Controller => (*c, format!("CONTROLLER://127.0.0.1:{c}"), "controller"),
+                    Role::Broker => (*p, format!("PLAINTEXT://127.0.0.1:{p}"), "broker"),
+                };
+                let p = port;
                 let mut settings: Vec<(String, String)> = vec![
                     ("node.id".into(), (i + 1).to_string()),
+                    ("process.roles".into(), process_roles.into()),
                     ("listeners".into(), listeners),
                     ("controller.listener.names".into(), "CONTROLLER".into()),
                     ("controller.quorum.voters".into(), voters.clone()),

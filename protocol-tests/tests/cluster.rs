@@ -1010,3 +1010,121 @@ fn a_controller_cut_off_from_its_quorum_decides_nothing() {
         "nothing the lone node refused was committed"
     );
 }
+
+/// The active controller as DescribeQuorum reports it, asked of any node.
+fn quorum_leader(port: u16) -> i32 {
+    let request = DescribeQuorumRequest::default().with_topics(vec![
+        kafka_protocol::messages::describe_quorum_request::TopicData::default()
+            .with_topic_name(raw::topic_name("__cluster_metadata"))
+            .with_partitions(vec![
+                kafka_protocol::messages::describe_quorum_request::PartitionData::default(),
+            ]),
+    ]);
+    let ResponseKind::DescribeQuorum(q) = Client::connect_port(port).call(
+        ApiKey::DescribeQuorum,
+        2,
+        &RequestKind::DescribeQuorum(request),
+    ) else {
+        panic!("DescribeQuorum answer expected");
+    };
+    q.topics
+        .first()
+        .and_then(|t| t.partitions.first())
+        .map_or(-1, |p| p.leader_id.0)
+}
+
+#[test]
+fn controller_only_and_broker_only_nodes_form_kafkas_isolated_mode() {
+    // Kafka's isolated mode: three controllers (nodes 1-3) that are not brokers, two
+    // brokers (4, 5) that are not voters and follow the metadata log the voters commit.
+    let mut cluster = Cluster::start_isolated(3, 2, &[]);
+    let brokers: Vec<u16> = cluster.nodes[3..].iter().map(|n| n.port).collect();
+    for port in &brokers {
+        eventually(
+            "the two brokers registered, and a broker named as controller",
+            Duration::from_secs(15),
+            || view(*port),
+            |v| {
+                v.brokers.iter().map(|b| b.0).collect::<Vec<_>>() == [4, 5]
+                    && [4, 5].contains(&v.controller)
+            },
+        );
+    }
+    // Admin requests to a broker reach the active controller; replicas go to brokers only.
+    assert_eq!(create(brokers[1], "isolated", 4, 2), (0, None));
+    let settled = eventually(
+        "both brokers see the topic",
+        Duration::from_secs(10),
+        || brokers.iter().map(|p| view(*p)).collect::<Vec<_>>(),
+        |v| v.iter().all(|v| v.partitions.len() == 4) && v[0].partitions == v[1].partitions,
+    );
+    for ((topic, partition), (_, replicas, _)) in &settled[0].partitions {
+        let mut sorted = replicas.clone();
+        sorted.sort();
+        assert_eq!(sorted, [4, 5], "{topic}-{partition}");
+    }
+    assert_eq!(
+        create(brokers[0], "too-wide", 1, 3).0,
+        38,
+        "controllers are not brokers: INVALID_REPLICATION_FACTOR"
+    );
+    // Clients produce and consume through the brokers.
+    let bootstrap = format!("127.0.0.1:{},127.0.0.1:{}", brokers[0], brokers[1]);
+    let producer = protocol_tests::clients::producer(&bootstrap, &[("acks", "all")]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let send = |round: &str| {
+        rt.block_on(async {
+            for n in 0..8 {
+                let value = format!("{round}-{n}");
+                producer
+                    .send(
+                        rdkafka::producer::FutureRecord::<(), _>::to("isolated")
+                            .payload(&value)
+                            .partition(n % 4),
+                        Duration::from_secs(15),
+                    )
+                    .await
+                    .unwrap_or_else(|(e, _)| panic!("produce: {e}"));
+            }
+        })
+    };
+    send("first");
+    let read =
+        protocol_tests::clients::consume(&bootstrap, "isolated", 4, 8, Duration::from_secs(20));
+    assert_eq!(read.len(), 8);
+
+    // kill -9 of the active controller: the brokers follow the new one, and admin
+    // requests through them succeed again.
+    let leader = quorum_leader(brokers[0]);
+    assert!((1..=3).contains(&leader), "a controller leads: {leader}");
+    cluster.node(leader).kill9();
+    eventually(
+        "an admin request through a broker succeeds again",
+        Duration::from_secs(15),
+        || create(brokers[0], "after-failover", 1, 2).0,
+        |code| *code == 0 || *code == 36,
+    );
+    assert_ne!(quorum_leader(brokers[1]), leader);
+
+    // A broker-only node keeps nothing of the log: restarted, it fetches the image again.
+    cluster.node(4).restart();
+    eventually(
+        "the restarted broker has every topic and both brokers",
+        Duration::from_secs(20),
+        || view(brokers[0]),
+        |v| {
+            v.partitions.len() == 5
+                && v.partitions
+                    .contains_key(&("after-failover".to_string(), 0))
+                && v.brokers.len() == 2
+        },
+    );
+    send("second");
+    let read =
+        protocol_tests::clients::consume(&bootstrap, "isolated", 4, 16, Duration::from_secs(20));
+    assert_eq!(
+        read.len(),
+        16,
+        "the data of broker 4's partitions is still there"
+    );
+}

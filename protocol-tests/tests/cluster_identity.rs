@@ -291,8 +291,23 @@ fn quorum_settings_are_checked_before_anything_is_written() {
             &[
                 "process.roles=broker",
                 "controller.quorum.voters=2@localhost:9093",
+                "listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+                "controller.listener.names=CONTROLLER",
             ],
-            "a node with one role is not supported yet",
+            "controller.listener.names must not contain a value appearing in the 'listeners' configuration when running KRaft with just the broker role",
+        ),
+        (
+            &[
+                "process.roles=controller",
+                "controller.quorum.voters=1@localhost:9093",
+                "listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+                "controller.listener.names=CONTROLLER",
+            ],
+            "The listeners config must only contain KRaft controller listeners",
+        ),
+        (
+            &["process.roles=broker"],
+            "a broker without controller.quorum.voters is not supported yet",
         ),
     ];
     for (overrides, expected) in cases {
