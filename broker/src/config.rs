@@ -815,12 +815,12 @@ fn check_quorum(node_id: i32, get: &dyn Fn(&str) -> Option<String>) -> Result<()
         .map(|l| l.into_iter().map(|l| l.name).collect())
         .unwrap_or_default();
     if roles == ["broker"] {
-        if voters.is_empty() {
-            return Err(not_yet(
-                "controller.quorum.voters",
-                voters_value,
-                "a broker without controller.quorum.voters",
-            ));
+        if voters.is_empty() && bootstrap_count == 0 {
+            return Err(ConfigError::Invalid {
+                key: "controller.quorum.bootstrap.servers".into(),
+                value: bootstrap.clone(),
+                reason: "a broker-only node needs controller.quorum.voters or controller.quorum.bootstrap.servers to find the controllers".into(),
+            });
         }
         if let Some(name) = bound.iter().find(|b| names.contains(b)) {
             return Err(ConfigError::Invalid {
@@ -839,7 +839,9 @@ fn check_quorum(node_id: i32, get: &dyn Fn(&str) -> Option<String>) -> Result<()
             });
         }
     }
-    if voters.is_empty() && bootstrap_count > 1 {
+    // Several bootstrap servers without voters are a dynamic quorum for a controller; a
+    // broker only uses them to find the controllers.
+    if voters.is_empty() && bootstrap_count > 1 && is_controller {
         return Err(not_yet(
             "controller.quorum.bootstrap.servers",
             bootstrap,
@@ -897,6 +899,9 @@ pub struct BrokerConfig {
     pub voters: Vec<Voter>,
     /// The listener of `controller.listener.names` that is bound, when there is one.
     pub controller_listener: Option<String>,
+    /// `controller.quorum.bootstrap.servers` (`host:port`): where a broker-only node without
+    /// `controller.quorum.voters` first asks for the metadata log.
+    pub quorum_bootstrap: Vec<String>,
     /// `process.roles` has `broker`: the node registers, holds partitions and serves clients.
     pub is_broker: bool,
     /// `process.roles` has `controller`: the node is a voter of the metadata quorum.
@@ -1124,6 +1129,13 @@ impl BrokerConfig {
             socket_receive_buffer_bytes: num("socket.receive.buffer.bytes")? as i32,
             voters,
             controller_listener,
+            quorum_bootstrap: get("controller.quorum.bootstrap.servers")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(str::to_string)
+                .collect(),
             is_broker: roles.iter().any(|r| r == "broker"),
             is_controller: roles.iter().any(|r| r == "controller"),
             values,

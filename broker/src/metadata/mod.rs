@@ -294,9 +294,18 @@ impl Controller {
             )
         } else {
             // A broker-only node follows the log the voters commit.
+            let voters = if settings.voters.is_empty() {
+                // Ids unknown until a bootstrap server answers.
+                (1..)
+                    .map(|i: i32| -i)
+                    .zip(config.quorum_bootstrap.iter().cloned())
+                    .collect()
+            } else {
+                settings.voters.clone()
+            };
             Box::new(quorum::observer::ObserverQuorum::start(
                 settings.cluster_id.clone(),
-                settings.voters.clone(),
+                voters,
                 applier,
             ))
         };
@@ -370,8 +379,15 @@ impl Controller {
                 ..FetchResponse::default()
             });
         }
+        let voters: Vec<(i32, String)> = self
+            .config
+            .voters
+            .iter()
+            .map(|v| (v.node_id, v.address()))
+            .collect();
         let deadline = Instant::now() + LONG_POLL;
         loop {
+            let voters = voters.clone();
             let leader = self.quorum_state().leader;
             match self.quorum.committed_since(request.from, MAX_BATCHES).await {
                 Some((applied, batches)) if !batches.is_empty() || Instant::now() >= deadline => {
@@ -379,6 +395,7 @@ impl Controller {
                         leader,
                         applied,
                         batches,
+                        voters,
                         ..FetchResponse::default()
                     });
                 }
@@ -389,6 +406,7 @@ impl Controller {
                         leader,
                         applied: image.offset,
                         snapshot: Some((image.offset, image.to_records())),
+                        voters,
                         ..FetchResponse::default()
                     });
                 }
@@ -447,6 +465,13 @@ impl Controller {
             .iter()
             .find(|v| v.node_id == node_id)
             .map(crate::config::Voter::address)
+            .or_else(|| {
+                let learned = self.quorum_state().addresses;
+                learned
+                    .into_iter()
+                    .find(|(id, _)| *id == node_id)
+                    .map(|(_, address)| address)
+            })
     }
 
     /// Sends a request to the active controller's controller listener and returns its

@@ -141,6 +141,9 @@ pub struct QuorumState {
     pub voters: Vec<(i32, Option<u64>)>,
     /// Milliseconds since a quorum of voters last acknowledged the leader (leader only).
     pub millis_since_quorum_ack: Option<u64>,
+    /// The voters' controller listener addresses, as an observer learned them (a broker
+    /// given only `controller.quorum.bootstrap.servers`).
+    pub addresses: Vec<(i32, String)>,
 }
 
 /// The openraft implementation of [`Quorum`].
@@ -403,6 +406,7 @@ impl Quorum for RaftQuorum {
                 })
                 .collect(),
             millis_since_quorum_ack: metrics.millis_since_quorum_ack,
+            addresses: Vec::new(),
         }
     }
 

@@ -51,6 +51,10 @@ pub struct FetchResponse {
     pub snapshot: Option<(u64, Vec<MetadataRecord>)>,
     /// Committed batches by index, from `from` (empty batches are the quorum's own).
     pub batches: Vec<(u64, Vec<MetadataRecord>)>,
+    /// The voters (id, controller listener address), for a broker that was given only
+    /// bootstrap servers.
+    #[serde(default)]
+    pub voters: Vec<(i32, String)>,
 }
 
 /// The quorum as a broker-only node sees it.
@@ -61,7 +65,8 @@ pub struct ObserverQuorum {
 }
 
 impl ObserverQuorum {
-    /// Starts following the log of the voters (`id`, controller listener address).
+    /// Starts following the log of the voters (`id`, controller listener address); with
+    /// bootstrap servers only, their ids are learned from the first answer.
     pub fn start(
         cluster_id: String,
         voters: Vec<(i32, String)>,
@@ -146,6 +151,11 @@ impl Follower {
             tracing::warn!(voter = id, reason = %reason, "a voter refused to serve the metadata log");
             tokio::time::sleep(Duration::from_secs(1)).await;
             return Err(reason);
+        }
+        if !response.voters.is_empty() && response.voters != self.voters {
+            self.voters = response.voters.clone();
+            self.channels.clear();
+            self.state.lock_or_recover().addresses = response.voters.clone();
         }
         if let Some((index, records)) = &response.snapshot {
             self.applier.install(*index, records);
