@@ -358,6 +358,8 @@ pub enum Role {
     Combined,
     Controller,
     Broker,
+    /// A broker given `controller.quorum.bootstrap.servers` instead of the voters.
+    BootstrapBroker,
 }
 
 /// Several weir nodes forming one cluster on loopback: node ids 1..=n, by default each a
@@ -455,7 +457,7 @@ impl Cluster {
             .iter()
             .zip(roles)
             .enumerate()
-            .filter(|(_, (_, role))| **role != Role::Broker)
+            .filter(|(_, (_, role))| !matches!(role, Role::Broker | Role::BootstrapBroker))
             .map(|(i, ((_, c), _))| format!("{}@127.0.0.1:{c}", i + 1))
             .collect::<Vec<_>>()
             .join(",");
@@ -472,7 +474,9 @@ impl Cluster {
                         "broker,controller",
                     ),
                     Role::Controller => (*c, format!("CONTROLLER://127.0.0.1:{c}"), "controller"),
-                    Role::Broker => (*p, format!("PLAINTEXT://127.0.0.1:{p}"), "broker"),
+                    Role::Broker | Role::BootstrapBroker => {
+                        (*p, format!("PLAINTEXT://127.0.0.1:{p}"), "broker")
+                    }
                 };
                 let p = port;
                 let mut settings: Vec<(String, String)> = vec![
@@ -482,6 +486,18 @@ impl Cluster {
                     ("controller.listener.names".into(), "CONTROLLER".into()),
                     ("controller.quorum.voters".into(), voters.clone()),
                 ];
+                if *role == Role::BootstrapBroker {
+                    let addresses: Vec<&str> = voters
+                        .split(',')
+                        .filter_map(|v| v.split_once('@'))
+                        .map(|(_, a)| a)
+                        .collect();
+                    settings[4].1 = String::new();
+                    settings.push((
+                        "controller.quorum.bootstrap.servers".into(),
+                        addresses.join(","),
+                    ));
+                }
                 let own = per_node.get(i).copied().unwrap_or_default();
                 for (k, v) in Cluster::TEST_SETTINGS.iter().chain(overrides).chain(own) {
                     settings.push((k.to_string(), v.to_string()));

@@ -307,7 +307,7 @@ fn quorum_settings_are_checked_before_anything_is_written() {
         ),
         (
             &["process.roles=broker"],
-            "a broker without controller.quorum.voters is not supported yet",
+            "a broker-only node needs controller.quorum.voters or controller.quorum.bootstrap.servers",
         ),
     ];
     for (overrides, expected) in cases {
