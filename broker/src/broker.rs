@@ -124,8 +124,7 @@ impl Broker {
             _lock: lock,
         });
         broker.spawn_flush_scheduler();
-        // A controller-only node does not register: it is not a broker.
-        if broker.config.is_cluster() && broker.config.is_broker {
+        if broker.config.is_cluster() {
             crate::metadata::lifecycle::spawn(Arc::downgrade(&broker));
         }
         let retention_check_ms = broker

@@ -930,7 +930,8 @@ impl BrokerConfig {
     /// Whether this node is part of a cluster, not a lone node: one of several voters, a
     /// broker of other voters, or a controller of other brokers.
     pub fn is_cluster(&self) -> bool {
-        self.voters.iter().any(|v| v.node_id != self.node_id) || !self.is_broker
+        !(self.is_broker && self.is_controller)
+            || self.voters.iter().any(|v| v.node_id != self.node_id)
     }
 
     /// Loads the config from `weir [server.properties] [--override key=value ...]` and

@@ -192,7 +192,23 @@ impl Controller {
 /// Runs the broker's registration and heartbeats, and the active controller's fencing of
 /// stale brokers, while the controller lives.
 pub fn spawn(controller: Weak<impl AsRef<Controller> + Send + Sync + 'static>) {
+    let Some((is_broker, is_controller)) = controller.upgrade().map(|owner| {
+        let config = &owner.as_ref().as_ref().config;
+        (config.is_broker, config.is_controller)
+    }) else {
+        return;
+    };
     let heartbeats = controller.clone();
+    // A broker registers and heartbeats; a controller fences brokers that stop.
+    if is_broker {
+        spawn_heartbeats(heartbeats);
+    }
+    if is_controller {
+        spawn_fencing(controller);
+    }
+}
+
+fn spawn_heartbeats(heartbeats: Weak<impl AsRef<Controller> + Send + Sync + 'static>) {
     tokio::spawn(async move {
         loop {
             let interval = {
@@ -210,6 +226,9 @@ pub fn spawn(controller: Weak<impl AsRef<Controller> + Send + Sync + 'static>) {
             tokio::time::sleep(Duration::from_millis(interval)).await;
         }
     });
+}
+
+fn spawn_fencing(controller: Weak<impl AsRef<Controller> + Send + Sync + 'static>) {
     tokio::spawn(async move {
         let mut leading_since = None;
         loop {
