@@ -379,37 +379,63 @@ impl Controller {
                 ..FetchResponse::default()
             });
         }
-        let voters: Vec<(i32, String)> = self
+        if !self.is_cluster() {
+            // A lone combined node keeps its brokers to itself.
+            return answer(&FetchResponse {
+                refused: Some("this node is a single node, not the voter of a cluster".into()),
+                ..FetchResponse::default()
+            });
+        }
+        let mut voters: Vec<(i32, String)> = self
             .config
             .voters
             .iter()
             .map(|v| (v.node_id, v.address()))
             .collect();
+        if voters.is_empty() {
+            // The only voter, known to its brokers by a bootstrap address.
+            if let Some(own) = self
+                .config
+                .listeners
+                .iter()
+                .find(|l| Some(&l.name) == self.config.controller_listener.as_ref())
+            {
+                voters.push((self.config.node_id, format!("{}:{}", own.host, own.port)));
+            }
+        }
         let deadline = Instant::now() + LONG_POLL;
         loop {
-            let voters = voters.clone();
             let leader = self.quorum_state().leader;
+            let answer_with = |applied, batches, snapshot| {
+                answer(&FetchResponse {
+                    leader,
+                    applied,
+                    batches,
+                    snapshot,
+                    voters: voters.clone(),
+                    refused: None,
+                })
+            };
             match self.quorum.committed_since(request.from, MAX_BATCHES).await {
-                Some((applied, batches)) if !batches.is_empty() || Instant::now() >= deadline => {
-                    return answer(&FetchResponse {
-                        leader,
-                        applied,
-                        batches,
-                        voters,
-                        ..FetchResponse::default()
-                    });
+                quorum::Committed::Batches { applied, batches }
+                    if !batches.is_empty() || Instant::now() >= deadline =>
+                {
+                    return answer_with(applied, batches, None);
                 }
-                Some(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-                None => {
+                quorum::Committed::Purged => {
+                    // The image holds everything up to its offset, which is past the
+                    // purge point.
                     let image = self.image();
-                    return answer(&FetchResponse {
-                        leader,
-                        applied: image.offset,
-                        snapshot: Some((image.offset, image.to_records())),
-                        voters,
-                        ..FetchResponse::default()
-                    });
+                    return answer_with(
+                        image.offset,
+                        Vec::new(),
+                        Some((image.offset, image.to_records())),
+                    );
                 }
+                quorum::Committed::NotReady if Instant::now() >= deadline => {
+                    return answer_with(0, Vec::new(), None);
+                }
+                _ => tokio::time::sleep(Duration::from_millis(10)).await,
             }
         }
     }

@@ -219,6 +219,8 @@ impl Applier for MetadataView {
         for record in records {
             next.replay(record, index, &mut delta);
         }
+        // A snapshot is the log up to its index, records or not.
+        next.offset = index;
         if self.replaying.load(Ordering::Acquire) {
             *self.image.write_or_recover() = Arc::new(next);
             return;

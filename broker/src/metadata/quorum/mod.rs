@@ -85,13 +85,24 @@ pub trait Quorum: Send + Sync {
     /// For observers: the index of the last batch applied here, and the committed
     /// batches from `from` on (at most `max`), as far as applied; None when `from` is no
     /// longer in this node's log. Only voters serve this.
-    fn committed_since(&self, _from: u64, _max: usize) -> BoxFuture<'_, Option<CommittedSince>> {
-        Box::pin(async { None })
+    fn committed_since(&self, _from: u64, _max: usize) -> BoxFuture<'_, Committed> {
+        Box::pin(async { Committed::NotReady })
     }
 }
 
-/// Committed batches by log index, with the index of the last one applied (for observers).
-pub type CommittedSince = (u64, Vec<(u64, Vec<MetadataRecord>)>);
+/// What a voter has for an observer asking from an index.
+pub enum Committed {
+    /// The committed batches from that index on (none yet: empty), with the index of the
+    /// last batch applied here.
+    Batches {
+        applied: u64,
+        batches: Vec<(u64, Vec<MetadataRecord>)>,
+    },
+    /// The index was purged from this node's log: only a snapshot has it.
+    Purged,
+    /// This node cannot tell yet (nothing applied, or its log unreadable).
+    NotReady,
+}
 
 /// The request api key of quorum messages between voters, on the controller listener.
 /// It is not a Kafka api key, is never advertised, and is refused on other listeners.
@@ -410,23 +421,35 @@ impl Quorum for RaftQuorum {
         }
     }
 
-    fn committed_since(&self, from: u64, max: usize) -> BoxFuture<'_, Option<CommittedSince>> {
+    fn committed_since(&self, from: u64, max: usize) -> BoxFuture<'_, Committed> {
         Box::pin(async move {
             use openraft::storage::RaftLogReader;
-            let applied = self
-                .raft
-                .metrics()
-                .borrow()
-                .last_applied
-                .map(|id| id.index)?;
+            let (applied, purged) = {
+                let metrics = self.raft.metrics().borrow().clone();
+                (
+                    metrics.last_applied.map(|id| id.index),
+                    metrics.purged.map(|id| id.index),
+                )
+            };
+            let Some(applied) = applied else {
+                return Committed::NotReady;
+            };
             if from > applied {
-                return Some((applied, Vec::new()));
+                return Committed::Batches {
+                    applied,
+                    batches: Vec::new(),
+                };
+            }
+            if purged.is_some_and(|p| p >= from) {
+                return Committed::Purged;
             }
             let to = applied.min(from + max.max(1) as u64 - 1);
-            let entries = self.log.clone().try_get_log_entries(from..=to).await.ok()?;
-            // Purged below `from`: the caller sends a snapshot instead.
+            let Ok(entries) = self.log.clone().try_get_log_entries(from..=to).await else {
+                return Committed::NotReady;
+            };
             if entries.first().map(|e| e.log_id.index) != Some(from) {
-                return None;
+                // Purged meanwhile: the next ask finds the purge point past it.
+                return Committed::NotReady;
             }
             let batches = entries
                 .into_iter()
@@ -438,7 +461,7 @@ impl Quorum for RaftQuorum {
                     (entry.log_id.index, records)
                 })
                 .collect();
-            Some((applied, batches))
+            Committed::Batches { applied, batches }
         })
     }
 

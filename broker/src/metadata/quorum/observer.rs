@@ -86,8 +86,16 @@ impl ObserverQuorum {
         };
         let stopped = stop.clone();
         tokio::spawn(async move {
+            use futures::FutureExt;
             tokio::select! {
-                _ = follower.run() => {}
+                result = std::panic::AssertUnwindSafe(follower.run()).catch_unwind() => {
+                    if result.is_err() {
+                        // A broker that can no longer follow the metadata would serve a
+                        // stale view: it stops, and a restart fetches the image again.
+                        tracing::error!("following the metadata log failed: stopping");
+                        std::process::exit(1);
+                    }
+                }
                 _ = stopped.cancelled() => {}
             }
         });
@@ -120,7 +128,14 @@ impl Follower {
                 return;
             };
             match self.fetch(id, &address).await {
-                Ok(()) => {}
+                Ok(progress) => {
+                    // A voter that knows no leader (cut off, electing) may be behind: the
+                    // others are asked in turn.
+                    if self.state.lock_or_recover().leader.is_none() && !progress {
+                        turn = voter + 1;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
                 Err(e) => {
                     tracing::debug!(voter = id, error = %e, "cannot fetch the metadata log");
                     self.state.lock_or_recover().leader = None;
@@ -131,7 +146,8 @@ impl Follower {
         }
     }
 
-    async fn fetch(&mut self, id: i32, address: &str) -> Result<(), String> {
+    /// One fetch from a voter; whether it brought anything new.
+    async fn fetch(&mut self, id: i32, address: &str) -> Result<bool, String> {
         let body = serde_json::to_vec(&FetchRequest {
             cluster_id: self.cluster_id.clone(),
             from: self.next,
@@ -157,7 +173,12 @@ impl Follower {
             self.channels.clear();
             self.state.lock_or_recover().addresses = response.voters.clone();
         }
+        let before = self.next;
         if let Some((index, records)) = &response.snapshot {
+            if index + 1 < self.next {
+                // Older than what this node has: never applied backwards.
+                return Err(format!("a snapshot at {index}, behind {}", self.next));
+            }
             self.applier.install(*index, records);
             self.next = index + 1;
             tracing::info!(index, voter = id, "installed a metadata snapshot");
@@ -176,10 +197,11 @@ impl Follower {
             state.high_watermark = self.next;
             state.log_end = self.next;
         }
-        if self.next > response.applied && !*self.ready.borrow() {
+        // Caught up with the leader itself, not with a voter that may be behind it.
+        if self.next > response.applied && response.leader == Some(id) && !*self.ready.borrow() {
             let _ = self.ready.send(true);
         }
-        Ok(())
+        Ok(self.next > before)
     }
 }
 
