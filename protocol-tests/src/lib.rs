@@ -385,7 +385,9 @@ impl Cluster {
     }
 
     /// Kafka's isolated mode: nodes 1..=controllers are controller-only voters, the next
-    /// `brokers` nodes broker-only. A controller-only node's `port` is its controller port.
+    /// `brokers` nodes broker-only, the last of them given the controllers as
+    /// `controller.quorum.bootstrap.servers` instead of `controller.quorum.voters`. A
+    /// controller-only node's `port` is its controller port.
     pub fn start_isolated(
         controllers: usize,
         brokers: usize,
@@ -393,7 +395,8 @@ impl Cluster {
     ) -> Cluster {
         let roles: Vec<Role> = (0..controllers)
             .map(|_| Role::Controller)
-            .chain((0..brokers).map(|_| Role::Broker))
+            .chain((1..brokers).map(|_| Role::Broker))
+            .chain((brokers > 0).then_some(Role::BootstrapBroker))
             .collect();
         Cluster::start_roles(&roles, overrides, &[])
     }

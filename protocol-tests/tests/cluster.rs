@@ -1112,6 +1112,14 @@ fn controller_only_and_broker_only_nodes_form_kafkas_isolated_mode() {
         |l| *l != leader && (1..=3).contains(l),
     );
 
+    // A broker that stops heartbeating is fenced by the controllers, which are not brokers.
+    cluster.node(4).kill9();
+    eventually(
+        "the killed broker is fenced",
+        Duration::from_secs(10),
+        || view(brokers[1]).brokers,
+        |b| b.iter().map(|b| b.0).collect::<Vec<_>>() == [5],
+    );
     // A broker-only node keeps nothing of the log: restarted, it fetches the image again.
     cluster.node(4).restart();
     eventually(
