@@ -41,28 +41,27 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 const LATEST_TIERED_TIMESTAMP: i64 = -5;
 
-/// The partition this broker leads, checked against the client's view of its leader
-/// epoch (-1: no view). Every partition-level API starts here.
+/// The partition this broker leads, with its leader epoch, checked against the client's
+/// view of that epoch (-1: no view). Every partition-level API starts here.
 pub(crate) fn leader_for(
     broker: &Broker,
     topic: &str,
     partition: i32,
     client_epoch: i32,
-) -> Result<Arc<Partition>, ErrorCode> {
-    let Some(partition) = broker.replicas.partition(topic, partition) else {
-        // A partition hosted elsewhere: the client's metadata is stale.
-        return Err(if broker.controller.has_partition(topic, partition) {
-            ErrorCode::NotLeaderOrFollower
-        } else {
-            ErrorCode::UnknownTopicOrPartition
-        });
-    };
-    if !broker.controller.leads(topic, partition.index) {
+) -> Result<(Arc<Partition>, i32), ErrorCode> {
+    let leadership = broker
+        .controller
+        .leadership(topic, partition)
+        .ok_or(ErrorCode::UnknownTopicOrPartition)?;
+    // Hosted elsewhere, or led by another replica: the client's metadata is stale.
+    let hosted = broker.replicas.partition(topic, partition);
+    let Some(partition) = hosted.filter(|_| leadership.this_node_leads) else {
         return Err(ErrorCode::NotLeaderOrFollower);
-    }
+    };
+    let epoch = leadership.leader_epoch;
     match client_epoch {
-        e if e < 0 || e == partition.leader_epoch() => Ok(partition),
-        e if e > partition.leader_epoch() => Err(ErrorCode::UnknownLeaderEpoch),
+        e if e < 0 || e == epoch => Ok((partition, epoch)),
+        e if e > epoch => Err(ErrorCode::UnknownLeaderEpoch),
         _ => Err(ErrorCode::FencedLeaderEpoch),
     }
 }
@@ -140,7 +139,7 @@ async fn run_fetch(broker: &Arc<Broker>, version: i16, request: FetchRequest) ->
                 .unwrap_or(-1);
             let (partition, error) =
                 match leader_for(broker, &target.topic, target.partition, epoch) {
-                    Ok(p) => (Some(p), ErrorCode::None),
+                    Ok((p, _)) => (Some(p), ErrorCode::None),
                     Err(ErrorCode::UnknownTopicOrPartition)
                         if version >= 13 && target.topic.is_empty() =>
                     {
@@ -429,13 +428,13 @@ pub fn list_offsets(
                 .map(|p| {
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    let partition = match leader_for(
+                    let (partition, leader_epoch) = match leader_for(
                         broker,
                         &topic.name.0,
                         p.partition_index,
                         p.current_leader_epoch,
                     ) {
-                        Ok(partition) => partition,
+                        Ok(found) => found,
                         Err(code) => return response.with_error_code(code.code()),
                     };
                     if version == 0 {
@@ -456,7 +455,7 @@ pub fn list_offsets(
                             .with_offset(offset)
                             // No offset found (a time after the last record): no epoch.
                             .with_leader_epoch(if version >= 4 && offset >= 0 {
-                                partition.leader_epoch()
+                                leader_epoch
                             } else {
                                 -1
                             }),
@@ -513,19 +512,19 @@ pub fn offset_for_leader_epoch(
                 .iter()
                 .map(|p| {
                     let response = EpochEndOffset::default().with_partition(p.partition);
-                    let partition = match leader_for(
+                    let (partition, leader_epoch) = match leader_for(
                         broker,
                         &topic.topic.0,
                         p.partition,
                         p.current_leader_epoch,
                     ) {
-                        Ok(partition) => partition,
+                        Ok(found) => found,
                         Err(code) => return response.with_error_code(code.code()),
                     };
                     // A log is never truncated yet (a partition has one replica in its
                     // ISR), so every epoch up to the current one ends at the log end
                     // offset: no client ever has to truncate. A later epoch is unknown.
-                    if p.leader_epoch <= partition.leader_epoch() {
+                    if p.leader_epoch <= leader_epoch {
                         response
                             .with_leader_epoch(p.leader_epoch)
                             .with_end_offset(partition.log_end_offset())

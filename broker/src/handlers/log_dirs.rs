@@ -32,7 +32,7 @@ pub fn delete_records(
                         .with_partition_index(p.partition_index);
                     let deleted =
                         super::fetch::leader_for(broker, &topic.name.0, p.partition_index, -1)
-                            .and_then(|partition| partition.delete_records(p.offset));
+                            .and_then(|(partition, _)| partition.delete_records(p.offset));
                     match deleted {
                         Ok(low_watermark) => result.with_low_watermark(low_watermark),
                         Err(code) => result.with_low_watermark(-1).with_error_code(code.code()),

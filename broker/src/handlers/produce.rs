@@ -65,11 +65,10 @@ pub fn produce(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> R
                 partitions.push(response.with_error_code(ErrorCode::InvalidRecord.code()));
                 continue;
             };
-            let Some(topic_name) = name.as_deref().filter(|n| {
-                image
-                    .topic(n)
-                    .is_some_and(|t| (0..t.partitions).contains(&data.index))
-            }) else {
+            let leadership = name
+                .as_deref()
+                .and_then(|n| Some((n, broker.controller.leadership(n, data.index)?)));
+            let Some((topic_name, leadership)) = leadership else {
                 first_error.get_or_insert_with(|| format!("{unknown:?}"));
                 partitions.push(response.with_error_code(unknown.code()));
                 continue;
@@ -83,7 +82,7 @@ pub fn produce(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> R
             let target = broker
                 .replicas
                 .partition(topic_name, data.index)
-                .filter(|p| broker.controller.leads(&p.topic, p.index));
+                .filter(|_| leadership.this_node_leads);
             let Some(target) = target else {
                 first_error.get_or_insert_with(|| "not the leader".into());
                 let mut response = response.with_error_code(ErrorCode::NotLeaderOrFollower.code());

@@ -216,6 +216,14 @@ pub struct Controller {
     lifecycle: lifecycle::Lifecycle,
 }
 
+/// A partition's leadership as this node's image has it.
+#[derive(Debug, Clone, Copy)]
+pub struct Leadership {
+    pub this_node_leads: bool,
+    /// The leader epoch clients' views are checked against.
+    pub leader_epoch: i32,
+}
+
 /// How long a pooled connection to the controller may sit idle and still be used.
 const POOLED_CHANNEL_MAX_IDLE: Duration = Duration::from_secs(60);
 
@@ -463,20 +471,22 @@ impl Controller {
     /// Whether this node leads a partition, as the image says (a lone node leads all it
     /// hosts). Clients that ask another broker get NOT_LEADER_OR_FOLLOWER and refresh.
     pub fn leads(&self, topic: &str, partition: i32) -> bool {
-        if !self.is_cluster() {
-            return true;
-        }
-        self.image()
-            .topic(topic)
-            .and_then(|t| t.partition_states.get(partition as usize))
-            .is_some_and(|p| p.leader == self.config.node_id)
+        self.leadership(topic, partition)
+            .is_some_and(|l| l.this_node_leads)
     }
 
-    /// Whether the committed metadata has this partition, wherever it is hosted.
-    pub fn has_partition(&self, topic: &str, partition: i32) -> bool {
-        self.image()
-            .topic(topic)
-            .is_some_and(|t| (0..t.partitions).contains(&partition))
+    /// A partition's leadership in the image, from one read of it; None if the partition
+    /// does not exist.
+    pub fn leadership(&self, topic: &str, partition: i32) -> Option<Leadership> {
+        let image = self.image();
+        let state = image
+            .topic(topic)?
+            .partition_states
+            .get(usize::try_from(partition).ok()?)?;
+        Some(Leadership {
+            this_node_leads: !self.is_cluster() || state.leader == self.config.node_id,
+            leader_epoch: state.leader_epoch,
+        })
     }
 
     /// Whether this node is the active controller.

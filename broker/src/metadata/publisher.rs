@@ -159,18 +159,6 @@ impl MetadataView {
                 }
             }
         }
-        // Leader epochs move with leadership changes (PartitionChangeRecord marks the
-        // topic grown); the partitions check clients' epochs against them.
-        for id in &delta.grown {
-            let Some(topic) = next.topic_by_id(id) else {
-                continue;
-            };
-            for partition in self.replicas.topic(&topic.name).unwrap_or_default() {
-                if let Some(state) = topic.partition_states.get(partition.index as usize) {
-                    partition.set_leader_epoch(state.leader_epoch);
-                }
-            }
-        }
         if delta.broker_configs {
             for topic in next.topics.values() {
                 self.replicas.reconfigure(&topic.name, &resolve(topic));
@@ -240,11 +228,11 @@ impl Applier for MetadataView {
 }
 
 impl crate::group::consumer::TopicCatalog for MetadataView {
-    fn topics(&self) -> Vec<(Arc<str>, uuid::Uuid, i32)> {
+    fn topics(&self) -> Vec<(String, uuid::Uuid, i32)> {
         self.image()
             .topics
             .values()
-            .map(|t| (Arc::from(t.name.as_str()), t.id, t.partitions))
+            .map(|t| (t.name.clone(), t.id, t.partitions))
             .collect()
     }
 

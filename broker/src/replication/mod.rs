@@ -16,7 +16,7 @@ pub mod log_dir;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -63,8 +63,6 @@ pub struct Partition {
     pub topic: Arc<str>,
     pub topic_id: Uuid,
     pub index: i32,
-    /// The partition's leader epoch in the metadata image (set by the publisher).
-    leader_epoch: AtomicI32,
     log: Mutex<PartitionLog>,
     high_watermark: AtomicI64,
     log_start_offset: AtomicI64,
@@ -78,15 +76,6 @@ pub struct Partition {
 }
 
 impl Partition {
-    /// The current leader epoch, which clients' epochs are checked against.
-    pub fn leader_epoch(&self) -> i32 {
-        self.leader_epoch.load(Ordering::Acquire)
-    }
-
-    pub fn set_leader_epoch(&self, epoch: i32) {
-        self.leader_epoch.store(epoch, Ordering::Release);
-    }
-
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark.load(Ordering::Acquire)
     }
@@ -633,7 +622,6 @@ impl ReplicaManager {
             topic: Arc::clone(topic),
             topic_id,
             index,
-            leader_epoch: AtomicI32::new(0),
             high_watermark: AtomicI64::new(leo),
             log_start_offset: AtomicI64::new(log.log_start_offset()),
             log: Mutex::new(log),
