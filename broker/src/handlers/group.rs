@@ -430,13 +430,7 @@ pub fn offset_fetch(
                     (Some(id), true) => Some((id.as_str(), g.member_epoch)),
                     _ => None,
                 };
-                let result = if coordinates(broker, &g.group_id.0) {
-                    broker
-                        .groups
-                        .fetch_offsets(&g.group_id.0, topics.as_deref(), member)
-                } else {
-                    Err(GroupError::NotCoordinator)
-                };
+                let result = fetch_offsets(broker, &g.group_id.0, topics.as_deref(), member);
                 group_offsets(g.group_id.clone(), result)
             })
             .collect();
@@ -447,13 +441,7 @@ pub fn offset_fetch(
             .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
             .collect()
     });
-    let fetched = if coordinates(broker, &request.group_id.0) {
-        broker
-            .groups
-            .fetch_offsets(&request.group_id.0, topics.as_deref(), None)
-    } else {
-        Err(GroupError::NotCoordinator)
-    };
+    let fetched = fetch_offsets(broker, &request.group_id.0, topics.as_deref(), None);
     match fetched {
         Ok(found) => {
             response.topics = found
@@ -903,6 +891,19 @@ pub(super) fn not_coordinator(broker: &Arc<Broker>, request: &RequestKind) -> Op
 
 /// Whether this node coordinates `group`: always on a lone node; in a cluster, when it
 /// leads the group's `__consumer_offsets` partition (or that topic does not exist yet).
+/// A group's committed offsets, if this node coordinates the group.
+fn fetch_offsets(
+    broker: &Broker,
+    group: &str,
+    topics: Option<&[(String, Vec<i32>)]>,
+    member: Option<(&str, i32)>,
+) -> Result<crate::group::FetchedOffsets, GroupError> {
+    if !coordinates(broker, group) {
+        return Err(GroupError::NotCoordinator);
+    }
+    broker.groups.fetch_offsets(group, topics, member)
+}
+
 fn coordinates(broker: &Broker, group: &str) -> bool {
     if !broker.controller.is_cluster() {
         return true;
