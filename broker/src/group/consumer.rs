@@ -17,7 +17,6 @@
 //! timeout, or does not revoke within its rebalance timeout, is removed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
 
 use bytes::Bytes;
 use uuid::Uuid;
@@ -50,7 +49,7 @@ pub fn assignor_name(configured: &str) -> &str {
 /// The topics that exist: the committed metadata, whichever node hosts their partitions.
 pub trait TopicCatalog: Send + Sync {
     /// Every topic's name, id and partition count.
-    fn topics(&self) -> Vec<(Arc<str>, Uuid, i32)>;
+    fn topics(&self) -> Vec<(String, Uuid, i32)>;
 
     /// A topic's partition count, if it exists.
     fn partition_count(&self, topic: &str) -> Option<i32>;
@@ -67,8 +66,8 @@ impl TopicView {
     pub fn from_catalog(catalog: &dyn TopicCatalog) -> TopicView {
         let mut view = TopicView::default();
         for (name, id, count) in catalog.topics() {
-            view.by_id.insert(id, name.to_string());
-            view.by_name.insert(name.to_string(), (id, count));
+            view.by_id.insert(id, name.clone());
+            view.by_name.insert(name, (id, count));
         }
         view
     }
