@@ -33,6 +33,32 @@ pub fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> FutureProducer {
     config.create().expect("producer")
 }
 
+/// Sends `values` with acks=all, value `n` to partition `n % partitions`, waiting for each
+/// to be acknowledged (a failure panics, naming `what`).
+pub fn produce_round_robin(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    values: &[String],
+    what: &str,
+) {
+    let producer = producer(bootstrap, &[("acks", "all")]);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        for (n, value) in values.iter().enumerate() {
+            producer
+                .send(
+                    rdkafka::producer::FutureRecord::<(), _>::to(topic)
+                        .payload(value)
+                        .partition(n as i32 % partitions),
+                    Duration::from_secs(15),
+                )
+                .await
+                .unwrap_or_else(|(e, _)| panic!("{what}: {e}"));
+        }
+    });
+}
+
 pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)

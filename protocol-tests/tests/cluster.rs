@@ -168,23 +168,9 @@ fn three_nodes_form_one_cluster_and_every_node_tells_the_same_story() {
 
     // Clients reach each partition's leader, from any bootstrap node.
     let bootstrap = cluster.bootstrap();
-    let producer =
-        protocol_tests::clients::producer(&format!("127.0.0.1:{}", ports[2]), &[("acks", "all")]);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        for i in 0..30 {
-            let value = format!("v{i}");
-            producer
-                .send(
-                    rdkafka::producer::FutureRecord::<(), _>::to("r3")
-                        .payload(&value)
-                        .partition(i % 3),
-                    Duration::from_secs(10),
-                )
-                .await
-                .unwrap_or_else(|(e, _)| panic!("produce: {e}"));
-        }
-    });
+    let values: Vec<String> = (0..30).map(|i| format!("v{i}")).collect();
+    let third = format!("127.0.0.1:{}", ports[2]);
+    protocol_tests::clients::produce_round_robin(&third, "r3", 3, &values, "produce");
     let read = protocol_tests::clients::consume(&bootstrap, "r3", 3, 30, Duration::from_secs(20));
     assert_eq!(read.len(), 30);
 
@@ -482,22 +468,14 @@ fn a_broker_that_stops_gives_up_its_leaderships_and_takes_them_back() {
     // Clients that send their view of the leader epoch (librdkafka does, in Fetch and
     // ListOffsets) produce and read every partition in its new epoch.
     let bootstrap = cluster.bootstrap();
-    let producer = protocol_tests::clients::producer(&bootstrap, &[("acks", "all")]);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        for n in 0..9 {
-            let value = format!("after-{n}");
-            producer
-                .send(
-                    rdkafka::producer::FutureRecord::<(), _>::to("led")
-                        .payload(&value)
-                        .partition(n % 3),
-                    Duration::from_secs(15),
-                )
-                .await
-                .unwrap_or_else(|(e, _)| panic!("produce after failback: {e}"));
-        }
-    });
+    let values: Vec<String> = (0..9).map(|n| format!("after-{n}")).collect();
+    protocol_tests::clients::produce_round_robin(
+        &bootstrap,
+        "led",
+        3,
+        &values,
+        "produce after failback",
+    );
     let read = protocol_tests::clients::consume(&bootstrap, "led", 3, 9, Duration::from_secs(20));
     assert_eq!(read.len(), 9, "every partition read in its new epoch");
 }
@@ -1071,23 +1049,9 @@ fn controller_only_and_broker_only_nodes_form_kafkas_isolated_mode() {
     );
     // Clients produce and consume through the brokers.
     let bootstrap = format!("127.0.0.1:{},127.0.0.1:{}", brokers[0], brokers[1]);
-    let producer = protocol_tests::clients::producer(&bootstrap, &[("acks", "all")]);
-    let rt = tokio::runtime::Runtime::new().unwrap();
     let send = |round: &str| {
-        rt.block_on(async {
-            for n in 0..8 {
-                let value = format!("{round}-{n}");
-                producer
-                    .send(
-                        rdkafka::producer::FutureRecord::<(), _>::to("isolated")
-                            .payload(&value)
-                            .partition(n % 4),
-                        Duration::from_secs(15),
-                    )
-                    .await
-                    .unwrap_or_else(|(e, _)| panic!("produce: {e}"));
-            }
-        })
+        let values: Vec<String> = (0..8).map(|n| format!("{round}-{n}")).collect();
+        protocol_tests::clients::produce_round_robin(&bootstrap, "isolated", 4, &values, "produce");
     };
     send("first");
     let read =
